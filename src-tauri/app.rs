@@ -1,0 +1,171 @@
+//! `App`: the core context, built once per process and shared by the desktop shell,
+//! the CLI and the gateway. It owns the data dir and the database; later parts
+//! (vault, routing snapshot, pool, upstreams) hang off it.
+
+use crate::error::{Code, Error, Result};
+use crate::store;
+use sea_orm::DatabaseConnection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How the process was asked to start; resolved from flags and environment by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// `--data-dir` / `SWITCHYARD_DATA_DIR`; `None` = the platform default.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Resolved, immutable configuration of this process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+}
+
+pub struct App {
+    pub config: Config,
+    pub db: DatabaseConnection,
+}
+
+pub type SharedApp = Arc<App>;
+
+/// The platform's app-data dir: `~/Library/Application Support/Switchyard` on macOS,
+/// `$XDG_DATA_HOME/switchyard` (default `~/.local/share/switchyard`) on Linux.
+pub fn default_data_dir() -> Result<PathBuf> {
+    let base = dirs::data_dir().ok_or_else(|| {
+        Error::new(
+            Code::DataDirUnavailable,
+            "cannot determine the platform data directory (is HOME set?); pass --data-dir",
+        )
+    })?;
+    let name = if cfg!(target_os = "macos") {
+        "Switchyard"
+    } else {
+        "switchyard"
+    };
+    Ok(base.join(name))
+}
+
+/// Create the data dir (mode 0700 on Unix) if it does not exist, and check that it is
+/// a writable directory. Nothing is written when this fails.
+pub fn ensure_data_dir(dir: &Path) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        Error::new(
+            Code::DataDirUnavailable,
+            format!("data directory {} {what}: {e}", dir.display()),
+        )
+        .with_source(e)
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::new(
+                Code::DataDirUnavailable,
+                format!(
+                    "data directory {} exists but is not a directory",
+                    dir.display()
+                ),
+            ));
+        }
+        Err(_) => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(dir).map_err(|e| fail("cannot be created", e))?;
+        }
+    }
+    // A read-only directory would otherwise surface later as an obscure SQLite error.
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").map_err(|e| fail("is not writable", e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+impl App {
+    /// Resolve the data dir, create it, open and migrate the database.
+    pub async fn open(opts: AppOptions) -> Result<SharedApp> {
+        let data_dir = match opts.data_dir {
+            Some(d) => absolute(&d)?,
+            None => default_data_dir()?,
+        };
+        ensure_data_dir(&data_dir)?;
+        let db = store::open(&data_dir).await?;
+        Ok(Arc::new(App {
+            config: Config { data_dir },
+            db,
+        }))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        return Err(Error::new(
+            Code::InvalidArgument,
+            "--data-dir must not be empty",
+        ));
+    }
+    std::path::absolute(p).map_err(|e| {
+        Error::new(
+            Code::DataDirUnavailable,
+            format!("bad data directory {}: {e}", p.display()),
+        )
+    })
+}
+
+/// The core facts the Dashboard and `doctor` show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppInfo {
+    pub version: String,
+    pub data_dir: String,
+    pub schema_version: u32,
+    pub schema_latest: String,
+}
+
+impl App {
+    pub async fn info(&self) -> Result<AppInfo> {
+        let v = store::schema_version(&self.db).await?;
+        Ok(AppInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            data_dir: self.config.data_dir.display().to_string(),
+            schema_version: v.version,
+            schema_latest: v.latest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_under_a_file_is_refused_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = ensure_data_dir(&file.join("sub")).unwrap_err();
+        assert_eq!(err.code, Code::DataDirUnavailable);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn open_creates_the_dir_and_reports_the_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let app = App::open(AppOptions {
+            data_dir: Some(dir.clone()),
+        })
+        .await
+        .unwrap();
+        let info = app.info().await.unwrap();
+        assert_eq!(info.data_dir, dir.display().to_string());
+        assert!(info.schema_version >= 1);
+        assert!(dir.join(store::DB_FILE).exists());
+    }
+}

@@ -1,0 +1,24 @@
+//! Build script: Tauri's code generation (desktop feature) and, on Linux, the link
+//! path + rpath of the prebuilt libmlx.so that `scripts/fetch-mlx.sh` unpacks.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=MLX_PREFIX");
+    println!("cargo:rerun-if-changed=src-tauri/build.rs");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let prefix = std::env::var("MLX_PREFIX").expect(
+            "MLX_PREFIX is unset: build through cargo from the repository (see .cargo/config.toml)",
+        );
+        let lib = std::path::Path::new(&prefix).join("lib");
+        if !lib.join("libmlx.so").exists() {
+            panic!(
+                "{} has no libmlx.so: run scripts/fetch-mlx.sh (make deps does it)",
+                lib.display()
+            );
+        }
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        // libmlx.so finds its bundled BLAS through its own RPATH ($ORIGIN/../../mlx_cpu.libs).
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
+    #[cfg(feature = "desktop")]
+    tauri_build::build();
+}

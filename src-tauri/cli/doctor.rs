@@ -1,0 +1,214 @@
+//! `switchyard doctor`: one line per check, each ok / warn / fail, so a user (or a
+//! bug report) shows in one screen what works on this machine and what does not.
+
+use super::Output;
+use crate::app::{self, AppOptions};
+use crate::error::{Code, Error, Result};
+use serde::Serialize;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// The gateway port to check
+    #[arg(long, default_value_t = crate::DEFAULT_PORT)]
+    port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub message: String,
+    /// The error code when the check failed or warned because of a coded error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+impl Check {
+    fn ok(name: &'static str, message: String, data: serde_json::Value) -> Self {
+        Check {
+            name,
+            status: Status::Ok,
+            message,
+            code: None,
+            data,
+        }
+    }
+    fn from_error(name: &'static str, status: Status, e: &Error) -> Self {
+        Check {
+            name,
+            status,
+            message: e.message.clone(),
+            code: Some(e.code.as_str()),
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub version: &'static str,
+    pub checks: Vec<Check>,
+}
+
+pub async fn run(opts: AppOptions, args: DoctorArgs, out: &Output) -> Result<i32> {
+    let report = collect(opts, args.port).await;
+    out.print(&report, render);
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+pub async fn collect(opts: AppOptions, port: u16) -> Report {
+    let mut checks = vec![Check::ok(
+        "platform",
+        format!(
+            "{} {} ({})",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::env::consts::FAMILY
+        ),
+        serde_json::json!({ "os": std::env::consts::OS, "arch": std::env::consts::ARCH }),
+    )];
+
+    match app::App::open(opts).await {
+        Ok(app) => {
+            checks.push(Check::ok(
+                "data_dir",
+                app.data_dir().display().to_string(),
+                serde_json::json!({ "path": app.data_dir() }),
+            ));
+            checks.push(database_check(&app).await);
+        }
+        Err(e) => {
+            let name = if e.code == Code::DataDirUnavailable {
+                "data_dir"
+            } else {
+                "database"
+            };
+            checks.push(Check::from_error(name, Status::Fail, &e));
+        }
+    }
+
+    checks.push(mlx_check().await);
+    checks.push(port_check(port).await);
+
+    Report {
+        ok: checks.iter().all(|c| c.status != Status::Fail),
+        version: env!("CARGO_PKG_VERSION"),
+        checks,
+    }
+}
+
+async fn database_check(app: &app::App) -> Check {
+    let res: Result<Check> = async {
+        let v = crate::store::schema_version(&app.db).await?;
+        let journal = crate::store::pragma(&app.db, "journal_mode").await?;
+        let fk = crate::store::pragma(&app.db, "foreign_keys").await?;
+        Ok(Check::ok(
+            "database",
+            format!(
+                "schema version {} ({}), journal {journal}, foreign keys {}",
+                v.version,
+                v.latest,
+                if fk == "1" { "on" } else { "off" }
+            ),
+            serde_json::json!({
+                "path": crate::store::db_path(app.data_dir()),
+                "schema_version": v.version,
+                "schema_latest": v.latest,
+                "journal_mode": journal,
+                "foreign_keys": fk == "1",
+            }),
+        ))
+    }
+    .await;
+    res.unwrap_or_else(|e| Check::from_error("database", Status::Fail, &e))
+}
+
+async fn mlx_check() -> Check {
+    // MLX work never runs on the async executor's threads.
+    let probe = tokio::task::spawn_blocking(crate::mlx_support::probe).await;
+    match probe {
+        Ok(Ok(p)) if p.ok => Check::ok(
+            "mlx",
+            format!(
+                "MLX {} on {}; matmul [[1,2],[3,4]]·[5,6] = {:?}",
+                p.version, p.device, p.matmul
+            ),
+            serde_json::to_value(&p).unwrap_or_default(),
+        ),
+        Ok(Ok(p)) => Check::from_error(
+            "mlx",
+            Status::Fail,
+            &Error::new(
+                Code::Engine,
+                format!(
+                    "MLX {} on {} computed {:?}, expected [17.0, 39.0]",
+                    p.version, p.device, p.matmul
+                ),
+            ),
+        ),
+        Ok(Err(msg)) => Check::from_error(
+            "mlx",
+            Status::Fail,
+            &Error::new(Code::Engine, format!("MLX failed: {msg}")),
+        ),
+        Err(e) => Check::from_error(
+            "mlx",
+            Status::Fail,
+            &Error::new(Code::Engine, format!("MLX probe crashed: {e}")),
+        ),
+    }
+}
+
+async fn port_check(port: u16) -> Check {
+    match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(_) => Check::ok(
+            "gateway_port",
+            format!("127.0.0.1:{port} is free"),
+            serde_json::json!({ "port": port, "free": true }),
+        ),
+        Err(e) => {
+            let mut c = Check::from_error(
+                "gateway_port",
+                Status::Warn,
+                &Error::new(
+                    Code::PortInUse,
+                    format!(
+                        "127.0.0.1:{port} is in use ({e}); is Switchyard already running? `serve --port` picks another"
+                    ),
+                ),
+            );
+            c.data = serde_json::json!({ "port": port, "free": false });
+            c
+        }
+    }
+}
+
+fn render(r: &Report) -> String {
+    let mut s = String::new();
+    for c in &r.checks {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        let code = c.code.map(|c| format!(" [{c}]")).unwrap_or_default();
+        s.push_str(&format!("{tag}  {:<13} {}{code}\n", c.name, c.message));
+    }
+    s.push_str(if r.ok {
+        "\nall checks passed (warnings aside)\n"
+    } else {
+        "\nsome checks failed\n"
+    });
+    s
+}

@@ -1,0 +1,385 @@
+//! The one error type of Switchyard.
+//!
+//! Every failure a user can see carries a [`Code`]: a stable snake_case string that
+//! the CLI prints (`error[code]: message`), the HTTP gateway puts in its error bodies
+//! and the UI shows. Codes are a contract (scripts match on them); add new ones
+//! freely, never rename one. The exit code and HTTP status of each code are decided
+//! here, in one place.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Stable error codes. `as_str()` is the wire form; the enum is exhaustive on purpose
+/// so that adding a code forces a decision about its exit code and HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    // ---- usage and validation (exit 2 / 4)
+    /// The command line could not be parsed.
+    Usage,
+    /// An argument or field has an invalid value.
+    InvalidArgument,
+    /// A confirmation is needed and there is no TTY and no `--yes`.
+    ConfirmationRequired,
+    // ---- environment (exit 1)
+    /// The data directory cannot be created or written.
+    DataDirUnavailable,
+    /// The database could not be opened, migrated, read or written.
+    Database,
+    /// The database was written by a newer Switchyard.
+    DatabaseTooNew,
+    /// Reading or writing a file failed.
+    Io,
+    /// Anything unexpected; a bug if a user ever sees it.
+    Internal,
+    // ---- vault (issue: Vault and cloud providers)
+    VaultUnavailable,
+    VaultRootMissing,
+    VaultDecryptFailed,
+    VaultCorrupt,
+    // ---- providers
+    ProviderNotFound,
+    ProviderExists,
+    ProviderInUse,
+    ProviderInvalidUrl,
+    ProviderAuthFailed,
+    ProviderUnreachable,
+    ProviderTimeout,
+    ProviderBadResponse,
+    // ---- routing rules and pool
+    RuleNotFound,
+    RuleRegexInvalid,
+    RuleOrderConflict,
+    PoolConfigInvalid,
+    // ---- models and engine
+    ModelNotFound,
+    ModelInvalid,
+    ModelUnsupportedArch,
+    ModelUnsupportedQuant,
+    ModelExists,
+    ContextLengthExceeded,
+    Engine,
+    Cancelled,
+    // ---- gateway
+    HostNotAllowed,
+    OriginNotAllowed,
+    Unauthorized,
+    BodyTooLarge,
+    InvalidRequest,
+    UnsupportedFeature,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    RateLimited,
+    PortInUse,
+    BindRefused,
+}
+
+impl Code {
+    /// The stable wire string.
+    pub const fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            Usage => "usage",
+            InvalidArgument => "invalid_argument",
+            ConfirmationRequired => "confirmation_required",
+            DataDirUnavailable => "data_dir_unavailable",
+            Database => "database_error",
+            DatabaseTooNew => "database_too_new",
+            Io => "io_error",
+            Internal => "internal",
+            VaultUnavailable => "vault_unavailable",
+            VaultRootMissing => "vault_root_missing",
+            VaultDecryptFailed => "vault_decrypt_failed",
+            VaultCorrupt => "vault_corrupt",
+            ProviderNotFound => "provider_not_found",
+            ProviderExists => "provider_exists",
+            ProviderInUse => "provider_in_use",
+            ProviderInvalidUrl => "provider_invalid_url",
+            ProviderAuthFailed => "provider_auth_failed",
+            ProviderUnreachable => "provider_unreachable",
+            ProviderTimeout => "provider_timeout",
+            ProviderBadResponse => "provider_bad_response",
+            RuleNotFound => "rule_not_found",
+            RuleRegexInvalid => "rule_regex_invalid",
+            RuleOrderConflict => "rule_order_conflict",
+            PoolConfigInvalid => "pool_config_invalid",
+            ModelNotFound => "model_not_found",
+            ModelInvalid => "model_invalid",
+            ModelUnsupportedArch => "model_unsupported_arch",
+            ModelUnsupportedQuant => "model_unsupported_quant",
+            ModelExists => "model_exists",
+            ContextLengthExceeded => "context_length_exceeded",
+            Engine => "engine_error",
+            Cancelled => "cancelled",
+            HostNotAllowed => "host_not_allowed",
+            OriginNotAllowed => "origin_not_allowed",
+            Unauthorized => "unauthorized",
+            BodyTooLarge => "body_too_large",
+            InvalidRequest => "invalid_request",
+            UnsupportedFeature => "unsupported_feature",
+            UpstreamError => "upstream_error",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamUnreachable => "upstream_unreachable",
+            RateLimited => "rate_limited",
+            PortInUse => "port_in_use",
+            BindRefused => "bind_refused",
+        }
+    }
+
+    /// Process exit code (interfaces.md): 1 runtime, 2 usage, 3 not found, 4 conflict/validation.
+    pub const fn exit_code(self) -> i32 {
+        use Code::*;
+        match self {
+            Usage => 2,
+            ProviderNotFound | RuleNotFound | ModelNotFound => 3,
+            InvalidArgument
+            | ConfirmationRequired
+            | ProviderExists
+            | ProviderInUse
+            | ProviderInvalidUrl
+            | RuleRegexInvalid
+            | RuleOrderConflict
+            | PoolConfigInvalid
+            | ModelExists
+            | ContextLengthExceeded
+            | InvalidRequest
+            | UnsupportedFeature => 4,
+            _ => 1,
+        }
+    }
+
+    /// HTTP status when the error answers a gateway request.
+    pub const fn http_status(self) -> u16 {
+        use Code::*;
+        match self {
+            Usage
+            | InvalidArgument
+            | InvalidRequest
+            | UnsupportedFeature
+            | ContextLengthExceeded
+            | ConfirmationRequired => 400,
+            Unauthorized => 401,
+            HostNotAllowed | OriginNotAllowed => 403,
+            ProviderNotFound | RuleNotFound | ModelNotFound => 404,
+            ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
+            BodyTooLarge => 413,
+            ProviderInvalidUrl
+            | RuleRegexInvalid
+            | PoolConfigInvalid
+            | ModelInvalid
+            | ModelUnsupportedArch
+            | ModelUnsupportedQuant => 422,
+            RateLimited => 429,
+            Cancelled => 499,
+            ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
+            | UpstreamUnreachable => 502,
+            VaultUnavailable | VaultRootMissing | PortInUse | BindRefused => 503,
+            ProviderTimeout | UpstreamTimeout => 504,
+            _ => 500,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A coded error with a message meant for the user: say what failed and, where
+/// there is one, what to do about it. Messages never contain secrets.
+#[derive(thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keep the underlying error as the source (shown with `RUST_LOG=debug`, never to clients).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(Code::Internal, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(Code::InvalidArgument, message)
+    }
+
+    /// The `{"code","message"}` object used by `--json`, the UI and inside HTTP error bodies.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code.as_str(), "message": self.message })
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error[{}]: {}", self.code, self.message)?;
+        if let Some(s) = &self.source {
+            write!(f, " (caused by: {s})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Error", 2)?;
+        st.serialize_field("code", &self.code)?;
+        st.serialize_field("message", &self.message)?;
+        st.end()
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Error::new(Code::Database, format!("database error: {e}")).with_source(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(Code::Io, format!("i/o error: {e}")).with_source(e)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::new(Code::InvalidArgument, format!("invalid JSON: {e}")).with_source(e)
+    }
+}
+
+/// Attach a code and a message to any foreign error, keeping it as the source.
+pub trait Context<T> {
+    fn context(self, code: Code, message: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
+    fn context(self, code: Code, message: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| {
+            let msg = message();
+            Error::new(code, format!("{msg}: {e}")).with_source(e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[Code] = &[
+        Code::Usage,
+        Code::InvalidArgument,
+        Code::ConfirmationRequired,
+        Code::DataDirUnavailable,
+        Code::Database,
+        Code::DatabaseTooNew,
+        Code::Io,
+        Code::Internal,
+        Code::VaultUnavailable,
+        Code::VaultRootMissing,
+        Code::VaultDecryptFailed,
+        Code::VaultCorrupt,
+        Code::ProviderNotFound,
+        Code::ProviderExists,
+        Code::ProviderInUse,
+        Code::ProviderInvalidUrl,
+        Code::ProviderAuthFailed,
+        Code::ProviderUnreachable,
+        Code::ProviderTimeout,
+        Code::ProviderBadResponse,
+        Code::RuleNotFound,
+        Code::RuleRegexInvalid,
+        Code::RuleOrderConflict,
+        Code::PoolConfigInvalid,
+        Code::ModelNotFound,
+        Code::ModelInvalid,
+        Code::ModelUnsupportedArch,
+        Code::ModelUnsupportedQuant,
+        Code::ModelExists,
+        Code::ContextLengthExceeded,
+        Code::Engine,
+        Code::Cancelled,
+        Code::HostNotAllowed,
+        Code::OriginNotAllowed,
+        Code::Unauthorized,
+        Code::BodyTooLarge,
+        Code::InvalidRequest,
+        Code::UnsupportedFeature,
+        Code::UpstreamError,
+        Code::UpstreamTimeout,
+        Code::UpstreamUnreachable,
+        Code::RateLimited,
+        Code::PortInUse,
+        Code::BindRefused,
+    ];
+
+    #[test]
+    fn codes_are_unique_snake_case_strings() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(
+                s.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "code {s} is not snake_case"
+            );
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_the_interface_contract() {
+        assert_eq!(Code::Usage.exit_code(), 2);
+        assert_eq!(Code::ProviderNotFound.exit_code(), 3);
+        assert_eq!(Code::RuleRegexInvalid.exit_code(), 4);
+        assert_eq!(Code::RuleOrderConflict.exit_code(), 4);
+        assert_eq!(Code::DataDirUnavailable.exit_code(), 1);
+        for c in ALL {
+            assert!(
+                (1..=4).contains(&c.exit_code()),
+                "{c} has exit code {}",
+                c.exit_code()
+            );
+            assert!((400..=599).contains(&c.http_status()), "{c}");
+        }
+    }
+
+    #[test]
+    fn serializes_as_code_and_message_only() {
+        let e = Error::new(Code::RuleNotFound, "no rule 7")
+            .with_source(std::io::Error::other("inner detail"));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": "rule_not_found", "message": "no rule 7"})
+        );
+        assert_eq!(e.to_json(), v);
+    }
+}

@@ -1,0 +1,16 @@
+//! Switchyard's core, shared by the desktop app, the CLI and the gateway.
+//! This file is the module tree only; ARCHITECTURE.md maps the modules.
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod mlx_support;
+pub mod store;
+
+#[cfg(feature = "desktop")]
+pub mod desktop;
+
+/// The gateway's default port on 127.0.0.1.
+pub const DEFAULT_PORT: u16 = 8399;
+
+pub use error::{Code, Error, Result};

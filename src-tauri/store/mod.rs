@@ -1,0 +1,138 @@
+//! The store: SQLite through sea-orm, in WAL mode with foreign keys on.
+//!
+//! One database file, `switchyard.db`, in the data dir. Migrations run at open.
+//! A database written by a newer Switchyard (an applied migration we do not know)
+//! is refused with `database_too_new` rather than touched.
+
+pub mod audit;
+pub mod entities;
+pub mod migrations;
+
+use crate::error::{Code, Error, Result};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use migrations::Migrator;
+
+pub const DB_FILE: &str = "switchyard.db";
+
+/// Milliseconds since the Unix epoch: the time format of every table.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+/// Open (creating if needed) and migrate the database in `data_dir`.
+pub async fn open(data_dir: &Path) -> Result<DatabaseConnection> {
+    let path = db_path(data_dir);
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(8)
+        .min_connections(1)
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    let db = Database::connect(opts).await.map_err(|e| {
+        Error::new(
+            Code::Database,
+            format!("cannot open database {}: {e}", path.display()),
+        )
+        .with_source(e)
+    })?;
+    migrate(&db).await?;
+    Ok(db)
+}
+
+/// Apply pending migrations; refuse a database from a newer version.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let applied = Migrator::get_migration_models(db).await?;
+    if let Some(unknown) = applied.iter().find(|m| !known.contains(&m.version)) {
+        return Err(Error::new(
+            Code::DatabaseTooNew,
+            format!(
+                "the database has migration {} which this Switchyard does not know; it was written by a newer version — upgrade Switchyard",
+                unknown.version
+            ),
+        ));
+    }
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// Schema version = the number of applied migrations, plus the newest one's name.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SchemaVersion {
+    pub version: u32,
+    pub latest: String,
+    pub pending: u32,
+}
+
+pub async fn schema_version(db: &DatabaseConnection) -> Result<SchemaVersion> {
+    let all = Migrator::get_migration_with_status(db).await?;
+    let applied: Vec<_> = all
+        .iter()
+        .filter(|m| m.status() == sea_orm_migration::MigrationStatus::Applied)
+        .collect();
+    Ok(SchemaVersion {
+        version: applied.len() as u32,
+        latest: applied
+            .last()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default(),
+        pending: (all.len() - applied.len()) as u32,
+    })
+}
+
+/// Read a single PRAGMA value as text (used by doctor and tests).
+pub async fn pragma(db: &DatabaseConnection, name: &str) -> Result<String> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("PRAGMA {name}"),
+        ))
+        .await?
+        .ok_or_else(|| Error::internal(format!("PRAGMA {name} returned no row")))?;
+    // Pragmas return either text or integers.
+    if let Ok(s) = row.try_get_by_index::<String>(0) {
+        return Ok(s);
+    }
+    Ok(row.try_get_by_index::<i64>(0)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_sets_wal_and_foreign_keys_and_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path()).await.unwrap();
+        assert_eq!(pragma(&db, "journal_mode").await.unwrap(), "wal");
+        assert_eq!(pragma(&db, "foreign_keys").await.unwrap(), "1");
+        let v = schema_version(&db).await.unwrap();
+        assert_eq!(v.version as usize, Migrator::migrations().len());
+        assert_eq!(v.pending, 0);
+        // Idempotent: a second open applies nothing new.
+        drop(db);
+        let db = open(dir.path()).await.unwrap();
+        assert_eq!(schema_version(&db).await.unwrap().version, v.version);
+    }
+}
