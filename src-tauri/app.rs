@@ -84,13 +84,20 @@ pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+impl AppOptions {
+    /// The absolute data dir these options name (flag/env, else the platform default).
+    pub fn resolve_data_dir(&self) -> Result<PathBuf> {
+        match &self.data_dir {
+            Some(d) => absolute(d),
+            None => default_data_dir(),
+        }
+    }
+}
+
 impl App {
     /// Resolve the data dir, create it, open and migrate the database.
     pub async fn open(opts: AppOptions) -> Result<SharedApp> {
-        let data_dir = match opts.data_dir {
-            Some(d) => absolute(&d)?,
-            None => default_data_dir()?,
-        };
+        let data_dir = opts.resolve_data_dir()?;
         ensure_data_dir(&data_dir)?;
         let db = store::open(&data_dir).await?;
         Ok(Arc::new(App {

@@ -57,11 +57,11 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json_requested),
     };
-    init_logging(cli.command.is_none());
     let out = Output::new(cli.json);
     match cli.command {
         None => run_desktop(&cli, &out),
         Some(_) => {
+            init_logging("warn", None);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -94,6 +94,15 @@ pub async fn open_app(opts: AppOptions) -> Result<SharedApp> {
 
 #[cfg(feature = "desktop")]
 fn run_desktop(cli: &Cli, out: &Output) -> i32 {
+    // A GUI app has no terminal to read: it also logs to <data dir>/logs/desktop.log.
+    let log_file = cli.app_options().resolve_data_dir().and_then(|d| {
+        crate::app::ensure_data_dir(&d)?;
+        open_log_file(&d.join("logs"), "desktop.log")
+    });
+    match log_file {
+        Ok(f) => init_logging("info", Some(f)),
+        Err(e) => return out.error(&e),
+    }
     match crate::desktop::run(cli.app_options()) {
         Ok(()) => 0,
         Err(e) => out.error(&e),
@@ -133,15 +142,31 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
     }
 }
 
-fn init_logging(desktop: bool) {
+/// Logs go to stderr, and for long-running modes also to a file. `SWITCHYARD_LOG`
+/// (or `RUST_LOG`) overrides the level. Log lines never carry secrets or prompt text.
+pub fn init_logging(default_level: &str, file: Option<std::fs::File>) {
     use tracing_subscriber::EnvFilter;
-    let default = if desktop { "info" } else { "warn" };
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match file {
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(std::sync::Arc::new(f)))
+            .with_ansi(false)
+            .try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+}
+
+/// Open `dir/name` for appending (creating `dir`), for [`init_logging`].
+pub fn open_log_file(dir: &std::path::Path, name: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    Ok(std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))?)
 }
