@@ -454,11 +454,11 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
                 merge_next_user = false;
                 let mut blocks = Vec::with_capacity(m.content.len());
                 for b in &m.content {
-                    // Reasoning without a signature came from another vendor's model;
-                    // Anthropic rejects unsigned thinking, and it is not its own.
-                    if let Block::Thinking {
-                        signature: None, ..
-                    } = b
+                    // Reasoning without a signature came from another vendor's model
+                    // (an Anthropic client gets it with `signature: ""`). Anthropic
+                    // rejects unsigned thinking, and it is not its own: leave it out.
+                    if let Block::Thinking { signature, .. } = b
+                        && signature.as_deref().is_none_or(str::is_empty)
                     {
                         continue;
                     }

@@ -4,6 +4,21 @@
 //! Both APIs' SDKs decide what to raise from the HTTP status, so the status comes from
 //! the code ([`Code::http_status`]); the body carries the human message and — as an
 //! extra field both SDKs ignore but scripts can match on — our stable code string.
+//!
+//! | HTTP status (from the code) | OpenAI `error.type` | Anthropic `error.type` |
+//! |---|---|---|
+//! | 400, 404, 409, 413, 422 | `invalid_request_error` | `invalid_request_error`; 404 `not_found_error`; 413 `request_too_large` |
+//! | 401 | `authentication_error` | `authentication_error` |
+//! | 403 | `permission_error` | `permission_error` |
+//! | 429 | `rate_limit_error` | `rate_limit_error` |
+//! | 5xx | `server_error` | `api_error`; 504 `timeout_error` |
+//!
+//! Upstream → code: 401/403 `provider_auth_failed`, 404 `model_not_found`, 408/504
+//! `upstream_timeout`, 413 `body_too_large`, 429 `rate_limited`, other 4xx
+//! `invalid_request` (`context_length_exceeded` when the upstream says so), 5xx and 529
+//! `upstream_error`, anything else `provider_bad_response`. The gateway's fallback rule
+//! (5xx or 429) therefore reads off the code: `upstream_error`, `upstream_timeout`,
+//! `rate_limited`.
 
 use super::Protocol;
 use super::sse::Frame;

@@ -173,7 +173,9 @@ fn user_message(f: Flavor) -> BoxedStrategy<Message> {
 fn assistant_message(f: Flavor) -> BoxedStrategy<Message> {
     if f == Flavor::Anthropic {
         let thinking =
-            (text(), "[A-Za-z0-9+/=]{0,24}").prop_map(|(thinking, sig)| Block::Thinking {
+            // Never empty in a request: an empty signature marks another vendor's
+            // reasoning, which is left out for Anthropic.
+            (text(), "[A-Za-z0-9+/=]{1,24}").prop_map(|(thinking, sig)| Block::Thinking {
                 thinking,
                 signature: Some(sig),
             });

@@ -401,6 +401,10 @@ fn unsigned_reasoning_is_left_out_and_non_object_tool_arguments_are_refused() {
                         thinking: "from deepseek".into(),
                         signature: None,
                     },
+                    Block::Thinking {
+                        thinking: "echoed back by an Anthropic client".into(),
+                        signature: Some(String::new()),
+                    },
                     Block::text("a"),
                 ],
             ),
