@@ -100,14 +100,15 @@ pub fn chat_request_from_wire(w: ChatRequest) -> Result<Request> {
                             text,
                             cache_control: None,
                         }));
-                } else {
-                    req.messages.push(Message {
-                        role: Role::System,
-                        content: blocks.into_iter().map(Block::text).collect(),
-                        name,
-                    });
+                    continue;
                 }
-                continue;
+                // A named or later system message keeps its place; whatever follows
+                // it is no longer part of the leading system prompt.
+                req.messages.push(Message {
+                    role: Role::System,
+                    content: blocks.into_iter().map(Block::text).collect(),
+                    name,
+                });
             }
             ChatMessage::User { content, name } => {
                 let content = match content {

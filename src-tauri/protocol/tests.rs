@@ -266,8 +266,17 @@ fn messages(f: Flavor) -> BoxedStrategy<Vec<Message>> {
         .boxed(),
         _ => prop_oneof![user_message(f), assistant_message(f), tool_message(f)].boxed(),
     };
-    // The first message is a user turn (leading system messages are the system prompt).
-    (user_message(f), vec(any_msg, 0..6))
+    // The first message is a user turn — or, for OpenAI, a *named* system message, which
+    // keeps its place (unnamed leading system messages are the system prompt).
+    let first: BoxedStrategy<Message> = match f {
+        Flavor::OpenAi => prop_oneof![
+            3 => user_message(f),
+            1 => (system_message(), word()).prop_map(|(m, n)| Message { name: Some(n), ..m })
+        ]
+        .boxed(),
+        _ => user_message(f),
+    };
+    (first, vec(any_msg, 0..6))
         .prop_map(move |(first, rest)| {
             let all: Vec<Message> = std::iter::once(first).chain(rest).collect();
             if f == Flavor::Anthropic {

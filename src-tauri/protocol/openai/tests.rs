@@ -202,6 +202,24 @@ fn system_messages_after_the_conversation_started_stay_in_place() {
     .unwrap();
     assert_eq!(req.system.len(), 1);
     assert_eq!(req.messages[1], Message::text(Role::System, "reminder"));
+
+    // A named leading system message keeps its place, and so does what follows it.
+    let req = decode_chat_request(
+        base(json!({"messages": [
+            {"role": "system", "content": "persona", "name": "bot"},
+            {"role": "system", "content": "second"},
+            {"role": "user", "content": "hi"}
+        ]}))
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    assert!(req.system.is_empty());
+    assert_eq!(req.messages[0].name.as_deref(), Some("bot"));
+    assert_eq!(req.messages[1], Message::text(Role::System, "second"));
+    let back = serde_json::to_value(encode_chat_request(&req, Dialect::OpenAi).unwrap()).unwrap();
+    assert_eq!(back["messages"][0]["content"], "persona");
+    assert_eq!(back["messages"][1]["content"], "second");
 }
 
 #[test]
