@@ -187,6 +187,12 @@ pub struct StreamEncoder {
     finished: bool,
 }
 
+/// Anthropic's keep-alive event (`event: ping`), for the gateway to send while a slow
+/// backend (a local model's prefill) has produced nothing yet. Clients ignore it.
+pub fn ping_frame() -> Frame {
+    frame(&StreamEvent::Ping)
+}
+
 fn frame(ev: &StreamEvent) -> Frame {
     Frame::named(ev.name(), serde_json::to_string(ev).unwrap_or_default())
 }

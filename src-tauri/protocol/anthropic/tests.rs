@@ -1,4 +1,4 @@
-use super::stream::{StreamDecoder, StreamEncoder};
+use super::stream::{StreamDecoder, StreamEncoder, ping_frame};
 use super::*;
 use crate::protocol::canonical::{
     Aggregator, BlockStart, Event, EventBuilder, Response, StreamError, TokenLogprob,
@@ -764,4 +764,14 @@ fn effort_budgets_follow_the_table_and_stay_below_max_tokens() {
         effort_budget("minimal", 1024).unwrap_err().code,
         Code::UnsupportedFeature
     );
+}
+
+#[test]
+fn ping_frame_is_what_anthropic_sends_and_decoders_skip() {
+    let f = ping_frame();
+    assert_eq!(
+        String::from_utf8(f.to_bytes()).unwrap(),
+        "event: ping\ndata: {\"type\":\"ping\"}\n\n"
+    );
+    assert!(StreamDecoder::new().push_data(&f.data).unwrap().is_empty());
 }
