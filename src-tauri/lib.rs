@@ -5,7 +5,9 @@ pub mod app;
 pub mod cli;
 pub mod error;
 pub mod mlx_support;
+pub mod settings;
 pub mod store;
+pub mod vault;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;
