@@ -241,7 +241,7 @@ fn rotations_killed_at_random_moments_never_lose_a_key_or_leave_a_second_root() 
     let store = FileStore::new(dir.join(FILE_VAULT_NAME));
     let started = Instant::now();
     for i in 0..n {
-        let op = if rng.next() % 2 == 0 {
+        let op = if rng.next().is_multiple_of(2) {
             Op::Data
         } else {
             Op::Root
