@@ -104,7 +104,17 @@ impl App {
             tracing::warn!("{w}");
         }
         let db = store::open(&data_dir).await?;
-        vault.recover(&db).await?;
+        // Reading secrets is safe with a pending journal (the database always names a
+        // root that exists); only the clean-up of the other root item waits. So a
+        // keychain that is unavailable right now must not stop commands that never
+        // touch it: the vault retries before its next write.
+        if let Err(e) = vault.recover(&db).await {
+            tracing::warn!(
+                "an interrupted root change could not be completed yet ({}): {}",
+                e.code,
+                e.message
+            );
+        }
         Ok(Arc::new(App {
             config: Config {
                 data_dir,

@@ -417,3 +417,44 @@ fn every_start_with_the_file_vault_warns_that_it_is_weaker() {
     assert!(out.status.success());
     assert!(stderr(&out).contains("file vault"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_store_that_fails_mid_init_is_cleaned_up_once_it_works_again() {
+    let env = Env::new();
+    // A directory where the file vault's file should be: every read and write fails.
+    let blocker = env.data_dir().join(FILE_VAULT_NAME);
+    std::fs::create_dir(&blocker).unwrap();
+    let out = env.run(
+        &[
+            "--json",
+            "provider",
+            "add",
+            "a",
+            "--kind",
+            "openai",
+            "--api-key-stdin",
+        ],
+        Some("sk-later-0123456789abcdef"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "vault_unavailable");
+    // Commands that do not need the keychain still work; the pending clean-up shows.
+    assert_eq!(env.json(&["provider", "list"]), serde_json::json!([]));
+    let st = env.json(&["keys", "status"]);
+    assert_eq!(st["rotation_pending"], true);
+    assert_eq!(st["root_id"], serde_json::Value::Null);
+
+    std::fs::remove_dir(&blocker).unwrap();
+    let st = env.json(&["keys", "status"]);
+    assert_eq!(
+        st["rotation_pending"], false,
+        "the start-up did not recover"
+    );
+    add_with_key(&env, "a", "sk-later-0123456789abcdef");
+    assert_eq!(vault_accounts(env.data_dir()).len(), 1);
+    assert_eq!(
+        decrypt_all(env.data_dir()),
+        vec![("a".into(), "sk-later-0123456789abcdef".into())]
+    );
+}

@@ -181,8 +181,15 @@ async fn vault_check(app: &app::App) -> Check {
             Err(e) => Check::from_error("vault", Status::Warn, &e),
         },
     };
+    if st.rotation_pending && check.code.is_none() {
+        check.status = Status::Warn;
+        check.message = format!(
+            "{}; an interrupted root change still has a keychain item to clean up (retried at every start)",
+            check.message
+        );
+    }
     if let Some(w) = st.warning
-        && check.status == Status::Ok
+        && check.code.is_none()
     {
         check.status = Status::Warn;
         check.message = format!("{}; {w}", check.message);

@@ -55,13 +55,18 @@ pub async fn run(opts: AppOptions, args: KeysArgs, out: &Output) -> Result<i32> 
             let r = app.vault.rotate_root(&app.db, Actor::Cli).await?;
             out.print(&r, |r| {
                 format!(
-                    "root rotated: {} (fingerprint {}) → {} (fingerprint {}); {} data key{} re-wrapped; old keychain item deleted",
+                    "root rotated: {} (fingerprint {}) → {} (fingerprint {}); {} data key{} re-wrapped; {}",
                     r.old_root_id,
                     r.old_fingerprint,
                     r.new_root_id,
                     r.new_fingerprint,
                     r.data_keys,
-                    if r.data_keys == 1 { "" } else { "s" }
+                    if r.data_keys == 1 { "" } else { "s" },
+                    if r.old_root_deleted {
+                        "old keychain item deleted"
+                    } else {
+                        "the old keychain item could not be deleted yet (retried at the next start)"
+                    }
                 )
             });
         }

@@ -845,6 +845,33 @@ pub fn classify(
 mod tests {
     use super::*;
 
+    /// Compile-time check: the gateway (axum) and the Tauri commands run these on a
+    /// multi-threaded runtime, so their futures must be `Send` (no lock guard held
+    /// across an `.await` anywhere below them).
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn service_futures_are_send(app: &App, p: &Provider) {
+        fn send<T: Send>(_: T) {}
+        send(list(app));
+        send(get(app, "x"));
+        send(upsert(
+            app,
+            Actor::Ui,
+            ProviderInput {
+                name: "x".into(),
+                kind: ProviderKind::OpenAi,
+                base_url: None,
+                key: KeyChange::Keep,
+            },
+        ));
+        send(remove(app, Actor::Ui, "x"));
+        send(test(app, Actor::Ui, "x"));
+        send(decrypt_provider_key(app, p));
+        send(app.vault.rotate_data(&app.db, Actor::Ui));
+        send(app.vault.rotate_root(&app.db, Actor::Ui));
+        send(app.vault.status(&app.db));
+        send(app.vault.recover(&app.db));
+    }
+
     #[test]
     fn base_urls_are_validated_and_normalized() {
         use ProviderKind::*;

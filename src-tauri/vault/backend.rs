@@ -238,10 +238,24 @@ impl RootStore {
             other => Error::new(
                 Code::VaultUnavailable,
                 format!(
-                    "{} is not usable: {other}; {FILE_VAULT_HINT}",
-                    self.description()
+                    "{} is not usable: {other}{}; {FILE_VAULT_HINT}",
+                    self.description(),
+                    self.setup_hint()
                 ),
             ),
+        }
+    }
+
+    /// What the store needs to work, for error messages.
+    fn setup_hint(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Keychain if cfg!(target_os = "linux") => {
+                " (it needs a Secret Service provider such as GNOME Keyring or KWallet on the D-Bus session bus, with an unlocked default collection — a desktop login provides one)"
+            }
+            BackendKind::Keyutils => {
+                " (keyutils needs a session keyring, which a login session provides; `keyctl session` starts one)"
+            }
+            _ => "",
         }
     }
 }

@@ -107,6 +107,9 @@ pub struct RootRotation {
     pub old_fingerprint: String,
     pub new_fingerprint: String,
     pub data_keys: u64,
+    /// False when the keychain refused to delete the old item; it is retried at the
+    /// next start.
+    pub old_root_deleted: bool,
 }
 
 /// What start-up recovery did with an interrupted root change.
@@ -829,12 +832,27 @@ impl Vault {
             wrap: new_wrap,
         }));
 
+        // The rotation has happened; what is left is clean-up. If the keychain fails
+        // now, the journal stays and the next start (or vault write) deletes the item.
         let old_id = old.id;
-        self.blocking(move |s| s.delete_root(old_id)).await?;
-        tracing::debug!("vault: rotate-root: old root deleted");
-        let txn = store::begin_immediate(db).await?;
-        Self::delete_meta(&txn, META_JOURNAL).await?;
-        txn.commit().await?;
+        let old_root_deleted = match self.blocking(move |s| s.delete_root(old_id)).await {
+            Ok(_) => {
+                tracing::debug!("vault: rotate-root: old root deleted");
+                let txn = store::begin_immediate(db).await?;
+                Self::delete_meta(&txn, META_JOURNAL).await?;
+                txn.commit().await?;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the new root is in use, but the old keychain item {} could not be deleted yet ({}): {}",
+                    old_id.account(),
+                    e.code,
+                    e.message
+                );
+                false
+            }
+        };
         tracing::debug!("vault: rotate-root: done");
         Ok(RootRotation {
             old_root_id: old.id.to_string(),
@@ -842,6 +860,7 @@ impl Vault {
             old_fingerprint: old.fingerprint.clone(),
             new_fingerprint: new_fp,
             data_keys: rewrapped,
+            old_root_deleted,
         })
     }
 
