@@ -13,8 +13,12 @@ trap 'rm -rf "$DIR"' EXIT
 cargo build --release --no-default-features --example bench_vault --bin switchyard >&2
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 
-# In-process figures; keep its JSON summary (the last line).
-INPROC="$("$TARGET/examples/bench_vault" "$DIR" "$N" | tee /dev/stderr | tail -n 1)"
+# In-process figures: its measurement lines are printed, its JSON summary (the last
+# line) goes into ours.
+"$TARGET/examples/bench_vault" "$DIR" "$N" > "$DIR.inproc"
+head -n -1 "$DIR.inproc"
+INPROC="$(tail -n 1 "$DIR.inproc")"
+rm -f "$DIR.inproc"
 
 CLI_MS=()
 for i in $(seq 1 "$ROUNDS"); do

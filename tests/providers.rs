@@ -1015,6 +1015,8 @@ fn a_planted_key_never_appears_in_the_db_wal_logs_or_json_output() {
     let (anthropic, _rt2) = fake_cloud::start_in_background(Flavor::Anthropic, &planted);
     let env = Env::new();
     let app = rt.block_on(open_app(env.data_dir()));
+    // Drops (also while unwinding from a failed assertion) need the runtime's context.
+    let _enter = rt.enter();
     // An open read transaction pins the WAL: no checkpoint can reset it, so every frame
     // the commands below write stays in the WAL file for inspection.
     let reader = rt.block_on(async {
