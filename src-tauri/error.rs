@@ -36,6 +36,8 @@ pub enum Code {
     VaultRootMissing,
     VaultDecryptFailed,
     VaultCorrupt,
+    /// Another Switchyard process holds the vault lock (a rotation is running).
+    VaultBusy,
     // ---- providers
     ProviderNotFound,
     ProviderExists,
@@ -45,6 +47,8 @@ pub enum Code {
     ProviderUnreachable,
     ProviderTimeout,
     ProviderBadResponse,
+    /// The base URL's origin changed and the stored key (bound to the old origin) was not re-entered.
+    ProviderKeyRequired,
     // ---- routing rules and pool
     RuleNotFound,
     RuleRegexInvalid,
@@ -91,6 +95,7 @@ impl Code {
             VaultRootMissing => "vault_root_missing",
             VaultDecryptFailed => "vault_decrypt_failed",
             VaultCorrupt => "vault_corrupt",
+            VaultBusy => "vault_busy",
             ProviderNotFound => "provider_not_found",
             ProviderExists => "provider_exists",
             ProviderInUse => "provider_in_use",
@@ -99,6 +104,7 @@ impl Code {
             ProviderUnreachable => "provider_unreachable",
             ProviderTimeout => "provider_timeout",
             ProviderBadResponse => "provider_bad_response",
+            ProviderKeyRequired => "provider_key_required",
             RuleNotFound => "rule_not_found",
             RuleRegexInvalid => "rule_regex_invalid",
             RuleOrderConflict => "rule_order_conflict",
@@ -137,6 +143,7 @@ impl Code {
             | ProviderExists
             | ProviderInUse
             | ProviderInvalidUrl
+            | ProviderKeyRequired
             | RuleRegexInvalid
             | RuleOrderConflict
             | PoolConfigInvalid
@@ -164,6 +171,7 @@ impl Code {
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
             BodyTooLarge => 413,
             ProviderInvalidUrl
+            | ProviderKeyRequired
             | RuleRegexInvalid
             | PoolConfigInvalid
             | ModelInvalid
@@ -173,7 +181,7 @@ impl Code {
             Cancelled => 499,
             ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
             | UpstreamUnreachable => 502,
-            VaultUnavailable | VaultRootMissing | PortInUse | BindRefused => 503,
+            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused => 503,
             ProviderTimeout | UpstreamTimeout => 504,
             _ => 500,
         }
@@ -307,6 +315,7 @@ mod tests {
         Code::VaultRootMissing,
         Code::VaultDecryptFailed,
         Code::VaultCorrupt,
+        Code::VaultBusy,
         Code::ProviderNotFound,
         Code::ProviderExists,
         Code::ProviderInUse,
@@ -315,6 +324,7 @@ mod tests {
         Code::ProviderUnreachable,
         Code::ProviderTimeout,
         Code::ProviderBadResponse,
+        Code::ProviderKeyRequired,
         Code::RuleNotFound,
         Code::RuleRegexInvalid,
         Code::RuleOrderConflict,

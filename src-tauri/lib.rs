@@ -6,7 +6,9 @@ pub mod cli;
 pub mod error;
 pub mod mlx_support;
 pub mod protocol;
+pub mod settings;
 pub mod store;
+pub mod vault;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;

@@ -5,10 +5,14 @@
 //! error's [`Code`]. No subcommand starts the desktop app.
 
 mod doctor;
+mod keys;
 mod output;
+mod prompt;
+mod provider;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
+use crate::vault::BackendKind;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -31,6 +35,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Where the root secret lives: the OS keychain, the Linux kernel keyring
+    /// (keyutils), or a 0600 file in the data dir (weaker; for headless machines)
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_VAULT",
+        value_enum,
+        default_value_t = BackendKind::Keychain,
+        value_name = "BACKEND"
+    )]
+    pub vault: BackendKind,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -39,12 +55,17 @@ pub struct Cli {
 pub enum Command {
     /// Check the platform, data dir, database, vault backend, MLX and the gateway port
     Doctor(doctor::DoctorArgs),
+    /// Cloud providers: add (or update), list, show, remove, test
+    Provider(provider::ProviderArgs),
+    /// The vault: status, and rotation of the data key or the root secret
+    Keys(keys::KeysArgs),
 }
 
 impl Cli {
     pub fn app_options(&self) -> AppOptions {
         AppOptions {
             data_dir: self.data_dir.clone(),
+            vault: self.vault,
         }
     }
 }
@@ -57,6 +78,9 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json_requested),
     };
+    // The keyring backend is decided here, once, from --vault; nothing may fall back to
+    // keyring's built-in default store.
+    crate::vault::set_process_default(cli.vault);
     let out = Output::new(cli.json);
     match cli.command {
         None => run_desktop(&cli, &out),
@@ -84,6 +108,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         .expect("dispatch is only called with a subcommand")
     {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
+        Command::Provider(args) => provider::run(opts, args, out).await,
+        Command::Keys(args) => keys::run(opts, args, out).await,
     }
 }
 
@@ -158,7 +184,11 @@ pub fn init_logging(default_level: &str, file: Option<std::fs::File>) {
             .with_writer(std::io::stderr.and(std::sync::Arc::new(f)))
             .with_ansi(false)
             .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        // Colour codes only for a terminal: warnings also land in logs and test output.
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
 }
 

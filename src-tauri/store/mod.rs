@@ -57,6 +57,19 @@ pub async fn open(data_dir: &Path) -> Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Begin a write transaction with `BEGIN IMMEDIATE`: the write lock is taken up front,
+/// so a transaction that reads and then writes cannot fail half-way with SQLITE_BUSY
+/// because another writer slipped in between (it waits at BEGIN instead).
+pub async fn begin_immediate(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
 /// Apply pending migrations; refuse a database from a newer version.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     let known: Vec<String> = Migrator::migrations()
