@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod error;
 pub mod mlx_support;
+pub mod routing;
 pub mod store;
 
 #[cfg(feature = "desktop")]
