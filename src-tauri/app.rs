@@ -1,8 +1,11 @@
 //! `App`: the core context, built once per process and shared by the desktop shell,
-//! the CLI and the gateway. It owns the data dir and the database; later parts
-//! (vault, routing snapshot, pool, upstreams) hang off it.
+//! the CLI and the gateway. It owns the data dir and the database, the routing
+//! snapshot and the published pool settings; later parts (vault, pool, upstreams)
+//! hang off it.
 
 use crate::error::{Code, Error, Result};
+use crate::routing::Router;
+use crate::settings::pool::PoolSettings;
 use crate::store;
 use sea_orm::DatabaseConnection;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,11 @@ pub struct Config {
 pub struct App {
     pub config: Config,
     pub db: DatabaseConnection,
+    /// The live routing table (`app.router.route(model)`); rebuilt by every rule write.
+    pub router: Router,
+    /// The pool configuration; the pool subscribes (`app.pool_settings.subscribe()`)
+    /// and sees every committed `pool set`.
+    pub pool_settings: tokio::sync::watch::Sender<PoolSettings>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -93,9 +101,14 @@ impl App {
         };
         ensure_data_dir(&data_dir)?;
         let db = store::open(&data_dir).await?;
+        let router = Router::default();
+        router.reload(&db).await?;
+        let pool_settings = crate::settings::pool::load(&db).await?;
         Ok(Arc::new(App {
             config: Config { data_dir },
             db,
+            router,
+            pool_settings: tokio::sync::watch::Sender::new(pool_settings),
         }))
     }
 
