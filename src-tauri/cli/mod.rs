@@ -6,6 +6,8 @@
 
 mod doctor;
 mod output;
+mod pool;
+mod rule;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
@@ -39,6 +41,10 @@ pub struct Cli {
 pub enum Command {
     /// Check the platform, data dir, database, vault backend, MLX and the gateway port
     Doctor(doctor::DoctorArgs),
+    /// Routing rules: which model names go to which target, in order
+    Rule(rule::RuleArgs),
+    /// The loaded-model pool: memory limit, eviction, idle TTL, preload
+    Pool(pool::PoolArgs),
 }
 
 impl Cli {
@@ -84,6 +90,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         .expect("dispatch is only called with a subcommand")
     {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
+        Command::Rule(args) => rule::run(opts, args, out).await,
+        Command::Pool(args) => pool::run(opts, args, out).await,
     }
 }
 

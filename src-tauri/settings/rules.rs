@@ -366,8 +366,8 @@ async fn duplicate_warnings<C: ConnectionTrait>(
             Warning::new(
                 "duplicate_pattern",
                 format!(
-                    "rule {} (position {}) has the same exact pattern {:?}; rule {} at position {} wins while enabled, rule {} never matches",
-                    o.id, o.position, rule.pattern, winner.id, winner.position, loser.id
+                    "rule {} (position {}) has the same exact pattern {:?}; rule {} never matches while rule {} (position {}) is enabled",
+                    o.id, o.position, rule.pattern, loser.id, winner.id, winner.position
                 ),
             )
         })
