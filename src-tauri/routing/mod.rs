@@ -107,12 +107,7 @@ pub async fn store_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
 
 /// All stored rules (enabled or not) in position order, with provider names resolved.
 pub async fn load_specs<C: ConnectionTrait>(db: &C) -> Result<Vec<RuleSpec>> {
-    let providers: HashMap<i64, Arc<str>> = provider::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, Arc::from(p.name)))
-        .collect();
+    let providers = provider_names(db).await?;
     let rows = routing_rule::Entity::find()
         .order_by_asc(routing_rule::Column::Position)
         .order_by_asc(routing_rule::Column::Id)
@@ -121,7 +116,18 @@ pub async fn load_specs<C: ConnectionTrait>(db: &C) -> Result<Vec<RuleSpec>> {
     rows.into_iter().map(|r| spec_of(r, &providers)).collect()
 }
 
-fn spec_of(r: routing_rule::Model, providers: &HashMap<i64, Arc<str>>) -> Result<RuleSpec> {
+/// Provider id → name, as rule targets name them.
+pub async fn provider_names<C: ConnectionTrait>(db: &C) -> Result<HashMap<i64, Arc<str>>> {
+    Ok(provider::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, Arc::from(p.name)))
+        .collect())
+}
+
+/// One stored rule as the matcher sees it, given the provider names.
+pub fn spec_of(r: routing_rule::Model, providers: &HashMap<i64, Arc<str>>) -> Result<RuleSpec> {
     let provider = |id: i64| -> Result<Target> {
         let name = providers.get(&id).cloned().ok_or_else(|| {
             Error::new(
