@@ -192,6 +192,41 @@ fn main() {
     summary.insert("naive_over_compiled_p50_ratio".into(), ratio.round().into());
     summary.insert("lookup_target_p50_ns".into(), 2000.into());
 
+    // ---- 1b. a catastrophic-looking regex on long adversarial names: time per byte
+    // stays flat as the name grows 100x (linear), where a backtracking engine's
+    // would explode.
+    let evil = Matcher::build(
+        vec![RuleSpec {
+            id: 1,
+            position: 0,
+            pattern: "(a+)+$".into(),
+            match_type: MatchType::Regex,
+            target: Target::Local,
+            upstream_model: None,
+            fallback: None,
+            enabled: true,
+        }],
+        1,
+        None,
+    )
+    .unwrap();
+    for len in [1_000usize, 10_000, 100_000] {
+        let name = format!("{}!", "a".repeat(len));
+        let best = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                assert!(black_box(evil.route(black_box(&name))).is_none());
+                t.elapsed().as_nanos() as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        let per_byte = best / len as f64;
+        println!("adversarial_regex_{len}_bytes_ns_per_byte {per_byte:.2}");
+        summary.insert(
+            format!("adversarial_regex_{len}_bytes_ns_per_byte"),
+            round2(per_byte),
+        );
+    }
+
     // ---- 2. reorder 1,000 rules on a real database
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -567,3 +567,49 @@ fn rule_test_agrees_with_an_in_order_scan_of_rule_list() {
     // or the comparison above proves little.
     assert!(winners.len() >= 5 && winners.contains(&None), "{winners:?}");
 }
+
+#[test]
+fn concurrent_rule_adds_from_separate_processes_all_land_with_dense_positions() {
+    let env = Env::new();
+    env.json(&["rule", "list"]); // create the DB first
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = env.cmd();
+            c.args([
+                "--json",
+                "rule",
+                "add",
+                "--pattern",
+                &format!("m{i}"),
+                "--match",
+                "exact",
+                "--to",
+                "local",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+            if i % 2 == 0 {
+                c.args(["--position", "0"]);
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    let ids = ids(&env); // asserts density
+    assert_eq!(ids.len(), 8);
+    let list = env.json(&["rule", "list"]);
+    let mut patterns: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
+    patterns.sort();
+    assert_eq!(
+        patterns,
+        (0..8).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+}
