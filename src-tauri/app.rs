@@ -1,8 +1,11 @@
 //! `App`: the core context, built once per process and shared by the desktop shell,
-//! the CLI and the gateway. It owns the data dir, the database and the vault; later
-//! parts (routing snapshot, pool, upstreams) hang off it.
+//! the CLI and the gateway. It owns the data dir, the database, the vault, the
+//! routing snapshot and the published pool settings; later parts (pool, upstreams)
+//! hang off it.
 
 use crate::error::{Code, Error, Result};
+use crate::routing::Router;
+use crate::settings::pool::PoolSettings;
 use crate::store;
 use crate::vault::{BackendKind, Vault};
 use sea_orm::DatabaseConnection;
@@ -29,6 +32,11 @@ pub struct App {
     pub config: Config,
     pub db: DatabaseConnection,
     pub vault: Vault,
+    /// The live routing table (`app.router.route(model)`); rebuilt by every rule write.
+    pub router: Router,
+    /// The pool configuration; the pool subscribes (`app.pool_settings.subscribe()`)
+    /// and sees every committed `pool set`.
+    pub pool_settings: tokio::sync::watch::Sender<PoolSettings>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -122,6 +130,9 @@ impl App {
                 e.message
             );
         }
+        let router = Router::default();
+        router.reload(&db).await?;
+        let pool_settings = crate::settings::pool::load(&db).await?;
         Ok(Arc::new(App {
             config: Config {
                 data_dir,
@@ -129,6 +140,8 @@ impl App {
             },
             db,
             vault,
+            router,
+            pool_settings: tokio::sync::watch::Sender::new(pool_settings),
         }))
     }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod mlx_support;
 pub mod protocol;
+pub mod routing;
 pub mod settings;
 pub mod store;
 pub mod vault;

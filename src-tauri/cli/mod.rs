@@ -9,6 +9,8 @@ mod keys;
 mod output;
 mod prompt;
 mod provider;
+mod pool;
+mod rule;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
@@ -59,6 +61,10 @@ pub enum Command {
     Provider(provider::ProviderArgs),
     /// The vault: status, and rotation of the data key or the root secret
     Keys(keys::KeysArgs),
+    /// Routing rules: which model names go to which target, in order
+    Rule(rule::RuleArgs),
+    /// The loaded-model pool: memory limit, eviction, idle TTL, preload
+    Pool(pool::PoolArgs),
 }
 
 impl Cli {
@@ -110,6 +116,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
         Command::Provider(args) => provider::run(opts, args, out).await,
         Command::Keys(args) => keys::run(opts, args, out).await,
+        Command::Rule(args) => rule::run(opts, args, out).await,
+        Command::Pool(args) => pool::run(opts, args, out).await,
     }
 }
 
