@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod mlx_support;
 pub mod store;
