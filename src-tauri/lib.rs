@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod mlx_support;
+pub mod models;
 pub mod store;
 
 #[cfg(feature = "desktop")]

@@ -5,6 +5,8 @@
 //! error's [`Code`]. No subcommand starts the desktop app.
 
 mod doctor;
+mod generate;
+mod models;
 mod output;
 
 use crate::app::{App, AppOptions, SharedApp};
@@ -39,6 +41,13 @@ pub struct Cli {
 pub enum Command {
     /// Check the platform, data dir, database, vault backend, MLX and the gateway port
     Doctor(doctor::DoctorArgs),
+    /// Manage the local model registry
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// Generate text with a local model (streams to stdout)
+    Generate(generate::GenerateArgs),
 }
 
 impl Cli {
@@ -84,6 +93,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         .expect("dispatch is only called with a subcommand")
     {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
+        Command::Models { command } => models::run(opts, command, out).await,
+        Command::Generate(args) => generate::run(opts, args, out).await,
     }
 }
 
