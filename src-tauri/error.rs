@@ -256,6 +256,13 @@ impl fmt::Debug for Error {
     }
 }
 
+/// A clone keeps the code and message; the source (debug detail) stays with the original.
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        Error::new(self.code, self.message.clone())
+    }
+}
+
 impl Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod mlx_support;
+pub mod models;
 pub mod protocol;
 pub mod routing;
 pub mod settings;

@@ -6,6 +6,8 @@
 
 mod doctor;
 mod keys;
+mod generate;
+mod models;
 mod output;
 mod prompt;
 mod provider;
@@ -65,6 +67,13 @@ pub enum Command {
     Rule(rule::RuleArgs),
     /// The loaded-model pool: memory limit, eviction, idle TTL, preload
     Pool(pool::PoolArgs),
+    /// Manage the local model registry
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// Generate text with a local model (streams to stdout)
+    Generate(generate::GenerateArgs),
 }
 
 impl Cli {
@@ -118,6 +127,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         Command::Keys(args) => keys::run(opts, args, out).await,
         Command::Rule(args) => rule::run(opts, args, out).await,
         Command::Pool(args) => pool::run(opts, args, out).await,
+        Command::Models { command } => models::run(opts, command, out).await,
+        Command::Generate(args) => generate::run(opts, args, out).await,
     }
 }
 

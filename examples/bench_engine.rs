@@ -1,0 +1,94 @@
+//! Our side of `scripts/bench-engine.sh`: one measurement per process, printed as one
+//! JSON line on stdout.
+//!
+//!   bench_engine throughput MODEL_DIR PROMPT_IDS.json GEN_TOKENS
+//!       warm-up, then one timed greedy generation of exactly GEN_TOKENS (EOS ignored)
+//!       -> {"side":"switchyard","prompt_tps","generation_tps","peak_memory_bytes",...}
+//!   bench_engine prefix MODEL_DIR PROMPT_IDS.json GEN_TOKENS
+//!       a two-turn chat: time to first token of turn 2 with the prefix cache vs without
+//!       -> {"side":"switchyard","ttft_cached_s","ttft_uncached_s","ratio",...}
+
+use switchyard::engine::{self, GenerateRequest, LoadOptions, ModelHandle};
+
+fn fail(msg: String) -> ! {
+    eprintln!("bench_engine: {msg}");
+    std::process::exit(1)
+}
+
+fn run(m: &ModelHandle, req: GenerateRequest) -> engine::Collected {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| fail(format!("runtime: {e}")));
+    rt.block_on(async { m.generate(req)?.collect().await })
+        .unwrap_or_else(|e| fail(format!("{e:?}")))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 5 {
+        fail("usage: bench_engine throughput|prefix MODEL PROMPT_IDS.json GEN_TOKENS".into());
+    }
+    let (mode, model, prompt_file) = (&args[1], &args[2], &args[3]);
+    let n_gen: usize = args[4]
+        .parse()
+        .unwrap_or_else(|_| fail("GEN_TOKENS".into()));
+    let prompt: Vec<u32> = serde_json::from_slice(
+        &std::fs::read(prompt_file).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}"))),
+    )
+    .unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
+    let m = engine::load_blocking(model, LoadOptions::default())
+        .unwrap_or_else(|e| fail(format!("{e:?}")));
+
+    let request = |prompt: Vec<u32>, n: usize, cache: bool| {
+        let mut r = GenerateRequest::new(prompt);
+        r.max_tokens = n;
+        r.ignore_eos = true;
+        r.use_prefix_cache = cache;
+        r
+    };
+    match mode.as_str() {
+        "throughput" => {
+            // Warm-up, as mlx-lm's benchmark does; no prefix reuse anywhere.
+            run(&m, request(prompt.clone(), n_gen, false));
+            let out = run(&m, request(prompt.clone(), n_gen, false));
+            let d = out.done.unwrap_or_else(|| fail("no completion".into()));
+            assert_eq!(d.usage.completion_tokens, n_gen);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "side": "switchyard",
+                    "prompt_tokens": prompt.len(),
+                    "generation_tokens": n_gen,
+                    "prompt_tps": d.timings.prompt_tokens_per_s,
+                    "generation_tps": d.timings.generation_tokens_per_s,
+                    "peak_memory_bytes": d.peak_memory_bytes,
+                })
+            );
+        }
+        "prefix" => {
+            // Turn 1 fills the cache; turn 2 = turn 1 + its answer + a new question.
+            let first = run(&m, request(prompt.clone(), n_gen, true));
+            let mut turn2 = prompt.clone();
+            turn2.extend(&first.token_ids);
+            turn2.extend(
+                m.tokenize("\nAnd now, in one sentence?", false)
+                    .unwrap_or_default(),
+            );
+            let uncached = run(&m, request(turn2.clone(), 1, false));
+            let cached = run(&m, request(turn2.clone(), 1, true));
+            let (u, c) = (uncached.done.unwrap(), cached.done.unwrap());
+            println!(
+                "{}",
+                serde_json::json!({
+                    "side": "switchyard",
+                    "turn2_prompt_tokens": turn2.len(),
+                    "cached_prompt_tokens": c.usage.cached_prompt_tokens,
+                    "ttft_uncached_s": u.timings.time_to_first_token_s,
+                    "ttft_cached_s": c.timings.time_to_first_token_s,
+                    "ratio": c.timings.time_to_first_token_s / u.timings.time_to_first_token_s,
+                })
+            );
+        }
+        other => fail(format!("unknown mode {other}")),
+    }
+}

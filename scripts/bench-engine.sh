@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Engine benchmark (benchmarks.md "Local inference"): our engine vs mlx-lm on the same
+# converted fixture (SmolLM2-135M-Instruct), same 256 prompt token ids, 128 new tokens,
+# greedy, EOS ignored. Each measurement is its own process (model loaded, one warm-up,
+# one timed run); the two sides alternate back to back ROUNDS times (default 3) and
+# the medians are compared. Then the prefix cache: time to first token of a second
+# chat turn with the cache vs without. One line per measurement, JSON summary last.
+#
+#   scripts/bench-engine.sh            (make bench-engine)
+#   ROUNDS=5 PROMPT_TOKENS=512 GEN_TOKENS=64 scripts/bench-engine.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+ROUNDS=${ROUNDS:-3}
+PROMPT_TOKENS=${PROMPT_TOKENS:-256}
+GEN_TOKENS=${GEN_TOKENS:-128}
+
+scripts/fetch-fixtures.sh >&2
+model=$root/.fixtures/smollm2/mlx
+py=$root/.tools/venv/bin/python
+cargo build --quiet --release --no-default-features --example bench_engine >&2
+bin=${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_engine
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Fixed pseudo-random ids outside the 17 special tokens, the same for both sides.
+python3 -c "import json, random; random.seed(0); print(json.dumps([random.randrange(17, 49152) for _ in range($PROMPT_TOKENS)]))" >"$tmp/prompt.json"
+
+results=$tmp/results.jsonl
+line() { # side round json
+  python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print(f"{sys.argv[1]:<10} round {sys.argv[2]}: prompt {r[\"prompt_tps\"]:7.2f} tok/s  generation {r[\"generation_tps\"]:6.2f} tok/s  peak {r[\"peak_memory_bytes\"]/1e6:7.1f} MB")' "$1" "$2" "$3"
+}
+for i in $(seq 1 "$ROUNDS"); do
+  # Alternate which side goes first so neither always gets the warmer machine.
+  if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
+  for side in $order; do
+    if [ "$side" = mlx-lm ]; then
+      out=$("$py" scripts/bench_mlx_lm.py "$model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+    else
+      out=$("$bin" throughput "$model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+    fi
+    echo "$out" >>"$results"
+    line "$side" "$i" "$out"
+  done
+done
+for i in $(seq 1 "$ROUNDS"); do
+  out=$("$bin" prefix "$model" "$tmp/prompt.json" 32 | tail -1)
+  echo "$out" | sed 's/"side": *"switchyard"/"side": "prefix"/' >>"$results"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print(f"prefix     round {sys.argv[1]}: turn 2 of {r[\"turn2_prompt_tokens\"]} tokens ({r[\"cached_prompt_tokens\"]} cached): ttft {r[\"ttft_cached_s\"]:.3f} s cached vs {r[\"ttft_uncached_s\"]:.3f} s uncached = {r[\"ratio\"]:.3f}x")' "$i" "$out"
+done
+
+python3 - "$results" "$PROMPT_TOKENS" "$GEN_TOKENS" <<'PY'
+import json, statistics, sys, datetime
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(side, key):
+    return statistics.median(r[key] for r in rows if r["side"] == side)
+ours = {k: med("switchyard", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
+peer = {k: med("mlx-lm", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
+ratios = {
+    "prompt_tps": ours["prompt_tps"] / peer["prompt_tps"],
+    "generation_tps": ours["generation_tps"] / peer["generation_tps"],
+    "peak_memory": ours["peak_memory_bytes"] / peer["peak_memory_bytes"],
+}
+prefix = {k: med("prefix", k) for k in ("ttft_cached_s", "ttft_uncached_s", "ratio")}
+targets = {"prompt_tps": ratios["prompt_tps"] >= 1.0, "generation_tps": ratios["generation_tps"] >= 1.0,
+           "peak_memory": ratios["peak_memory"] <= 1.1, "prefix_ttft": prefix["ratio"] <= 0.2}
+print(f"median     switchyard: prompt {ours['prompt_tps']:.2f} tok/s, generation {ours['generation_tps']:.2f} tok/s, peak {ours['peak_memory_bytes']/1e6:.1f} MB")
+print(f"median     mlx-lm:     prompt {peer['prompt_tps']:.2f} tok/s, generation {peer['generation_tps']:.2f} tok/s, peak {peer['peak_memory_bytes']/1e6:.1f} MB")
+print(f"ratio      prompt {ratios['prompt_tps']:.3f}x (target >= 1.0), generation {ratios['generation_tps']:.3f}x (>= 1.0), memory {ratios['peak_memory']:.3f}x (<= 1.1)")
+print(f"prefix     cached turn-2 ttft {prefix['ratio']:.3f}x of uncached (target <= 0.2)")
+print(json.dumps({
+    "date": datetime.date.today().isoformat(),
+    "prompt_tokens": int(sys.argv[2]), "generation_tokens": int(sys.argv[3]),
+    "switchyard": ours, "mlx_lm": peer, "ratios": ratios, "prefix_cache": prefix,
+    "targets_met": targets,
+}))
+PY

@@ -1,0 +1,524 @@
+//! Hyper-parameters of the decoder-only family, from a Hugging Face `config.json` or
+//! from GGUF metadata, normalised into one [`ModelConfig`].
+//!
+//! Validation happens here, before any weight is read: an unknown architecture, RoPE
+//! scaling or quantization mode is refused with a code naming it, and impossible
+//! shapes (heads not dividing the hidden size, zero layers) are `model_invalid`.
+
+use super::gguf::GgufHeader;
+use crate::error::{Code, Error, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Architectures we run. Mistral and SmolLM(2) are Llama-shaped; Qwen2 adds q/k/v
+/// biases; Qwen3 adds per-head RMSNorm on q and k. Biases and q/k norms are taken
+/// from the presence of their tensors, so the arch mostly selects naming and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    pub const SUPPORTED: &'static str =
+        "llama, mistral, qwen2, qwen3 (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5)";
+
+    pub fn parse(name: &str) -> Option<Arch> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "llama" | "smollm" | "smollm2" => Arch::Llama,
+            "mistral" => Arch::Mistral,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Mistral => "mistral",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+        }
+    }
+}
+
+/// Position-scaling variants of RoPE.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    None,
+    /// Positions divided by `factor`.
+    Linear {
+        factor: f32,
+    },
+    /// Llama 3.x frequency-dependent scaling.
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_max_position_embeddings: f32,
+    },
+}
+
+/// MLX affine quantization of one linear/embedding module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QuantSpec {
+    pub group_size: i32,
+    pub bits: i32,
+}
+
+/// `quantization` from config.json: a default plus per-module overrides (mlx-lm's
+/// mixed-precision form); `None` in an override means "this module is not quantized".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuantConfig {
+    pub default: Option<QuantSpec>,
+    pub per_module: BTreeMap<String, Option<QuantSpec>>,
+}
+
+impl QuantConfig {
+    pub fn for_module(&self, module: &str) -> Option<QuantSpec> {
+        match self.per_module.get(module) {
+            Some(spec) => *spec,
+            None => self.default,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub hidden_size: i32,
+    pub intermediate_size: i32,
+    pub num_layers: i32,
+    pub num_heads: i32,
+    pub num_kv_heads: i32,
+    pub head_dim: i32,
+    pub rms_norm_eps: f32,
+    pub rope_theta: f32,
+    /// Rotate interleaved pairs (GGUF llama layout) instead of halves (HF layout).
+    pub rope_traditional: bool,
+    pub rope_scaling: RopeScaling,
+    pub context_length: u32,
+    pub vocab_size: i32,
+    #[serde(skip)]
+    pub quantization: QuantConfig,
+}
+
+fn unsupported_arch(name: &str) -> Error {
+    Error::new(
+        Code::ModelUnsupportedArch,
+        format!(
+            "model architecture '{name}' is not supported (supported: {})",
+            Arch::SUPPORTED
+        ),
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(Code::ModelInvalid, msg)
+}
+
+impl ModelConfig {
+    /// Check the shapes hang together; called by both constructors.
+    fn validate(self) -> Result<Self> {
+        let pos = |v: i32, what: &str| {
+            if v <= 0 {
+                Err(invalid(format!("config has {what} = {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        pos(self.hidden_size, "hidden_size")?;
+        pos(self.intermediate_size, "intermediate_size")?;
+        pos(self.num_layers, "num_hidden_layers")?;
+        pos(self.num_heads, "num_attention_heads")?;
+        pos(self.num_kv_heads, "num_key_value_heads")?;
+        pos(self.head_dim, "head_dim")?;
+        pos(self.vocab_size, "vocab_size")?;
+        if self.num_heads % self.num_kv_heads != 0 {
+            return Err(invalid(format!(
+                "{} attention heads cannot be grouped over {} key/value heads",
+                self.num_heads, self.num_kv_heads
+            )));
+        }
+        if self.head_dim % 2 != 0 {
+            return Err(invalid(format!("head_dim {} is odd", self.head_dim)));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Err(invalid(format!(
+                "rms_norm_eps {} is not positive",
+                self.rms_norm_eps
+            )));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(invalid(format!(
+                "rope_theta {} is not positive",
+                self.rope_theta
+            )));
+        }
+        Ok(self)
+    }
+
+    /// From a Hugging Face / mlx-lm `config.json`.
+    pub fn from_hf(v: &Value) -> Result<Self> {
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("config.json has no model_type"))?;
+        let arch = Arch::parse(model_type).ok_or_else(|| unsupported_arch(model_type))?;
+        let int = |k: &str| v.get(k).and_then(Value::as_i64).map(|x| x as i32);
+        let req = |k: &str| int(k).ok_or_else(|| invalid(format!("config.json has no {k}")));
+        let hidden_size = req("hidden_size")?;
+        let num_heads = req("num_attention_heads")?;
+        let head_dim = int("head_dim").unwrap_or(if num_heads > 0 {
+            hidden_size / num_heads
+        } else {
+            0
+        });
+        // transformers >= 5 moves RoPE settings into `rope_parameters`.
+        let rope_params = v.get("rope_parameters").filter(|p| p.is_object());
+        let rope_theta = v
+            .get("rope_theta")
+            .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
+            .and_then(Value::as_f64)
+            .unwrap_or(10000.0) as f32;
+        let scaling = v
+            .get("rope_scaling")
+            .filter(|s| s.is_object())
+            .or(rope_params);
+        let rope_scaling = match scaling {
+            Some(s) => parse_rope_scaling(s)?,
+            None => RopeScaling::None,
+        };
+        let quantization = match v
+            .get("quantization")
+            .or_else(|| v.get("quantization_config"))
+        {
+            Some(q) => parse_quant_config(q)?,
+            None => QuantConfig::default(),
+        };
+        ModelConfig {
+            arch,
+            hidden_size,
+            intermediate_size: req("intermediate_size")?,
+            num_layers: req("num_hidden_layers")?,
+            num_heads,
+            num_kv_heads: int("num_key_value_heads").unwrap_or(num_heads),
+            head_dim,
+            rms_norm_eps: v
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6) as f32,
+            rope_theta,
+            rope_traditional: v
+                .get("rope_traditional")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            rope_scaling,
+            context_length: v
+                .get("max_position_embeddings")
+                .and_then(Value::as_u64)
+                .unwrap_or(4096) as u32,
+            vocab_size: req("vocab_size")?,
+            quantization,
+        }
+        .validate()
+    }
+
+    /// From GGUF metadata (`{arch}.*` keys, llama.cpp names).
+    pub fn from_gguf(h: &GgufHeader) -> Result<Self> {
+        let arch_name = h
+            .architecture()
+            .ok_or_else(|| invalid("GGUF has no general.architecture"))?;
+        let arch = Arch::parse(arch_name).ok_or_else(|| unsupported_arch(arch_name))?;
+        let req = |k: &str| {
+            h.arch_u64(k)
+                .map(|x| x as i32)
+                .ok_or_else(|| invalid(format!("GGUF has no {arch_name}.{k}")))
+        };
+        let hidden_size = req("embedding_length")?;
+        let num_heads = req("attention.head_count")?;
+        let head_dim = h
+            .arch_u64("attention.key_length")
+            .or_else(|| h.arch_u64("rope.dimension_count"))
+            .map(|x| x as i32)
+            .unwrap_or(if num_heads > 0 {
+                hidden_size / num_heads
+            } else {
+                0
+            });
+        let vocab_size = h
+            .arch_u64("vocab_size")
+            .map(|x| x as i32)
+            .or_else(|| {
+                h.get("tokenizer.ggml.tokens")
+                    .and_then(|t| t.as_array())
+                    .map(|a| a.len() as i32)
+            })
+            .ok_or_else(|| invalid("GGUF has neither a vocab_size nor tokenizer.ggml.tokens"))?;
+        let scaling_type = h.str(&format!("{arch_name}.rope.scaling.type"));
+        let rope_scaling = match scaling_type {
+            None | Some("none") => RopeScaling::None,
+            Some("linear") => RopeScaling::Linear {
+                factor: h.arch_f64("rope.scaling.factor").unwrap_or(1.0) as f32,
+            },
+            Some(other) => {
+                return Err(Error::new(
+                    Code::ModelUnsupportedArch,
+                    format!("RoPE scaling '{other}' is not supported (supported: linear, llama3)"),
+                ));
+            }
+        };
+        ModelConfig {
+            arch,
+            hidden_size,
+            intermediate_size: req("feed_forward_length")?,
+            num_layers: req("block_count")?,
+            num_heads,
+            num_kv_heads: h
+                .arch_u64("attention.head_count_kv")
+                .map(|x| x as i32)
+                .unwrap_or(num_heads),
+            head_dim,
+            rms_norm_eps: h
+                .arch_f64("attention.layer_norm_rms_epsilon")
+                .unwrap_or(1e-5) as f32,
+            rope_theta: h.arch_f64("rope.freq_base").unwrap_or(10000.0) as f32,
+            // llama.cpp's HF->GGUF converter permutes q/k rows of llama-family models for
+            // interleaved ("normal") RoPE; Qwen models keep the halves layout (NEOX).
+            rope_traditional: matches!(arch, Arch::Llama | Arch::Mistral),
+            rope_scaling,
+            context_length: h.arch_u64("context_length").unwrap_or(4096) as u32,
+            vocab_size,
+            quantization: QuantConfig::default(),
+        }
+        .validate()
+    }
+}
+
+fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
+    let ty = s
+        .get("rope_type")
+        .or_else(|| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let f = |k: &str, d: f64| s.get(k).and_then(Value::as_f64).unwrap_or(d) as f32;
+    Ok(match ty {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear {
+            factor: f("factor", 1.0),
+        },
+        "llama3" => RopeScaling::Llama3 {
+            factor: f("factor", 8.0),
+            low_freq_factor: f("low_freq_factor", 1.0),
+            high_freq_factor: f("high_freq_factor", 4.0),
+            original_max_position_embeddings: f("original_max_position_embeddings", 8192.0),
+        },
+        other => {
+            return Err(Error::new(
+                Code::ModelUnsupportedArch,
+                format!("RoPE scaling '{other}' is not supported (supported: linear, llama3)"),
+            ));
+        }
+    })
+}
+
+fn parse_spec(v: &Value, what: &str) -> Result<QuantSpec> {
+    let unsupported = |msg: String| Error::new(Code::ModelUnsupportedQuant, msg);
+    if let Some(mode) = v.get("mode").and_then(Value::as_str)
+        && mode != "affine"
+    {
+        return Err(unsupported(format!(
+            "quantization mode '{mode}' of {what} is not supported (supported: MLX affine)"
+        )));
+    }
+    let bits = v.get("bits").and_then(Value::as_i64).unwrap_or(0) as i32;
+    let group_size = v.get("group_size").and_then(Value::as_i64).unwrap_or(64) as i32;
+    if ![2, 3, 4, 5, 6, 8].contains(&bits) {
+        return Err(unsupported(format!(
+            "{bits}-bit quantization of {what} is not supported (MLX affine 2, 3, 4, 5, 6 or 8 bits)"
+        )));
+    }
+    if ![32, 64, 128].contains(&group_size) {
+        return Err(unsupported(format!(
+            "quantization group size {group_size} of {what} is not supported (32, 64 or 128)"
+        )));
+    }
+    Ok(QuantSpec { group_size, bits })
+}
+
+/// mlx-lm's `quantization` object: `{"group_size", "bits", ["mode"], "<module>": {..} | false}`.
+/// Hugging Face `quantization_config` of other methods (GPTQ, AWQ, bitsandbytes…) is refused.
+pub fn parse_quant_config(q: &Value) -> Result<QuantConfig> {
+    if let Some(method) = q.get("quant_method").and_then(Value::as_str) {
+        return Err(Error::new(
+            Code::ModelUnsupportedQuant,
+            format!("quantization method '{method}' is not supported (supported: MLX affine)"),
+        ));
+    }
+    let obj = q
+        .as_object()
+        .ok_or_else(|| invalid("config.json quantization is not an object"))?;
+    let mut out = QuantConfig::default();
+    if obj.contains_key("bits") {
+        out.default = Some(parse_spec(q, "the model")?);
+    }
+    for (k, v) in obj {
+        match v {
+            Value::Object(_) => {
+                out.per_module.insert(k.clone(), Some(parse_spec(v, k)?));
+            }
+            Value::Bool(false) => {
+                out.per_module.insert(k.clone(), None);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The frequencies MLX's `fast::rope` takes for Llama 3 scaling (`base^(2i/d)`, with
+/// low-frequency bands stretched by `factor` and a smooth ramp between), computed as
+/// mlx-lm and transformers do. `None` when plain `base` suffices.
+pub fn rope_freqs(cfg: &ModelConfig) -> Option<Vec<f32>> {
+    let RopeScaling::Llama3 {
+        factor,
+        low_freq_factor,
+        high_freq_factor,
+        original_max_position_embeddings: old_ctx,
+    } = cfg.rope_scaling
+    else {
+        return None;
+    };
+    let dims = cfg.head_dim;
+    let low_freq_wavelen = old_ctx / low_freq_factor;
+    let high_freq_wavelen = old_ctx / high_freq_factor;
+    Some(
+        (0..dims)
+            .step_by(2)
+            .map(|i| {
+                let freq = cfg.rope_theta.powf(i as f32 / dims as f32);
+                let wavelen = 2.0 * std::f32::consts::PI * freq;
+                if wavelen > low_freq_wavelen {
+                    freq * factor
+                } else if wavelen < high_freq_wavelen {
+                    freq
+                } else {
+                    let smooth = (old_ctx / wavelen - low_freq_factor)
+                        / (high_freq_factor - low_freq_factor);
+                    freq / ((1.0 - smooth) / factor + smooth)
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn smollm() -> Value {
+        json!({
+            "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
+            "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+            "head_dim": 64, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
+            "rope_traditional": false, "max_position_embeddings": 8192, "vocab_size": 49152,
+            "quantization": {"bits": 4, "group_size": 32, "model.embed_tokens": {"bits": 8, "group_size": 32}}
+        })
+    }
+
+    #[test]
+    fn reads_an_mlx_lm_config_with_mixed_quantization() {
+        let c = ModelConfig::from_hf(&smollm()).unwrap();
+        assert_eq!(c.arch, Arch::Llama);
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (9, 3, 64));
+        assert_eq!(c.rms_norm_eps, 1e-5);
+        assert_eq!(c.context_length, 8192);
+        let q = &c.quantization;
+        assert_eq!(
+            q.for_module("model.layers.0.mlp.up_proj"),
+            Some(QuantSpec {
+                group_size: 32,
+                bits: 4
+            })
+        );
+        assert_eq!(
+            q.for_module("model.embed_tokens"),
+            Some(QuantSpec {
+                group_size: 32,
+                bits: 8
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_architecture_and_quantization_are_named_in_the_error() {
+        let mut v = smollm();
+        v["model_type"] = json!("mamba");
+        let e = ModelConfig::from_hf(&v).unwrap_err();
+        assert_eq!(e.code, Code::ModelUnsupportedArch);
+        assert!(e.message.contains("mamba"));
+
+        let mut v = smollm();
+        v["quantization"] = json!({"bits": 4, "group_size": 32, "mode": "mxfp4"});
+        let e = ModelConfig::from_hf(&v).unwrap_err();
+        assert_eq!(e.code, Code::ModelUnsupportedQuant);
+        assert!(e.message.contains("mxfp4"));
+
+        let mut v = smollm();
+        v["quantization_config"] = json!({"quant_method": "gptq", "bits": 4});
+        v.as_object_mut().unwrap().remove("quantization");
+        let e = ModelConfig::from_hf(&v).unwrap_err();
+        assert_eq!(e.code, Code::ModelUnsupportedQuant);
+        assert!(e.message.contains("gptq"));
+
+        let mut v = smollm();
+        v["rope_scaling"] = json!({"type": "yarn", "factor": 4.0});
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelUnsupportedArch
+        );
+    }
+
+    #[test]
+    fn inconsistent_shapes_are_model_invalid() {
+        let mut v = smollm();
+        v["num_key_value_heads"] = json!(4);
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
+        let mut v = smollm();
+        v.as_object_mut().unwrap().remove("hidden_size");
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
+    }
+
+    #[test]
+    fn llama3_rope_frequencies_follow_the_published_formula() {
+        let mut v = smollm();
+        v["head_dim"] = json!(128);
+        v["hidden_size"] = json!(1152);
+        v["rope_theta"] = json!(500000.0);
+        v["rope_scaling"] = json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        let c = ModelConfig::from_hf(&v).unwrap();
+        let f = rope_freqs(&c).unwrap();
+        assert_eq!(f.len(), 64);
+        // Highest frequency (i=0): wavelength 2π < 2048 -> unchanged.
+        assert_eq!(f[0], 1.0);
+        // Lowest frequencies: wavelength > 8192 -> stretched by the factor.
+        let plain = 500000f32.powf(126.0 / 128.0);
+        assert!((f[63] - plain * 8.0).abs() / (plain * 8.0) < 1e-5);
+        // In between the ramp is monotone.
+        assert!(f.windows(2).all(|w| w[1] > w[0]));
+        assert!(rope_freqs(&ModelConfig::from_hf(&smollm()).unwrap()).is_none());
+    }
+}

@@ -1,0 +1,469 @@
+//! The local inference engine: decoder-only transformers on MLX (mlx-rs), loaded from
+//! GGUF files or MLX / Hugging Face folders, generating token streams.
+//!
+//! # Using it (the gateway and the pool call exactly this)
+//!
+//! ```no_run
+//! # async fn demo() -> switchyard::Result<()> {
+//! use switchyard::engine::{self, ChatMessage, Event, GenerateRequest, LoadOptions};
+//! let model = engine::load("model.gguf", LoadOptions::default()).await?;   // a ModelHandle
+//! let prompt = model.chat_prompt(&[ChatMessage::new("user", "Hi")], None)?;  // token ids
+//! let mut generation = model.generate(GenerateRequest::new(prompt))?;
+//! while let Some(event) = generation.events.recv().await {
+//!     match event {
+//!         Event::Token(t) => print!("{}", t.text),
+//!         Event::Done(done) => println!("\n{:?} {:?}", done.finish_reason, done.usage),
+//!         Event::Error(e) => return Err(e),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`load`] (async) / [`load_blocking`] open a path (a `.gguf` file or a folder) and
+//!   return a [`ModelHandle`] once the weights are in memory. The registry resolves
+//!   names to paths (`crate::models::resolve`).
+//! - [`ModelHandle`] is cheap to clone and `Send + Sync`. Its text methods
+//!   ([`ModelHandle::tokenize`], [`ModelHandle::render_chat`],
+//!   [`ModelHandle::chat_prompt`], [`ModelHandle::count_tokens`]) are synchronous and
+//!   run on the caller's thread (plain Rust, no MLX): they are fast, but call them from
+//!   `spawn_blocking` for megabyte inputs.
+//! - [`ModelHandle::generate`] validates the request (context length, sampling values,
+//!   token ids) and returns at once with a [`Generation`]: an unbounded tokio receiver of
+//!   [`Event`]s — one [`Event::Token`] per generated token (its text delta, which may be
+//!   empty while a multi-byte character or a possible stop string is held back, its id,
+//!   and logprobs if asked), then exactly one [`Event::Done`] (finish reason, usage incl.
+//!   cached prompt tokens, timings, peak memory) or [`Event::Error`]. Dropping the
+//!   receiver or calling [`CancelToken::cancel`] stops generation before the next token.
+//!
+//! # Threads
+//!
+//! Each loaded model owns one dedicated OS thread (`mlx-<name>`) that holds every MLX
+//! array of the model and runs its requests one at a time, in order; nothing MLX ever
+//! runs on tokio's executor threads. Handles talk to it over a channel; the thread ends
+//! when the last handle is dropped or [`ModelHandle::unload`] is awaited.
+//!
+//! # Numerics
+//!
+//! On the CPU the residual stream is float32 (MLX's CPU kernels are 25–30× slower in
+//! float16); unquantized float16/bfloat16 weights are converted once at load, quantized
+//! weights stay packed. Prompts are prefilled like mlx-lm (all but the last token in
+//! chunks of `prefill_step_size`, then the last token), so greedy output is
+//! token-for-token mlx-lm's (checked by `tests/engine.rs` against the fixture).
+//!
+//! Module map: `gguf` (header parser), `config` (hyper-parameters), `source` (format
+//! detection, registry metadata), `weights` (files -> model), `model` (the network and
+//! KV cache), `prefix` (prefix cache policy), `tokenizer`, `template` (chat templates),
+//! `text` (UTF-8-safe streaming, stop strings), `sampling`, `worker` (the thread).
+
+pub mod config;
+pub mod gguf;
+pub mod model;
+pub mod prefix;
+pub mod sampling;
+pub mod source;
+pub mod template;
+pub mod text;
+pub mod tokenizer;
+pub mod weights;
+mod worker;
+
+pub use config::{Arch, ModelConfig};
+pub use sampling::SamplingParams;
+pub use source::{ModelFormat, ModelMetadata, inspect};
+pub use template::ChatMessage;
+
+use crate::error::{Code, Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc;
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// KV caches kept for prefix reuse (0 disables the prefix cache). Each holds up to
+    /// the longest conversation's KV; see `prefix.rs` for the policy.
+    pub prefix_cache_entries: usize,
+    /// Prompt tokens per prefill step (bounds the attention scores' memory).
+    pub prefill_step_size: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            prefix_cache_entries: 1,
+            prefill_step_size: 2048,
+        }
+    }
+}
+
+/// What a loaded model is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    pub architecture: String,
+    pub config: ModelConfig,
+    pub context_length: u32,
+    pub vocab_size: usize,
+    pub eos_token_ids: Vec<u32>,
+    pub has_chat_template: bool,
+    /// Bytes of the weights in memory.
+    pub weights_bytes: u64,
+    pub load_seconds: f64,
+}
+
+/// One generation request. Build with [`GenerateRequest::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Text that ends generation; it is not emitted (matched across token boundaries).
+    pub stop: Vec<String>,
+    /// `Some(n)`: report the chosen token's logprob and the `n` most likely alternatives.
+    pub logprobs: Option<usize>,
+    /// Reuse (and afterwards keep) the KV of a shared prompt prefix.
+    pub use_prefix_cache: bool,
+    /// Keep going past EOS tokens (benchmarks measure a fixed number of tokens).
+    pub ignore_eos: bool,
+}
+
+impl GenerateRequest {
+    pub fn new(prompt: Vec<u32>) -> Self {
+        GenerateRequest {
+            prompt,
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            logprobs: None,
+            use_prefix_cache: true,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Cancels a generation between tokens. Cloneable; cancelling is idempotent.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A running generation: its events and the means to stop it.
+#[derive(Debug)]
+pub struct Generation {
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub cancel: CancelToken,
+}
+
+impl Generation {
+    /// Drain the stream into one result (for non-streaming callers and tests).
+    pub async fn collect(mut self) -> Result<Collected> {
+        let mut out = Collected::default();
+        while let Some(ev) = self.events.recv().await {
+            match ev {
+                Event::Token(t) => {
+                    out.text.push_str(&t.text);
+                    out.token_ids.push(t.token_id);
+                    out.tokens.push(t);
+                }
+                Event::Done(d) => {
+                    out.done = Some(d);
+                    return Ok(out);
+                }
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            Code::Engine,
+            "the engine stopped without finishing the generation",
+        ))
+    }
+}
+
+/// A whole generation, collected.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub tokens: Vec<TokenEvent>,
+    pub done: Option<Completion>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Token(TokenEvent),
+    Done(Completion),
+    Error(Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenEvent {
+    /// The text this token completes; empty while bytes or a possible stop string are held.
+    pub text: String,
+    pub token_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprob: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// An EOS token or a stop string.
+    Stop,
+    /// `max_tokens` or the context length.
+    Length,
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    /// Generated tokens, including a final EOS token.
+    pub completion_tokens: usize,
+    /// Prompt tokens whose KV came from the prefix cache (not recomputed).
+    pub cached_prompt_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Request start to first token (prefill of the uncached prompt + first step).
+    pub time_to_first_token_s: f64,
+    /// Computed prompt tokens / time to first token (mlx-lm's definition).
+    pub prompt_tokens_per_s: f64,
+    /// Generated tokens / time after the first token (mlx-lm's definition).
+    pub generation_tokens_per_s: f64,
+    pub total_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Completion {
+    pub finish_reason: FinishReason,
+    /// The EOS token that ended generation (not sent as a token event).
+    pub stop_token: Option<u32>,
+    pub usage: Usage,
+    pub timings: Timings,
+    /// MLX's peak memory during the request (process-wide).
+    pub peak_memory_bytes: u64,
+}
+
+/// A loaded model. Clone freely; the model unloads when the last clone is dropped.
+#[derive(Clone)]
+pub struct ModelHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    info: ModelInfo,
+    tokenizer: Arc<tokenizer::TextTokenizer>,
+    /// `Err`: the model ships a template minijinja cannot compile (reported on use).
+    template: Option<std::result::Result<template::ChatTemplate, Error>>,
+    tx: std::sync::mpsc::Sender<worker::Command>,
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHandle")
+            .field("path", &self.inner.info.path)
+            .finish()
+    }
+}
+
+/// Load a model from a `.gguf` file or a model folder.
+pub async fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<ModelHandle> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    worker::spawn(path.as_ref().to_path_buf(), opts, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.await
+        .map_err(|_| Error::new(Code::Engine, "the model loader stopped unexpectedly"))?
+        .map(|inner| ModelHandle {
+            inner: Arc::new(inner),
+        })
+}
+
+/// [`load`] for callers without an async runtime (benchmarks, blocking tests).
+pub fn load_blocking(path: impl AsRef<Path>, opts: LoadOptions) -> Result<ModelHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    worker::spawn(path.as_ref().to_path_buf(), opts, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.recv()
+        .map_err(|_| Error::new(Code::Engine, "the model loader stopped unexpectedly"))?
+        .map(|inner| ModelHandle {
+            inner: Arc::new(inner),
+        })
+}
+
+impl ModelHandle {
+    pub fn info(&self) -> &ModelInfo {
+        &self.inner.info
+    }
+
+    /// Encode text; `add_special_tokens` adds what the tokenizer adds to raw text (BOS).
+    pub fn tokenize(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        self.inner.tokenizer.encode(text, add_special_tokens)
+    }
+
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String> {
+        self.inner.tokenizer.decode(ids)
+    }
+
+    /// The chat template applied to `messages` (with `tools` when given), ending with
+    /// the assistant's turn opener when `add_generation_prompt`.
+    pub fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let t = match &self.inner.template {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return Err(e.clone()),
+            None => {
+                return Err(Error::new(
+                    Code::UnsupportedFeature,
+                    "this model has no chat template; send a raw prompt instead",
+                ));
+            }
+        };
+        let tk = &self.inner.tokenizer;
+        t.render(
+            messages,
+            tools,
+            add_generation_prompt,
+            tk.bos_token.as_deref(),
+            tk.eos_token.as_deref(),
+        )
+    }
+
+    /// Prompt token ids for a chat: template rendered, then encoded without adding
+    /// special tokens (the template writes them), exactly as `apply_chat_template`.
+    pub fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<Vec<u32>> {
+        let text = self.render_chat(messages, tools, true)?;
+        self.tokenize(&text, false)
+    }
+
+    /// Exact prompt token count of a chat (what `count_tokens` endpoints report).
+    pub fn count_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<usize> {
+        Ok(self.chat_prompt(messages, tools)?.len())
+    }
+
+    /// Start generating. Errors that need no model work (empty or too long prompt, bad
+    /// sampling values, token ids outside the vocabulary) are returned here, before any
+    /// stream exists.
+    pub fn generate(&self, req: GenerateRequest) -> Result<Generation> {
+        let info = &self.inner.info;
+        if req.prompt.is_empty() {
+            return Err(Error::new(Code::InvalidArgument, "the prompt is empty"));
+        }
+        if req.max_tokens == 0 {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "max_tokens must be at least 1",
+            ));
+        }
+        if req.prompt.len() >= info.context_length as usize {
+            return Err(Error::new(
+                Code::ContextLengthExceeded,
+                format!(
+                    "the prompt has {} tokens; this model's context is {} tokens (including the reply)",
+                    req.prompt.len(),
+                    info.context_length
+                ),
+            ));
+        }
+        let vocab = info.vocab_size as u32;
+        if let Some(bad) = req.prompt.iter().find(|&&t| t >= vocab) {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                format!("token id {bad} is outside the vocabulary ({vocab} tokens)"),
+            ));
+        }
+        req.sampling.validate()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cancel = CancelToken::new();
+        self.inner
+            .tx
+            .send(worker::Command::Generate {
+                req: Box::new(req),
+                events: tx,
+                cancel: cancel.clone(),
+            })
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?;
+        Ok(Generation { events: rx, cancel })
+    }
+
+    /// Raw logits of the last position after one forward pass over `prompt` (a fresh
+    /// cache, no prefix reuse): for scoring and for checking numerics.
+    pub async fn logits(&self, prompt: Vec<u32>) -> Result<Vec<f32>> {
+        if prompt.is_empty() || prompt.len() >= self.inner.info.context_length as usize {
+            return Err(Error::new(
+                Code::ContextLengthExceeded,
+                "prompt is empty or longer than the context",
+            ));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .tx
+            .send(worker::Command::Logits { prompt, reply: tx })
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?;
+        rx.await
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?
+    }
+
+    /// Drop every cached prefix (frees their KV memory).
+    pub async fn clear_prefix_cache(&self) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .tx
+            .send(worker::Command::ClearPrefixCache { reply: tx })
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?;
+        rx.await
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))
+    }
+
+    /// Stop the worker after queued requests and wait until its memory is released.
+    /// Other clones of this handle get `engine_error` afterwards.
+    pub async fn unload(self) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .tx
+            .send(worker::Command::Shutdown { reply: tx })
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?;
+        rx.await
+            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))
+    }
+}

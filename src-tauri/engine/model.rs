@@ -1,0 +1,393 @@
+//! The decoder-only transformer on mlx-rs: embeddings, RMSNorm, attention with RoPE
+//! and grouped-query heads over a KV cache, SwiGLU MLP, tied or separate LM head;
+//! linear layers dense or MLX-affine-quantized.
+//!
+//! Every op is MLX's own fused kernel where one exists (`fast::rms_norm`, `fast::rope`,
+//! `fast::scaled_dot_product_attention`, `quantized_matmul`), graphs are built lazily
+//! and evaluated once per step by the caller, and the LM head runs only on the
+//! positions whose logits are needed. This module never touches threads: the worker
+//! (`worker.rs`) owns the model and calls it from one dedicated thread.
+
+use super::config::ModelConfig;
+use mlx_rs::error::Exception;
+use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
+use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
+use mlx_rs::ops::{self};
+use mlx_rs::{Array, Dtype};
+
+pub type MlxResult<T> = std::result::Result<T, Exception>;
+
+/// A linear layer `y = x Wᵀ (+ b)`.
+#[derive(Debug)]
+pub enum Linear {
+    Dense {
+        /// `[out, in]`, as stored.
+        weight: Array,
+        bias: Option<Array>,
+    },
+    /// MLX affine quantization: `weight` packs `32 / bits` values per u32.
+    Quantized {
+        weight: Array,
+        scales: Array,
+        biases: Array,
+        bias: Option<Array>,
+        group_size: i32,
+        bits: i32,
+    },
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Array) -> MlxResult<Array> {
+        let (y, bias) = match self {
+            Linear::Dense { weight, bias } => {
+                (ops::matmul(x, ops::transpose_axes(weight, &[1, 0])?)?, bias)
+            }
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                group_size,
+                bits,
+            } => (
+                ops::quantized_matmul(x, weight, scales, biases, true, *group_size, *bits)?,
+                bias,
+            ),
+        };
+        match bias {
+            Some(b) => ops::add(&y, b),
+            None => Ok(y),
+        }
+    }
+
+    /// Output features (rows of the weight).
+    pub fn out_features(&self) -> i32 {
+        match self {
+            Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
+        }
+    }
+
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            Linear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                ..
+            } => [weight, scales, biases].into_iter().chain(bias).collect(),
+        }
+    }
+}
+
+/// Token embedding; `as_linear` reuses it as the LM head when embeddings are tied.
+#[derive(Debug)]
+pub struct Embedding(pub Linear);
+
+impl Embedding {
+    pub fn forward(&self, ids: &Array) -> MlxResult<Array> {
+        match &self.0 {
+            Linear::Dense { weight, .. } => weight.take_axis(ids, 0),
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                group_size,
+                bits,
+                ..
+            } => ops::dequantize(
+                weight.take_axis(ids, 0)?,
+                scales.take_axis(ids, 0)?,
+                &biases.take_axis(ids, 0)?,
+                *group_size,
+                *bits,
+            ),
+        }
+    }
+
+    pub fn as_linear(&self, x: &Array) -> MlxResult<Array> {
+        self.0.forward(x)
+    }
+}
+
+/// One layer's key/value cache, pre-allocated in steps of 256 positions and written in
+/// place (`slice_update`), as mlx-lm's `KVCache` does: no per-token concatenation.
+#[derive(Debug, Default)]
+pub struct LayerCache {
+    keys: Option<Array>,
+    values: Option<Array>,
+    pub offset: i32,
+}
+
+const CACHE_STEP: i32 = 256;
+
+impl LayerCache {
+    /// Append `[B, kvH, L, D]` keys/values; return all cached ones up to the new offset.
+    pub fn update(&mut self, k: Array, v: Array) -> MlxResult<(Array, Array)> {
+        let prev = self.offset;
+        let n = k.dim(2);
+        let needs_room = match &self.keys {
+            None => true,
+            Some(keys) => prev + n > keys.dim(2),
+        };
+        if needs_room {
+            let (b, h, d) = (k.dim(0), k.dim(1), k.dim(3));
+            let steps = (CACHE_STEP + n - 1) / CACHE_STEP;
+            let shape = [b, h, steps * CACHE_STEP, d];
+            let new_k = ops::zeros_dtype(&shape, k.dtype())?;
+            let new_v = ops::zeros_dtype(&shape, v.dtype())?;
+            match (self.keys.take(), self.values.take()) {
+                (Some(mut keys), Some(mut values)) => {
+                    if keys.dim(2) != prev {
+                        keys = keys.try_index((.., .., ..prev, ..))?;
+                        values = values.try_index((.., .., ..prev, ..))?;
+                    }
+                    self.keys = Some(ops::concatenate(&[keys, new_k], 2)?);
+                    self.values = Some(ops::concatenate(&[values, new_v], 2)?);
+                }
+                _ => {
+                    self.keys = Some(new_k);
+                    self.values = Some(new_v);
+                }
+            }
+        }
+        self.offset = prev + n;
+        let end = self.offset;
+        let (Some(keys), Some(values)) = (self.keys.as_mut(), self.values.as_mut()) else {
+            return Err(Exception::custom("KV cache buffers missing"));
+        };
+        keys.try_index_mut((.., .., prev..end, ..), &k)?;
+        values.try_index_mut((.., .., prev..end, ..), &v)?;
+        Ok((
+            keys.try_index((.., .., ..end, ..))?,
+            values.try_index((.., .., ..end, ..))?,
+        ))
+    }
+
+    /// Forget everything after `len` positions (the buffers stay; later writes overwrite).
+    pub fn truncate(&mut self, len: i32) {
+        self.offset = self.offset.min(len);
+    }
+
+    pub fn arrays(&self) -> impl Iterator<Item = &Array> {
+        self.keys.iter().chain(self.values.iter())
+    }
+
+    /// Bytes held by the buffers.
+    pub fn nbytes(&self) -> usize {
+        self.arrays().map(Array::nbytes).sum()
+    }
+}
+
+/// The whole model's cache: one [`LayerCache`] per layer.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    pub layers: Vec<LayerCache>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        KvCache {
+            layers: (0..num_layers).map(|_| LayerCache::default()).collect(),
+        }
+    }
+    pub fn offset(&self) -> i32 {
+        self.layers.first().map(|l| l.offset).unwrap_or(0)
+    }
+    pub fn truncate(&mut self, len: i32) {
+        self.layers.iter_mut().for_each(|l| l.truncate(len));
+    }
+    pub fn nbytes(&self) -> usize {
+        self.layers.iter().map(LayerCache::nbytes).sum()
+    }
+    pub fn arrays(&self) -> Vec<&Array> {
+        self.layers.iter().flat_map(LayerCache::arrays).collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    /// Qwen3: RMSNorm over each head's vector before RoPE.
+    pub q_norm: Option<Array>,
+    pub k_norm: Option<Array>,
+}
+
+#[derive(Debug)]
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Array) -> MlxResult<Array> {
+        let g = self.gate_proj.forward(x)?;
+        let silu = ops::multiply(&g, ops::sigmoid(&g)?)?;
+        self.down_proj
+            .forward(&ops::multiply(silu, self.up_proj.forward(x)?)?)
+    }
+}
+
+#[derive(Debug)]
+pub struct Block {
+    pub attn: Attention,
+    pub mlp: Mlp,
+    pub input_norm: Array,
+    pub post_attn_norm: Array,
+}
+
+/// RoPE settings shared by all layers.
+#[derive(Debug)]
+pub struct Rope {
+    pub dims: i32,
+    pub traditional: bool,
+    pub base: f32,
+    pub scale: f32,
+    /// Llama 3 scaled frequencies (replace `base` when present).
+    pub freqs: Option<Array>,
+}
+
+impl Rope {
+    fn apply(&self, x: &Array, offset: i32) -> MlxResult<Array> {
+        match &self.freqs {
+            Some(f) => fast::rope(x, self.dims, self.traditional, None, self.scale, offset, f),
+            None => fast::rope(
+                x,
+                self.dims,
+                self.traditional,
+                self.base,
+                self.scale,
+                offset,
+                None,
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Transformer {
+    pub config: ModelConfig,
+    pub embed: Embedding,
+    pub layers: Vec<Block>,
+    pub norm: Array,
+    /// `None` = tied to the embedding.
+    pub lm_head: Option<Linear>,
+    pub rope: Rope,
+    /// Residual-stream dtype. Float32 on the CPU: MLX's CPU kernels are 25–30× slower
+    /// with float16 activations.
+    pub activation_dtype: Dtype,
+}
+
+impl Transformer {
+    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
+        let c = &self.config;
+        let (b, l) = (x.dim(0), x.dim(1));
+        let heads = |lin: &Linear, n: i32, norm: &Option<Array>| -> MlxResult<Array> {
+            let mut t = ops::reshape(lin.forward(x)?, &[b, l, n, c.head_dim])?;
+            if let Some(w) = norm {
+                t = fast::rms_norm(&t, Some(w), c.rms_norm_eps)?;
+            }
+            ops::transpose_axes(&t, &[0, 2, 1, 3])
+        };
+        let q = heads(&a.q_proj, c.num_heads, &a.q_norm)?;
+        let k = heads(&a.k_proj, c.num_kv_heads, &a.k_norm)?;
+        let v = heads(&a.v_proj, c.num_kv_heads, &None)?;
+        let q = self.rope.apply(&q, cache.offset)?;
+        let k = self.rope.apply(&k, cache.offset)?;
+        let (k, v) = cache.update(k, v)?;
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let o = if l > 1 {
+            fast::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                scale,
+                ScaledDotProductAttentionMask::Causal,
+                None,
+            )?
+        } else {
+            fast::scaled_dot_product_attention(q, k, v, scale, None, None)?
+        };
+        let o = ops::reshape(
+            ops::transpose_axes(&o, &[0, 2, 1, 3])?,
+            &[b, l, c.num_heads * c.head_dim],
+        )?;
+        a.o_proj.forward(&o)
+    }
+
+    /// Run `ids` (`[1, L]` int32) through the model, appending to `cache`. Returns the
+    /// logits of the last `logit_positions` positions (`[1, n, vocab]`), or `None` when
+    /// 0 (prefill chunks: only the cache matters, and the LM head is skipped entirely).
+    pub fn forward(
+        &self,
+        ids: &Array,
+        cache: &mut KvCache,
+        logit_positions: i32,
+    ) -> MlxResult<Option<Array>> {
+        let eps = self.config.rms_norm_eps;
+        let mut h = self.embed.forward(ids)?;
+        if h.dtype() != self.activation_dtype {
+            h = h.as_dtype(self.activation_dtype)?;
+        }
+        for (block, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let r = self.attention(
+                &block.attn,
+                &fast::rms_norm(&h, Some(&block.input_norm), eps)?,
+                lc,
+            )?;
+            h = ops::add(&h, &r)?;
+            let r = block
+                .mlp
+                .forward(&fast::rms_norm(&h, Some(&block.post_attn_norm), eps)?)?;
+            h = ops::add(&h, &r)?;
+        }
+        if logit_positions == 0 {
+            return Ok(None);
+        }
+        let l = h.dim(1);
+        let last = if logit_positions < l {
+            h.try_index((.., (l - logit_positions).., ..))?
+        } else {
+            h.clone()
+        };
+        let x = fast::rms_norm(&last, Some(&self.norm), eps)?;
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(&x)?,
+            None => self.embed.as_linear(&x)?,
+        };
+        Ok(Some(logits))
+    }
+
+    /// Every weight array (for eval after load and memory accounting).
+    pub fn arrays(&self) -> Vec<&Array> {
+        let mut v: Vec<&Array> = self.embed.0.arrays();
+        for b in &self.layers {
+            for lin in [
+                &b.attn.q_proj,
+                &b.attn.k_proj,
+                &b.attn.v_proj,
+                &b.attn.o_proj,
+                &b.mlp.gate_proj,
+                &b.mlp.up_proj,
+                &b.mlp.down_proj,
+            ] {
+                v.extend(lin.arrays());
+            }
+            v.extend(b.attn.q_norm.iter());
+            v.extend(b.attn.k_norm.iter());
+            v.push(&b.input_norm);
+            v.push(&b.post_attn_norm);
+        }
+        v.push(&self.norm);
+        if let Some(h) = &self.lm_head {
+            v.extend(h.arrays());
+        }
+        v.extend(self.rope.freqs.iter());
+        v
+    }
+}

@@ -1,0 +1,451 @@
+//! Chat templates: the model's Jinja template rendered with `minijinja`, configured
+//! the way Hugging Face `apply_chat_template` runs it (trim_blocks, lstrip_blocks, loop
+//! controls, Python string/dict methods via minijinja-contrib's pycompat,
+//! `raise_exception`, `strftime_now`, and a `tojson` that prints exactly what Python's
+//! `json.dumps` does — templates that embed tool schemas depend on it byte for byte).
+
+use crate::error::{Code, Error, Result};
+use minijinja::value::{Kwargs, Serde, Value, ValueKind};
+use minijinja::{Environment, ErrorKind};
+use serde::{Deserialize, Serialize};
+
+/// One chat message. `content` is text; anything else a template may read
+/// (`tool_calls`, `name`, `tool_call_id`, `reasoning_content`…) rides in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChatTemplate")
+    }
+}
+
+const NAME: &str = "chat";
+
+impl ChatTemplate {
+    /// Compile `source`; a syntax error is `model_invalid` (the template ships with the model).
+    pub fn new(source: String) -> Result<Self> {
+        let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| Error::internal(format!("template syntax: {e}")))?;
+        env.set_syntax(syntax);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<Value, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_function("strftime_now", |fmt: String| strftime_now(&fmt));
+        env.add_template_owned(NAME, source).map_err(|e| {
+            Error::new(
+                Code::ModelInvalid,
+                format!("the model's chat template does not compile: {e}"),
+            )
+        })?;
+        Ok(ChatTemplate { env })
+    }
+
+    /// Render the conversation. `tools` is the OpenAI-style list of tool definitions
+    /// (passed as `tools` to templates that support them). A template that raises
+    /// (e.g. "roles must alternate") is the caller's fault: `invalid_request`.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        bos_token: Option<&str>,
+        eos_token: Option<&str>,
+    ) -> Result<String> {
+        let tmpl = self
+            .env
+            .get_template(NAME)
+            .map_err(|e| Error::new(Code::Internal, format!("chat template missing: {e}")))?;
+        let ctx = minijinja::context! {
+            messages => Value::from(Serde(messages)),
+            tools => tools.map(|t| Value::from(Serde(t))),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => bos_token.unwrap_or(""),
+            eos_token => eos_token.unwrap_or(""),
+        };
+        tmpl.render(ctx).map_err(|e| {
+            let mut msg = e.to_string();
+            if let Some(d) = e.detail()
+                && !msg.contains(d)
+            {
+                msg = format!("{msg}: {d}");
+            }
+            Error::new(
+                Code::InvalidRequest,
+                format!("the chat template rejected the messages: {msg}"),
+            )
+        })
+    }
+}
+
+/// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
+/// separators=separators, sort_keys=sort_keys)`.
+fn tojson(v: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
+    kwargs.assert_all_used()?;
+    let (item_sep, key_sep) = match separators {
+        Some(s) if s.len() == 2 => (s[0].clone(), s[1].clone()),
+        Some(_) => {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson separators must be a pair",
+            ));
+        }
+        // Python: (', ', ': ') without indent, (',', ': ') with it.
+        None if indent.is_some() => (",".into(), ": ".into()),
+        None => (", ".into(), ": ".into()),
+    };
+    let opts = JsonOpts {
+        indent,
+        sort_keys: sort_keys.unwrap_or(false),
+        item_sep,
+        key_sep,
+    };
+    let mut out = String::new();
+    py_json(&v, &opts, 0, &mut out)?;
+    Ok(Value::from_safe_string(out))
+}
+
+struct JsonOpts {
+    indent: Option<usize>,
+    sort_keys: bool,
+    item_sep: String,
+    key_sep: String,
+}
+
+fn py_json(
+    v: &Value,
+    o: &JsonOpts,
+    level: usize,
+    out: &mut String,
+) -> std::result::Result<(), minijinja::Error> {
+    let newline = |out: &mut String, level: usize| {
+        if let Some(n) = o.indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * level));
+        }
+    };
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+        ValueKind::Number => {
+            if v.is_integer() {
+                out.push_str(&v.to_string());
+            } else {
+                let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+                out.push_str(&py_float(f));
+            }
+        }
+        ValueKind::String | ValueKind::Bytes => {
+            let s = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            out.push_str(&serde_json::to_string(&s).unwrap_or_default());
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = v.try_iter()?.collect();
+            if items.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&o.item_sep);
+                }
+                newline(out, level + 1);
+                py_json(item, o, level + 1, out)?;
+            }
+            newline(out, level);
+            out.push(']');
+        }
+        ValueKind::Map => {
+            let mut keys: Vec<Value> = v.try_iter()?.collect();
+            if o.sort_keys {
+                keys.sort_by_key(|k| k.to_string());
+            }
+            if keys.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&o.item_sep);
+                }
+                newline(out, level + 1);
+                let ks = k
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| k.to_string());
+                out.push_str(&serde_json::to_string(&ks).unwrap_or_default());
+                out.push_str(&o.key_sep);
+                py_json(&v.get_item(k)?, o, level + 1, out)?;
+            }
+            newline(out, level);
+            out.push('}');
+        }
+        _ => {
+            let s = v.to_string();
+            out.push_str(&serde_json::to_string(&s).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Python's float repr for the values JSON can hold (`1.0`, `0.5`, `1e-05`).
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if f == f.trunc() && f.abs() < 1e16 {
+        return format!("{f:.1}");
+    }
+    let s = format!("{f}");
+    if f.abs() < 1e-4 || f.abs() >= 1e16 {
+        // Python switches to exponent form; match its `1e-05` shape.
+        let e = format!("{f:e}");
+        if let Some((m, exp)) = e.split_once('e') {
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let sign = if exp < 0 { '-' } else { '+' };
+            return format!("{m}e{sign}{:02}", exp.abs());
+        }
+    }
+    s
+}
+
+/// `strftime_now(format)`: today's date in UTC, for templates that print it (Llama 3.x).
+fn strftime_now(fmt: &str) -> std::result::Result<String, minijinja::Error> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(strftime(secs, fmt))
+}
+
+/// The subset of `strftime` chat templates use, for a Unix time in UTC.
+pub fn strftime(secs: i64, fmt: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let weekday = (days + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('-') => match chars.next() {
+                Some('d') => out.push_str(&d.to_string()),
+                Some('m') => out.push_str(&m.to_string()),
+                Some(o) => {
+                    out.push_str("%-");
+                    out.push(o);
+                }
+                None => out.push_str("%-"),
+            },
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('Y') => out.push_str(&y.to_string()),
+            Some('y') => out.push_str(&format!("{:02}", y.rem_euclid(100))),
+            Some('B') => out.push_str(MONTHS[(m - 1) as usize]),
+            Some('b') => out.push_str(&MONTHS[(m - 1) as usize][..3]),
+            Some('A') => out.push_str(DAYS[weekday]),
+            Some('a') => out.push_str(&DAYS[weekday][..3]),
+            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
+            Some('M') => out.push_str(&format!("{:02}", rem % 3600 / 60)),
+            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// SmolLM2's template (ChatML with an injected default system prompt).
+    pub const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn chatml_with_an_injected_system_prompt_renders_like_transformers() {
+        let t = ChatTemplate::new(SMOLLM2.into()).unwrap();
+        let out = t
+            .render(&[ChatMessage::new("user", "Hi")], None, true, None, None)
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let out = t
+            .render(
+                &[
+                    ChatMessage::new("system", "S"),
+                    ChatMessage::new("user", "U"),
+                ],
+                None,
+                false,
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
+        );
+    }
+
+    #[test]
+    fn tools_python_methods_and_trim_blocks_work_as_in_hf_templates() {
+        let src = "{%- if tools %}\n{%- for t in tools %}\n{{ t | tojson }}\n{%- endfor %}\n{%- endif %}\n{%- for m in messages %}\n[{{ m.role.upper() }}]{{ m.content.strip() }}{% if m.tool_calls is defined %}{{ m.tool_calls[0].function.name }}{% endif %}\n{%- endfor %}";
+        let t = ChatTemplate::new(src.into()).unwrap();
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "Zürich <city>"}}, "required": ["city"]}, "ratio": 0.5, "n": 2.0}}]);
+        let mut call = ChatMessage::new("assistant", "");
+        call.extra.insert(
+            "tool_calls".into(),
+            json!([{"function": {"name": "get_weather", "arguments": {"city": "Bern"}}}]),
+        );
+        let out = t
+            .render(
+                &[ChatMessage::new("user", "  weather?  "), call],
+                Some(&tools),
+                false,
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\", \"description\": \"Zürich <city>\"}}, \"required\": [\"city\"]}, \"ratio\": 0.5, \"n\": 2.0}}[USER]weather?[ASSISTANT]get_weather"
+        );
+    }
+
+    #[test]
+    fn tojson_indent_matches_python() {
+        let t = ChatTemplate::new("{{ messages[0].extra | tojson(indent=2) }}".into()).unwrap();
+        let mut m = ChatMessage::new("user", "");
+        m.extra
+            .insert("extra".into(), json!({"a": [1, {}], "b": null, "c": []}));
+        let out = t.render(&[m], None, false, None, None).unwrap();
+        assert_eq!(
+            out,
+            "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": null,\n  \"c\": []\n}"
+        );
+    }
+
+    #[test]
+    fn raise_exception_becomes_invalid_request_and_bad_syntax_model_invalid() {
+        let t = ChatTemplate::new(
+            "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with user') }}{% endif %}ok".into(),
+        )
+        .unwrap();
+        let e = t
+            .render(
+                &[ChatMessage::new("assistant", "x")],
+                None,
+                true,
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidRequest);
+        assert!(
+            e.message.contains("Conversation must start with user"),
+            "{}",
+            e.message
+        );
+        let e = ChatTemplate::new("{% for %}".into()).unwrap_err();
+        assert_eq!(e.code, Code::ModelInvalid);
+    }
+
+    #[test]
+    fn strftime_formats_dates_like_python() {
+        // 2024-07-23 14:05:09 UTC was a Tuesday.
+        let t = 1_721_743_509;
+        assert_eq!(strftime(t, "%d %b %Y"), "23 Jul 2024");
+        assert_eq!(
+            strftime(t, "%A, %B %-d, %y %H:%M:%S %%"),
+            "Tuesday, July 23, 24 14:05:09 %"
+        );
+        assert_eq!(strftime(0, "%Y-%m-%d %a"), "1970-01-01 Thu");
+        assert_eq!(py_float(1e-5), "1e-05");
+        assert_eq!(py_float(2.5), "2.5");
+    }
+}

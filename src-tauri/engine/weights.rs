@@ -1,0 +1,561 @@
+//! From files to a [`Transformer`]: GGUF through MLX's GGUF loader, model folders
+//! through MLX's safetensors loader (single file or sharded with an index), both
+//! renamed to Hugging Face tensor names and assembled by one builder.
+//!
+//! Everything a file claims is checked before MLX reads it (GGUF header in `gguf.rs`,
+//! safetensors headers here): missing, truncated or inconsistent files are
+//! `model_invalid`, unknown tensor types `model_unsupported_quant`.
+
+use super::config::{ModelConfig, QuantSpec, rope_freqs};
+use super::gguf::GgufHeader;
+use super::model::{Attention, Block, Embedding, Linear, Mlp, Rope, Transformer};
+use crate::error::{Code, Error, Result};
+use mlx_rs::{Array, Dtype};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(Code::ModelInvalid, msg)
+}
+
+fn mlx_err(what: &str) -> impl FnOnce(mlx_rs::error::Exception) -> Error + '_ {
+    move |e| Error::new(Code::Engine, format!("{what}: {e}"))
+}
+
+/// One tensor as a safetensors header describes it.
+#[derive(Debug, Clone)]
+pub struct StTensor {
+    pub dtype: String,
+    pub shape: Vec<u64>,
+}
+
+/// Read and check a `.safetensors` header: size fields, JSON, and every tensor's byte
+/// range inside the file.
+pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, StTensor>> {
+    use std::io::Read;
+    let bad = |m: &str| {
+        invalid(format!(
+            "{} is not a valid safetensors file: {m}",
+            path.display()
+        ))
+    };
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)
+        .map_err(|_| bad("the file is truncated"))?;
+    let n = u64::from_le_bytes(n);
+    if n > size.saturating_sub(8) || n > 256 << 20 {
+        return Err(bad("its header length exceeds the file"));
+    }
+    let mut buf = vec![0u8; n as usize];
+    f.read_exact(&mut buf)
+        .map_err(|_| bad("the file is truncated"))?;
+    let doc: serde_json::Map<String, Value> =
+        serde_json::from_slice(&buf).map_err(|_| bad("its header is not JSON"))?;
+    let data_len = size - 8 - n;
+    let mut out = BTreeMap::new();
+    for (name, t) in doc {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = t
+            .get("dtype")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let shape: Vec<u64> = t
+            .get("shape")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let offs: Vec<u64> = t
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        if offs.len() != 2 || offs[0] > offs[1] || offs[1] > data_len {
+            return Err(bad(&format!(
+                "tensor {name} lies outside the file (is it truncated?)"
+            )));
+        }
+        out.insert(name, StTensor { dtype, shape });
+    }
+    Ok(out)
+}
+
+/// The safetensors files of a model folder: the index's shards, else every
+/// `*.safetensors` file.
+pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    let mut files: Vec<PathBuf> = if index.is_file() {
+        let v = super::tokenizer::read_json_opt(&index)?.unwrap_or(Value::Null);
+        let map = v
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .ok_or_else(|| invalid(format!("{} has no weight_map", index.display())))?;
+        let mut names: Vec<&str> = map.values().filter_map(Value::as_str).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| {
+                if n.contains('/') || n.contains('\\') || n.starts_with('.') {
+                    Err(invalid(format!(
+                        "the index names an unsafe shard path {n:?}"
+                    )))
+                } else {
+                    Ok(dir.join(n))
+                }
+            })
+            .collect::<Result<_>>()?
+    } else {
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", dir.display())))?;
+        let mut v: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        v.sort();
+        v
+    };
+    if files.is_empty() {
+        return Err(invalid(format!(
+            "{} has no *.safetensors weights",
+            dir.display()
+        )));
+    }
+    for f in &files {
+        if !f.is_file() {
+            return Err(invalid(format!("weight shard {} is missing", f.display())));
+        }
+    }
+    files.dedup();
+    Ok(files)
+}
+
+/// GGUF tensor name -> Hugging Face name (`blk.3.attn_q.scales` ->
+/// `model.layers.3.self_attn.q_proj.scales`). Unknown names are kept as they are.
+pub fn gguf_to_hf_name(name: &str) -> String {
+    let parts: Vec<&str> = name.splitn(4, '.').collect();
+    if parts.len() == 4 && parts[0] == "blk" {
+        let module = match parts[2] {
+            "attn_q" => "self_attn.q_proj",
+            "attn_k" => "self_attn.k_proj",
+            "attn_v" => "self_attn.v_proj",
+            "attn_output" => "self_attn.o_proj",
+            "attn_q_norm" => "self_attn.q_norm",
+            "attn_k_norm" => "self_attn.k_norm",
+            "ffn_gate" => "mlp.gate_proj",
+            "ffn_up" => "mlp.up_proj",
+            "ffn_down" => "mlp.down_proj",
+            "attn_norm" => "input_layernorm",
+            "ffn_norm" => "post_attention_layernorm",
+            _ => return name.to_string(),
+        };
+        return format!("model.layers.{}.{module}.{}", parts[1], parts[3]);
+    }
+    let (head, leaf) = name.split_once('.').unwrap_or((name, ""));
+    let module = match head {
+        "token_embd" => "model.embed_tokens",
+        "output_norm" => "model.norm",
+        "output" => "lm_head",
+        _ => return name.to_string(),
+    };
+    format!("{module}.{leaf}")
+}
+
+/// Where the quantization parameters of a module come from.
+enum QuantSource<'a> {
+    /// A model folder's `quantization` config.
+    Config(&'a super::config::QuantConfig),
+    /// GGUF: MLX unpacks every GGML block format with group size 32; bits follow from shapes.
+    Gguf,
+}
+
+struct Builder<'a> {
+    tensors: HashMap<String, Array>,
+    quant: QuantSource<'a>,
+    /// Convert unquantized float weights to this dtype (float32 on the CPU).
+    float_dtype: Option<Dtype>,
+}
+
+impl Builder<'_> {
+    fn take(&mut self, name: &str) -> Result<Array> {
+        let a = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| invalid(format!("the model has no tensor {name}")))?;
+        self.float(a)
+    }
+
+    fn take_opt(&mut self, name: &str) -> Result<Option<Array>> {
+        match self.tensors.remove(name) {
+            Some(a) => Ok(Some(self.float(a)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn float(&self, a: Array) -> Result<Array> {
+        match self.float_dtype {
+            Some(dt)
+                if a.dtype() != dt
+                    && matches!(a.dtype(), Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32) =>
+            {
+                a.as_dtype(dt).map_err(mlx_err("converting weights"))
+            }
+            _ => Ok(a),
+        }
+    }
+
+    fn linear(&mut self, module: &str) -> Result<Linear> {
+        let scales_name = format!("{module}.scales");
+        if !self.tensors.contains_key(&scales_name) {
+            return Ok(Linear::Dense {
+                weight: self.take(&format!("{module}.weight"))?,
+                bias: self.take_opt(&format!("{module}.bias"))?,
+            });
+        }
+        let weight = self
+            .tensors
+            .remove(&format!("{module}.weight"))
+            .ok_or_else(|| invalid(format!("the model has no tensor {module}.weight")))?;
+        let scales = self
+            .tensors
+            .remove(&scales_name)
+            .ok_or_else(|| invalid("scales"))?;
+        let biases = self
+            .tensors
+            .remove(&format!("{module}.biases"))
+            .ok_or_else(|| {
+                Error::new(
+                    Code::ModelUnsupportedQuant,
+                    format!("{module} is quantized without biases (only MLX affine quantization is supported)"),
+                )
+            })?;
+        if weight.dtype() != Dtype::Uint32 || weight.ndim() != 2 || scales.ndim() != 2 {
+            return Err(invalid(format!(
+                "{module} has an unexpected quantized layout"
+            )));
+        }
+        let spec = match &self.quant {
+            QuantSource::Config(q) => q.for_module(module).ok_or_else(|| {
+                invalid(format!(
+                    "{module} is quantized but config.json has no quantization for it"
+                ))
+            })?,
+            QuantSource::Gguf => {
+                let group_size = 32;
+                let in_features = scales.dim(1) * group_size;
+                QuantSpec {
+                    group_size,
+                    bits: if in_features > 0 {
+                        weight.dim(1) * 32 / in_features
+                    } else {
+                        0
+                    },
+                }
+            }
+        };
+        if weight.dim(1) * 32 != scales.dim(1) * spec.group_size * spec.bits
+            || weight.dim(0) != scales.dim(0)
+            || biases.shape() != scales.shape()
+        {
+            return Err(invalid(format!(
+                "{module}: weight {:?} and scales {:?} do not match {}-bit quantization with group size {}",
+                weight.shape(),
+                scales.shape(),
+                spec.bits,
+                spec.group_size
+            )));
+        }
+        Ok(Linear::Quantized {
+            weight,
+            scales,
+            biases,
+            bias: self.take_opt(&format!("{module}.bias"))?,
+            group_size: spec.group_size,
+            bits: spec.bits,
+        })
+    }
+
+    fn build(
+        mut self,
+        config: ModelConfig,
+        gguf_rope_factors: Option<Vec<f32>>,
+    ) -> Result<Transformer> {
+        let c = &config;
+        let embed = Embedding(self.linear("model.embed_tokens")?);
+        let (rows, width) = match &embed.0 {
+            Linear::Dense { weight, .. } => (weight.dim(0), weight.dim(1)),
+            Linear::Quantized { weight, bits, .. } => (weight.dim(0), weight.dim(1) * 32 / bits),
+        };
+        if width != c.hidden_size || rows == 0 {
+            return Err(invalid(format!(
+                "the token embedding is {rows}x{width}, the config says hidden size {}",
+                c.hidden_size
+            )));
+        }
+        let mut layers = Vec::with_capacity(c.num_layers as usize);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let attn = Attention {
+                q_proj: self.linear(&format!("{p}.self_attn.q_proj"))?,
+                k_proj: self.linear(&format!("{p}.self_attn.k_proj"))?,
+                v_proj: self.linear(&format!("{p}.self_attn.v_proj"))?,
+                o_proj: self.linear(&format!("{p}.self_attn.o_proj"))?,
+                q_norm: self.take_opt(&format!("{p}.self_attn.q_norm.weight"))?,
+                k_norm: self.take_opt(&format!("{p}.self_attn.k_norm.weight"))?,
+            };
+            let expect = [
+                (
+                    attn.q_proj.out_features(),
+                    c.num_heads * c.head_dim,
+                    "q_proj",
+                ),
+                (
+                    attn.k_proj.out_features(),
+                    c.num_kv_heads * c.head_dim,
+                    "k_proj",
+                ),
+                (
+                    attn.v_proj.out_features(),
+                    c.num_kv_heads * c.head_dim,
+                    "v_proj",
+                ),
+            ];
+            for (got, want, what) in expect {
+                if got != want {
+                    return Err(invalid(format!(
+                        "layer {i} {what} has {got} outputs, the config implies {want}"
+                    )));
+                }
+            }
+            layers.push(Block {
+                attn,
+                mlp: Mlp {
+                    gate_proj: self.linear(&format!("{p}.mlp.gate_proj"))?,
+                    up_proj: self.linear(&format!("{p}.mlp.up_proj"))?,
+                    down_proj: self.linear(&format!("{p}.mlp.down_proj"))?,
+                },
+                input_norm: self.take(&format!("{p}.input_layernorm.weight"))?,
+                post_attn_norm: self.take(&format!("{p}.post_attention_layernorm.weight"))?,
+            });
+        }
+        let norm = self.take("model.norm.weight")?;
+        let lm_head = if self.tensors.contains_key("lm_head.weight") {
+            Some(self.linear("lm_head")?)
+        } else {
+            None
+        };
+        let freqs = match (gguf_rope_factors, rope_freqs(c)) {
+            (Some(factors), _) => Some(
+                (0..c.head_dim / 2)
+                    .map(|i| {
+                        c.rope_theta.powf(2.0 * i as f32 / c.head_dim as f32)
+                            * factors.get(i as usize).copied().unwrap_or(1.0)
+                    })
+                    .collect::<Vec<f32>>(),
+            ),
+            (None, f) => f,
+        };
+        let scale = match c.rope_scaling {
+            super::config::RopeScaling::Linear { factor } if factor > 0.0 => 1.0 / factor,
+            _ => 1.0,
+        };
+        let rope = Rope {
+            dims: c.head_dim,
+            traditional: c.rope_traditional,
+            base: c.rope_theta,
+            scale,
+            freqs: freqs.map(|f| Array::from_slice(&f, &[f.len() as i32])),
+        };
+        Ok(Transformer {
+            config,
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            activation_dtype: self.float_dtype.unwrap_or(Dtype::Float32),
+        })
+    }
+}
+
+/// True when MLX computes on the CPU (Linux; or forced): use float32 activations.
+pub fn on_cpu() -> bool {
+    mlx_rs::Device::try_default()
+        .and_then(|d| d.get_type())
+        .map(|t| matches!(t, mlx_rs::DeviceType::Cpu))
+        .unwrap_or(true)
+}
+
+/// Load a GGUF file's tensors with MLX and build the model.
+pub fn load_gguf(path: &Path, header: &GgufHeader, config: ModelConfig) -> Result<Transformer> {
+    if let Some(t) = header.unsupported_tensor() {
+        return Err(Error::new(
+            Code::ModelUnsupportedQuant,
+            format!(
+                "tensor {} is {}, which MLX cannot load (supported GGUF types: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
+                t.name,
+                t.ggml_type.name()
+            ),
+        ));
+    }
+    if path
+        .extension()
+        .is_none_or(|e| !e.eq_ignore_ascii_case("gguf"))
+    {
+        return Err(invalid(format!(
+            "{} is a GGUF file but MLX only loads files named *.gguf; rename it",
+            path.display()
+        )));
+    }
+    let file = mlx_rs::io::GgufFile::load(path)
+        .map_err(|e| invalid(format!("MLX cannot load {}: {e}", path.display())))?;
+    let keys = file.array_keys().map_err(|e| {
+        invalid(format!(
+            "MLX cannot list the tensors of {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut tensors = HashMap::with_capacity(keys.len());
+    for k in keys {
+        let a = file
+            .get_array(&k)
+            .map_err(|e| invalid(format!("MLX cannot read tensor {k}: {e}")))?
+            .ok_or_else(|| invalid(format!("tensor {k} vanished")))?;
+        tensors.insert(gguf_to_hf_name(&k), a);
+    }
+    drop(file);
+    let rope_factors = match tensors.remove("rope_freqs.weight") {
+        Some(a) => {
+            let a = a
+                .as_dtype(Dtype::Float32)
+                .map_err(mlx_err("rope factors"))?;
+            a.eval().map_err(mlx_err("rope factors"))?;
+            Some(
+                a.try_as_slice::<f32>()
+                    .map_err(|e| invalid(format!("rope_freqs: {e}")))?
+                    .to_vec(),
+            )
+        }
+        None => None,
+    };
+    let b = Builder {
+        tensors,
+        quant: QuantSource::Gguf,
+        float_dtype: on_cpu().then_some(Dtype::Float32),
+    };
+    let model = b.build(config, rope_factors)?;
+    eval_weights(&model)?;
+    Ok(model)
+}
+
+/// Load a model folder's safetensors shards with MLX and build the model.
+pub fn load_folder(dir: &Path, config: ModelConfig) -> Result<Transformer> {
+    let mut tensors = HashMap::new();
+    for f in safetensors_files(dir)? {
+        let header = read_safetensors_header(&f)?;
+        for (name, t) in &header {
+            if !matches!(
+                t.dtype.as_str(),
+                "F32" | "F16" | "BF16" | "U32" | "I32" | "I64" | "U8" | "BOOL"
+            ) {
+                return Err(Error::new(
+                    Code::ModelUnsupportedQuant,
+                    format!(
+                        "tensor {name} in {} has dtype {}, which is not supported",
+                        f.display(),
+                        t.dtype
+                    ),
+                ));
+            }
+        }
+        let arrays = Array::load_safetensors(&f)
+            .map_err(|e| invalid(format!("MLX cannot load {}: {e}", f.display())))?;
+        tensors.extend(arrays);
+    }
+    let b = Builder {
+        tensors,
+        quant: QuantSource::Config(&config.quantization),
+        float_dtype: on_cpu().then_some(Dtype::Float32),
+    };
+    let model = b.build(config.clone(), None)?;
+    eval_weights(&model)?;
+    Ok(model)
+}
+
+/// Materialise every weight now, so load errors (and load time) happen at load, not in
+/// the first request.
+fn eval_weights(m: &Transformer) -> Result<()> {
+    mlx_rs::transforms::eval(m.arrays())
+        .map_err(|e| invalid(format!("the model's weights cannot be read: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gguf_names_map_to_hugging_face_names() {
+        for (g, hf) in [
+            (
+                "blk.3.attn_q.scales",
+                "model.layers.3.self_attn.q_proj.scales",
+            ),
+            (
+                "blk.0.attn_output.weight",
+                "model.layers.0.self_attn.o_proj.weight",
+            ),
+            (
+                "blk.12.ffn_down.biases",
+                "model.layers.12.mlp.down_proj.biases",
+            ),
+            (
+                "blk.1.attn_k_norm.weight",
+                "model.layers.1.self_attn.k_norm.weight",
+            ),
+            (
+                "blk.1.attn_norm.weight",
+                "model.layers.1.input_layernorm.weight",
+            ),
+            (
+                "blk.1.ffn_norm.weight",
+                "model.layers.1.post_attention_layernorm.weight",
+            ),
+            ("token_embd.weight", "model.embed_tokens.weight"),
+            ("output_norm.weight", "model.norm.weight"),
+            ("output.weight", "lm_head.weight"),
+            ("rope_freqs.weight", "rope_freqs.weight"),
+        ] {
+            assert_eq!(gguf_to_hf_name(g), hf);
+        }
+    }
+
+    #[test]
+    fn safetensors_headers_are_checked_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let header = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header);
+        bytes.extend([0u8; 8]);
+        std::fs::write(&p, &bytes).unwrap();
+        let h = read_safetensors_header(&p).unwrap();
+        assert_eq!(h["w"].shape, vec![2]);
+        std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(
+            read_safetensors_header(&p).unwrap_err().code,
+            Code::ModelInvalid
+        );
+        std::fs::write(&p, b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage").unwrap();
+        assert_eq!(
+            read_safetensors_header(&p).unwrap_err().code,
+            Code::ModelInvalid
+        );
+    }
+}

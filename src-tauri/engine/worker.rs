@@ -1,0 +1,398 @@
+//! The model's thread: loads the weights, then serves commands one at a time. Every
+//! MLX array of a model lives and dies on this thread.
+
+use super::model::{KvCache, Linear, Transformer};
+use super::prefix::{PrefixCache, Taken, Truncate};
+use super::sampling::{self, Sampler};
+use super::source::Source;
+use super::template::ChatTemplate;
+use super::text::{IncrementalDecoder, StopMatcher};
+use super::tokenizer::TextTokenizer;
+use super::{
+    CancelToken, Completion, Event, FinishReason, GenerateRequest, Inner, LoadOptions, ModelInfo,
+    Timings, TokenEvent, Usage, weights,
+};
+use crate::error::{Code, Error, Result};
+use mlx_rs::{Array, Dtype};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) enum Command {
+    Generate {
+        req: Box<GenerateRequest>,
+        events: mpsc::UnboundedSender<Event>,
+        cancel: CancelToken,
+    },
+    Logits {
+        prompt: Vec<u32>,
+        reply: oneshot::Sender<Result<Vec<f32>>>,
+    },
+    ClearPrefixCache {
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+impl Truncate for KvCache {
+    fn truncate(&mut self, len: usize) {
+        KvCache::truncate(self, len as i32);
+    }
+}
+
+fn engine(what: &str) -> impl FnOnce(mlx_rs::error::Exception) -> Error + '_ {
+    move |e| Error::new(Code::Engine, format!("{what}: {e}"))
+}
+
+/// Start the thread; `ready` gets the handle's contents once the model is loaded (or
+/// the load error).
+pub(super) fn spawn(
+    path: PathBuf,
+    opts: LoadOptions,
+    ready: impl FnOnce(Result<Inner>) + Send + 'static,
+) -> Result<()> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().chars().take(10).collect::<String>())
+        .unwrap_or_default();
+    let (tx, rx) = std::sync::mpsc::channel::<Command>();
+    std::thread::Builder::new()
+        .name(format!("mlx-{name}"))
+        .spawn(move || {
+            let loaded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&path, &opts)));
+            let (inner_parts, model) = match loaded {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => return ready(Err(e)),
+                Err(_) => {
+                    return ready(Err(Error::new(
+                        Code::Engine,
+                        format!("loading {} crashed", path.display()),
+                    )));
+                }
+            };
+            let (info, tokenizer, template) = inner_parts;
+            let tokenizer = Arc::new(tokenizer);
+            let mut worker = Worker {
+                context_length: info.context_length as usize,
+                eos: info.eos_token_ids.clone(),
+                model,
+                tokenizer: tokenizer.clone(),
+                prefix: PrefixCache::new(opts.prefix_cache_entries),
+                step: opts.prefill_step_size.max(1),
+            };
+            ready(Ok(Inner {
+                info,
+                tokenizer,
+                template,
+                tx,
+            }));
+            worker.run(rx);
+        })
+        .map_err(|e| Error::new(Code::Engine, format!("cannot start the model thread: {e}")))?;
+    Ok(())
+}
+
+type Loaded = (
+    (
+        ModelInfo,
+        TextTokenizer,
+        Option<std::result::Result<ChatTemplate, Error>>,
+    ),
+    Transformer,
+);
+
+fn load(path: &Path, _opts: &LoadOptions) -> Result<Loaded> {
+    let t0 = Instant::now();
+    let source = Source::open(path)?;
+    let config = source.config()?;
+    let (tokenizer, model) = match &source {
+        Source::Gguf { path, header } => (
+            TextTokenizer::from_gguf(header)?,
+            weights::load_gguf(path, header, config.clone())?,
+        ),
+        Source::Folder { path, config_json } => (
+            TextTokenizer::from_folder(path, config_json)?,
+            weights::load_folder(path, config.clone())?,
+        ),
+    };
+    let template = tokenizer.chat_template.clone().map(ChatTemplate::new);
+    let rows = match &model.embed.0 {
+        Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
+    };
+    let info = ModelInfo {
+        path: source.path().to_path_buf(),
+        format: source.format(),
+        architecture: config.arch.as_str().to_string(),
+        context_length: config.context_length,
+        vocab_size: rows as usize,
+        eos_token_ids: tokenizer.eos_ids.clone(),
+        has_chat_template: template.as_ref().is_some_and(|t| t.is_ok()),
+        weights_bytes: model.arrays().iter().map(|a| a.nbytes() as u64).sum(),
+        load_seconds: t0.elapsed().as_secs_f64(),
+        config,
+    };
+    Ok(((info, tokenizer, template), model))
+}
+
+struct Worker {
+    model: Transformer,
+    tokenizer: Arc<TextTokenizer>,
+    prefix: PrefixCache<KvCache>,
+    step: usize,
+    context_length: usize,
+    eos: Vec<u32>,
+}
+
+fn ids_array(ids: &[u32]) -> Array {
+    let v: Vec<i32> = ids.iter().map(|&t| t as i32).collect();
+    Array::from_slice(&v, &[1, v.len() as i32])
+}
+
+impl Worker {
+    fn run(&mut self, rx: std::sync::mpsc::Receiver<Command>) {
+        while let Ok(cmd) = rx.recv() {
+            match cmd {
+                Command::Generate {
+                    req,
+                    events,
+                    cancel,
+                } => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.generate(&req, &events, &cancel)
+                    }));
+                    let err = match r {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
+                        Err(_) => {
+                            // State of the caches is unknown after a panic: start clean.
+                            self.prefix.clear();
+                            Some(Error::new(
+                                Code::Engine,
+                                "the engine failed during generation",
+                            ))
+                        }
+                    };
+                    if let Some(e) = err {
+                        let _ = events.send(Event::Error(e));
+                    }
+                }
+                Command::Logits { prompt, reply } => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut cache = KvCache::new(self.model.layers.len());
+                        self.step_logits(&prompt, &mut cache)
+                    }))
+                    .unwrap_or_else(|_| Err(Error::new(Code::Engine, "the engine failed")));
+                    let _ = reply.send(r);
+                }
+                Command::ClearPrefixCache { reply } => {
+                    self.prefix.clear();
+                    let _ = mlx_rs::memory::clear_cache();
+                    let _ = reply.send(());
+                }
+                Command::Shutdown { reply } => {
+                    self.prefix.clear();
+                    // The model's arrays are freed when the worker is dropped (by the
+                    // thread's end); free MLX's buffer cache with them.
+                    let _ = mlx_rs::memory::clear_cache();
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Run `tokens` and return the last position's logits on the host.
+    fn step_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let logits = self
+            .model
+            .forward(&ids_array(tokens), cache, 1)
+            .map_err(engine("forward pass"))?
+            .ok_or_else(|| Error::new(Code::Internal, "no logits"))?;
+        let v = logits.dim(-1);
+        let mut logits = logits.reshape(&[v]).map_err(engine("logits"))?;
+        if logits.dtype() != Dtype::Float32 {
+            logits = logits.as_dtype(Dtype::Float32).map_err(engine("logits"))?;
+        }
+        logits.eval().map_err(engine("forward pass"))?;
+        Ok(logits
+            .try_as_slice::<f32>()
+            .map_err(|e| Error::new(Code::Engine, format!("reading logits: {e}")))?
+            .to_vec())
+    }
+
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        events: &mpsc::UnboundedSender<Event>,
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        let _ = mlx_rs::memory::reset_peak_memory();
+        let prompt = &req.prompt;
+        let Taken { cache, reused } = if req.use_prefix_cache {
+            self.prefix.take(prompt)
+        } else {
+            Taken {
+                cache: None,
+                reused: 0,
+            }
+        };
+        let mut cache = cache.unwrap_or_else(|| KvCache::new(self.model.layers.len()));
+        let stopped = || cancel.is_cancelled() || events.is_closed();
+
+        // Prefill all but the last prompt token, in chunks, keeping only the cache.
+        let mut pos = reused;
+        while prompt.len() - pos > 1 {
+            let n = (prompt.len() - 1 - pos).min(self.step);
+            self.model
+                .forward(&ids_array(&prompt[pos..pos + n]), &mut cache, 0)
+                .map_err(engine("prefill"))?;
+            mlx_rs::transforms::eval(cache.arrays()).map_err(engine("prefill"))?;
+            pos += n;
+            if stopped() {
+                let done = self.finish(
+                    FinishReason::Cancelled,
+                    None,
+                    Usage {
+                        prompt_tokens: prompt.len(),
+                        completion_tokens: 0,
+                        cached_prompt_tokens: reused,
+                    },
+                    Timings {
+                        total_s: t0.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    },
+                );
+                if req.use_prefix_cache {
+                    self.prefix.put(prompt[..pos].to_vec(), cache);
+                }
+                let _ = events.send(Event::Done(done));
+                return Ok(());
+            }
+        }
+
+        let mut logits = self.step_logits(&prompt[pos..], &mut cache)?;
+        let mut history = prompt.clone();
+        let mut sampler = Sampler::new(req.sampling.clone());
+        let mut decoder = IncrementalDecoder::new();
+        let mut stops = StopMatcher::new(req.stop.iter().cloned());
+        let tk = self.tokenizer.clone();
+        let decode = |ids: &[u32]| tk.decode(ids);
+        let mut generated = 0usize;
+        let mut t_first: Option<Instant> = None;
+        let mut stop_token = None;
+        let finish = loop {
+            let raw = req.logprobs.is_some().then(|| logits.clone());
+            let token = sampler.sample(&mut logits, &history);
+            generated += 1;
+            t_first.get_or_insert_with(Instant::now);
+            history.push(token);
+            let is_eos = !req.ignore_eos && self.eos.contains(&token);
+            let delta = if is_eos {
+                String::new()
+            } else {
+                decoder.push(token, decode)?
+            };
+            let step = stops.push(&delta);
+            let mut text = step.emit;
+            let mut finish = if is_eos || step.stopped {
+                Some(FinishReason::Stop)
+            } else if generated >= req.max_tokens
+                || cache.offset() as usize + 1 >= self.context_length
+            {
+                Some(FinishReason::Length)
+            } else {
+                None
+            };
+            if is_eos {
+                stop_token = Some(token);
+            }
+            if finish.is_some() && !step.stopped {
+                // Release what was held back: bytes of an unfinished character, or the
+                // start of a stop string that never completed.
+                let tail = decoder.flush(decode)?;
+                let tail_step = stops.push(&tail);
+                text.push_str(&tail_step.emit);
+                if tail_step.stopped {
+                    finish = Some(FinishReason::Stop);
+                } else {
+                    text.push_str(&stops.finish());
+                }
+            }
+            let (logprob, top_logprobs) = match (&raw, req.logprobs) {
+                (Some(raw), Some(n)) => {
+                    let (lp, top) = sampling::logprobs(raw, token, n);
+                    (Some(lp), top)
+                }
+                _ => (None, Vec::new()),
+            };
+            let sent = events.send(Event::Token(TokenEvent {
+                text,
+                token_id: token,
+                logprob,
+                top_logprobs,
+            }));
+            if sent.is_err() {
+                break FinishReason::Cancelled;
+            }
+            if let Some(f) = finish {
+                break f;
+            }
+            if cancel.is_cancelled() {
+                break FinishReason::Cancelled;
+            }
+            logits = self.step_logits(&[token], &mut cache)?;
+        };
+        let t_end = Instant::now();
+        let ttft = t_first.map(|t| t - t0).unwrap_or_default().as_secs_f64();
+        let gen_s = t_first.map(|t| t_end - t).unwrap_or_default().as_secs_f64();
+        let computed = prompt.len() - reused;
+        let timings = Timings {
+            time_to_first_token_s: ttft,
+            prompt_tokens_per_s: if ttft > 0.0 {
+                computed as f64 / ttft
+            } else {
+                0.0
+            },
+            generation_tokens_per_s: if gen_s > 0.0 {
+                generated as f64 / gen_s
+            } else {
+                0.0
+            },
+            total_s: (t_end - t0).as_secs_f64(),
+        };
+        let usage = Usage {
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated,
+            cached_prompt_tokens: reused,
+        };
+        if req.use_prefix_cache {
+            let held = cache.offset() as usize;
+            history.truncate(held);
+            self.prefix.put(history, cache);
+        }
+        let done = self.finish(finish, stop_token, usage, timings);
+        let _ = events.send(Event::Done(done));
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        finish_reason: FinishReason,
+        stop_token: Option<u32>,
+        usage: Usage,
+        timings: Timings,
+    ) -> Completion {
+        Completion {
+            finish_reason,
+            stop_token,
+            usage,
+            timings,
+            peak_memory_bytes: mlx_rs::memory::peak_memory().unwrap_or(0) as u64,
+        }
+    }
+}

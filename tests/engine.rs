@@ -1,0 +1,369 @@
+//! The engine on the real fixture model (SmolLM2-135M-Instruct, Q4_1 GGUF and its
+//! mlx-lm conversion), against mlx-lm's own outputs in tests/fixtures/smollm2/.
+//!
+//! Fixtures come from `scripts/fetch-fixtures.sh`; a missing fixture fails the test
+//! with that instruction (never a silent skip). Models are loaded once per test binary
+//! and shared: the engine serialises requests per model on its worker thread.
+
+mod common;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use switchyard::engine::{
+    self, CancelToken, ChatMessage, Event, FinishReason, GenerateRequest, LoadOptions, ModelHandle,
+    SamplingParams,
+};
+use switchyard::{Code, Error};
+
+/// Maximum absolute difference allowed between our first-position logits and mlx-lm's
+/// (reference-logits.jsonl, rounded to 5 decimals). Both run the same MLX CPU kernels in
+/// float32 over one forward pass, so the difference is rounding noise; 2e-3 is far
+/// below what a wrong RoPE layout, norm epsilon or template produces (each was
+/// checked to fail: see the report in the engine's commit history).
+const LOGIT_TOLERANCE: f32 = 2e-3;
+/// Greedy tokens compared per prompt (mlx-lm's first 32, or up to its EOS).
+const GREEDY_TOKENS: usize = 32;
+
+fn fixture(env: &str, rel: &str) -> PathBuf {
+    let p = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join(rel));
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run scripts/fetch-fixtures.sh (or set {env})",
+        p.display()
+    );
+    p
+}
+
+fn gguf_path() -> PathBuf {
+    fixture(
+        "SWITCHYARD_FIXTURE_GGUF",
+        ".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    )
+}
+
+fn mlx_path() -> PathBuf {
+    fixture("SWITCHYARD_FIXTURE_MLX", ".fixtures/smollm2/mlx")
+}
+
+fn mlx_model() -> &'static ModelHandle {
+    static M: OnceLock<ModelHandle> = OnceLock::new();
+    M.get_or_init(|| engine::load_blocking(mlx_path(), LoadOptions::default()).unwrap())
+}
+
+fn gguf_model() -> &'static ModelHandle {
+    static M: OnceLock<ModelHandle> = OnceLock::new();
+    M.get_or_init(|| engine::load_blocking(gguf_path(), LoadOptions::default()).unwrap())
+}
+
+fn records(file: &str) -> Vec<Value> {
+    let p = common::repo_root()
+        .join("tests/fixtures/smollm2")
+        .join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn messages(v: &Value) -> Vec<ChatMessage> {
+    serde_json::from_value(v["messages"].clone()).unwrap()
+}
+
+async fn generate(m: &ModelHandle, req: GenerateRequest) -> engine::Collected {
+    m.generate(req).unwrap().collect().await.unwrap()
+}
+
+fn request(prompt: Vec<u32>, max_tokens: usize) -> GenerateRequest {
+    let mut r = GenerateRequest::new(prompt);
+    r.max_tokens = max_tokens;
+    r.sampling = SamplingParams::default();
+    r.use_prefix_cache = false;
+    r
+}
+
+/// Our greedy ids against mlx-lm's: equal over the first GREEDY_TOKENS (or to EOS).
+fn assert_greedy_prefix(id: u64, ours: &[u32], reference: &[u32]) {
+    let n = reference.len().min(GREEDY_TOKENS);
+    let first_diff = ours.iter().zip(reference).position(|(a, b)| a != b);
+    assert!(
+        ours.len() >= n && first_diff.is_none_or(|i| i >= n),
+        "prompt {id}: greedy tokens diverge from mlx-lm at position {first_diff:?}\n ours: {ours:?}\n mlx-lm: {reference:?}"
+    );
+}
+
+#[tokio::test]
+async fn differential_prompt_ids_greedy_tokens_and_first_logits_equal_mlx_lm() {
+    let m = mlx_model();
+    let logit_refs = records("reference-logits.jsonl");
+    for (rec, lrec) in records("reference.jsonl").iter().zip(&logit_refs) {
+        let id = rec["id"].as_u64().unwrap();
+        // Template and tokenizer: the rendered text, then the ids.
+        let text = m.render_chat(&messages(rec), None, true).unwrap();
+        assert_eq!(
+            text,
+            rec["prompt_text"].as_str().unwrap(),
+            "prompt {id}: chat template"
+        );
+        let prompt = m.chat_prompt(&messages(rec), None).unwrap();
+        assert_eq!(
+            prompt,
+            ids(&rec["prompt_token_ids"]),
+            "prompt {id}: token ids"
+        );
+
+        // First-position logits of one forward pass (as reference.py computes them).
+        let logits = m.logits(prompt.clone()).await.unwrap();
+        assert_eq!(logits.len(), 49152);
+        for (tok, want) in ids(&lrec["top_ids"])
+            .iter()
+            .zip(lrec["top_logits"].as_array().unwrap())
+        {
+            let want = want.as_f64().unwrap() as f32;
+            let got = logits[*tok as usize];
+            assert!(
+                (got - want).abs() <= LOGIT_TOLERANCE,
+                "prompt {id}: logit of token {tok} is {got}, mlx-lm {want}"
+            );
+        }
+        let n = logits.len() as f64;
+        let mean = logits.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let want_mean = lrec["logits_stats"]["mean"].as_f64().unwrap();
+        assert!(
+            (mean - want_mean).abs() < 1e-3,
+            "prompt {id}: mean logit {mean} vs {want_mean}"
+        );
+
+        // Greedy generation, the way mlx-lm generates.
+        let reference = ids(&rec["generated_token_ids"]);
+        let out = generate(m, request(prompt, reference.len().min(GREEDY_TOKENS))).await;
+        assert_greedy_prefix(id, &out.token_ids, &reference);
+        let done = out.done.unwrap();
+        if reference.len() <= GREEDY_TOKENS && rec["finish_reason"] == "stop" {
+            assert_eq!(done.finish_reason, FinishReason::Stop, "prompt {id}");
+            assert_eq!(out.text, rec["text"].as_str().unwrap(), "prompt {id}: text");
+        }
+        assert_eq!(
+            done.usage.prompt_tokens,
+            rec["prompt_token_ids"].as_array().unwrap().len()
+        );
+        assert_eq!(done.usage.completion_tokens, out.token_ids.len());
+        assert!(done.peak_memory_bytes > 0);
+    }
+}
+
+#[tokio::test]
+async fn gguf_and_the_converted_folder_give_the_same_greedy_tokens() {
+    let (g, f) = (gguf_model(), mlx_model());
+    assert_eq!(g.info().format, engine::ModelFormat::Gguf);
+    assert!(
+        g.info().config.rope_traditional,
+        "GGUF llama q/k rows are interleaved"
+    );
+    assert!(!f.info().config.rope_traditional);
+    for rec in records("reference.jsonl").iter().take(3) {
+        let prompt_g = g.chat_prompt(&messages(rec), None).unwrap();
+        assert_eq!(
+            prompt_g,
+            f.chat_prompt(&messages(rec), None).unwrap(),
+            "tokenizer from GGUF metadata"
+        );
+        let a = generate(g, request(prompt_g.clone(), GREEDY_TOKENS)).await;
+        let b = generate(f, request(prompt_g, GREEDY_TOKENS)).await;
+        assert_eq!(a.token_ids, b.token_ids, "prompt {}", rec["id"]);
+        assert_eq!(a.text, b.text);
+    }
+}
+
+#[tokio::test]
+async fn a_second_turn_reuses_the_cached_prefix_and_yields_the_same_tokens_as_uncached() {
+    // Its own model instance: the prefix cache is per model.
+    let m = engine::load(mlx_path(), LoadOptions::default())
+        .await
+        .unwrap();
+    let mut conv = vec![ChatMessage::new("user", "What is the capital of France?")];
+    let first = generate(&m, {
+        let mut r = request(m.chat_prompt(&conv, None).unwrap(), 16);
+        r.use_prefix_cache = true;
+        r
+    })
+    .await;
+    assert_eq!(first.done.as_ref().unwrap().usage.cached_prompt_tokens, 0);
+    conv.push(ChatMessage::new("assistant", first.text.clone()));
+    conv.push(ChatMessage::new("user", "And of Italy?"));
+    let prompt = m.chat_prompt(&conv, None).unwrap();
+
+    let mut cached_req = request(prompt.clone(), 12);
+    cached_req.use_prefix_cache = true;
+    let cached = generate(&m, cached_req).await;
+    let uncached = generate(&m, request(prompt.clone(), 12)).await;
+    let usage = cached.done.as_ref().unwrap().usage;
+    // Everything up to the end of the first answer was in the cache (the first turn's
+    // prompt, its answer tokens) — at least the whole first prompt.
+    let first_prompt_len = first.done.as_ref().unwrap().usage.prompt_tokens;
+    assert!(
+        usage.cached_prompt_tokens >= first_prompt_len,
+        "cached {} of {} prompt tokens; first prompt had {first_prompt_len}",
+        usage.cached_prompt_tokens,
+        prompt.len()
+    );
+    assert!(usage.cached_prompt_tokens < prompt.len());
+    assert_eq!(
+        uncached.done.as_ref().unwrap().usage.cached_prompt_tokens,
+        0
+    );
+    assert_eq!(cached.token_ids, uncached.token_ids);
+    assert_eq!(cached.text, uncached.text);
+
+    // The same prompt again reuses all but its last token.
+    let mut again = request(prompt.clone(), 4);
+    again.use_prefix_cache = true;
+    let again = generate(&m, again).await;
+    assert_eq!(
+        again.done.unwrap().usage.cached_prompt_tokens,
+        prompt.len() - 1
+    );
+    assert_eq!(again.token_ids, uncached.token_ids[..4]);
+    m.unload().await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_strings_seeds_logprobs_and_cancellation_work_end_to_end() {
+    let m = mlx_model();
+    let prompt = m
+        .chat_prompt(
+            &[ChatMessage::new("user", "What is the capital of France?")],
+            None,
+        )
+        .unwrap();
+
+    // "The capital of France is Paris." with stop " Paris": cut before it, finish "stop".
+    let mut r = request(prompt.clone(), 16);
+    r.stop = vec![" Paris".into()];
+    r.logprobs = Some(3);
+    let out = generate(m, r).await;
+    assert_eq!(out.text, "The capital of France is");
+    assert_eq!(out.done.unwrap().finish_reason, FinishReason::Stop);
+    let first = &out.tokens[0];
+    assert_eq!(first.top_logprobs.len(), 3);
+    assert_eq!(
+        first.top_logprobs[0].0, first.token_id,
+        "greedy picks the most likely"
+    );
+    assert!(
+        (first.logprob.unwrap() - (-1.88118)).abs() < 1e-2,
+        "{:?}",
+        first.logprob
+    );
+
+    // Seeded sampling is reproducible; another seed differs somewhere.
+    let sampled = |seed| {
+        let mut r = request(prompt.clone(), 12);
+        r.sampling = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.95,
+            seed: Some(seed),
+            ..Default::default()
+        };
+        r
+    };
+    let a = generate(m, sampled(7)).await;
+    let b = generate(m, sampled(7)).await;
+    assert_eq!(a.token_ids, b.token_ids);
+    let c = generate(m, sampled(8)).await;
+    let d = generate(m, sampled(9)).await;
+    assert!(a.token_ids != c.token_ids || a.token_ids != d.token_ids);
+
+    // max_tokens ends with "length".
+    let out = generate(m, request(prompt.clone(), 3)).await;
+    assert_eq!(out.token_ids.len(), 3);
+    assert_eq!(out.done.unwrap().finish_reason, FinishReason::Length);
+
+    // Cancel after the first token: "cancelled", few tokens.
+    let mut g = m.generate(request(prompt.clone(), 50)).unwrap();
+    let cancel: CancelToken = g.cancel.clone();
+    let mut tokens = 0;
+    let reason = loop {
+        match g.events.recv().await.unwrap() {
+            Event::Token(_) => {
+                tokens += 1;
+                cancel.cancel();
+            }
+            Event::Done(d) => break d.finish_reason,
+            Event::Error(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(reason, FinishReason::Cancelled);
+    assert!(tokens <= 2, "{tokens} tokens after cancelling");
+
+    // Dropping the receiver stops the generation too: the next request is served at once.
+    drop(m.generate(request(prompt.clone(), 200)).unwrap());
+    let t = std::time::Instant::now();
+    let out = generate(m, request(prompt, 1)).await;
+    assert_eq!(out.token_ids.len(), 1);
+    assert!(t.elapsed().as_secs() < 60);
+}
+
+#[tokio::test]
+async fn bad_files_and_requests_fail_with_stable_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let load =
+        |p: PathBuf| async move { engine::load(p, LoadOptions::default()).await.unwrap_err() };
+
+    // Missing file.
+    let e: Error = load(dir.path().join("missing.gguf")).await;
+    assert_eq!(e.code, Code::ModelInvalid, "{e:?}");
+    // Corrupt: the real GGUF cut in half.
+    let bytes = std::fs::read(gguf_path()).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load(cut).await;
+    assert_eq!(e.code, Code::ModelInvalid, "{e:?}");
+    assert!(e.message.contains("truncated"), "{}", e.message);
+    // Garbage with a .gguf name.
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    assert_eq!(load(junk).await.code, Code::ModelInvalid);
+    // A folder whose weights are corrupt.
+    let folder = dir.path().join("broken");
+    std::fs::create_dir(&folder).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(mlx_path().join(f), folder.join(f)).unwrap();
+    }
+    std::fs::write(
+        folder.join("model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json",
+    )
+    .unwrap();
+    assert_eq!(load(folder.clone()).await.code, Code::ModelInvalid);
+    // Unknown architecture, named.
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(mlx_path().join("config.json")).unwrap()).unwrap();
+    cfg["model_type"] = "mamba2".into();
+    std::fs::write(folder.join("config.json"), cfg.to_string()).unwrap();
+    let e = load(folder).await;
+    assert_eq!(e.code, Code::ModelUnsupportedArch);
+    assert!(e.message.contains("mamba2"));
+
+    // A prompt longer than the context (8192).
+    let m = mlx_model();
+    let e = m.generate(request(vec![28; 9000], 1)).unwrap_err();
+    assert_eq!(e.code, Code::ContextLengthExceeded);
+    assert!(e.message.contains("9000"), "{}", e.message);
+    let e = m.generate(request(vec![49152], 1)).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    let mut r = request(vec![1, 2], 1);
+    r.sampling.temperature = -1.0;
+    assert_eq!(m.generate(r).unwrap_err().code, Code::InvalidArgument);
+}
