@@ -287,6 +287,7 @@ async fn reorder_bench(rng: &mut Rng, iterations: usize) -> ReorderTimes {
     let dir = tempfile::tempdir().unwrap();
     let opts = AppOptions {
         data_dir: Some(dir.path().to_path_buf()),
+        vault: switchyard::vault::BackendKind::File,
     };
     // Seed 1,000 mixed rules in one statement (adding them one by one is not what is
     // measured), then open the app as a user would.

@@ -64,6 +64,7 @@ pub enum Code {
     Engine,
     Cancelled,
     // ---- gateway
+    EndpointNotFound,
     HostNotAllowed,
     OriginNotAllowed,
     Unauthorized,
@@ -117,6 +118,7 @@ impl Code {
             ContextLengthExceeded => "context_length_exceeded",
             Engine => "engine_error",
             Cancelled => "cancelled",
+            EndpointNotFound => "endpoint_not_found",
             HostNotAllowed => "host_not_allowed",
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
@@ -137,7 +139,7 @@ impl Code {
         use Code::*;
         match self {
             Usage => 2,
-            ProviderNotFound | RuleNotFound | ModelNotFound => 3,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 3,
             InvalidArgument
             | ConfirmationRequired
             | ProviderExists
@@ -167,7 +169,7 @@ impl Code {
             | ConfirmationRequired => 400,
             Unauthorized => 401,
             HostNotAllowed | OriginNotAllowed => 403,
-            ProviderNotFound | RuleNotFound | ModelNotFound => 404,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
             BodyTooLarge => 413,
             ProviderInvalidUrl
@@ -344,6 +346,7 @@ mod tests {
         Code::ContextLengthExceeded,
         Code::Engine,
         Code::Cancelled,
+        Code::EndpointNotFound,
         Code::HostNotAllowed,
         Code::OriginNotAllowed,
         Code::Unauthorized,

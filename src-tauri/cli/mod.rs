@@ -5,14 +5,16 @@
 //! error's [`Code`]. No subcommand starts the desktop app.
 
 mod doctor;
-mod keys;
 mod generate;
+mod keys;
+mod logs;
 mod models;
 mod output;
+mod pool;
 mod prompt;
 mod provider;
-mod pool;
 mod rule;
+mod serve;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
@@ -63,6 +65,10 @@ pub enum Command {
     Provider(provider::ProviderArgs),
     /// The vault: status, and rotation of the data key or the root secret
     Keys(keys::KeysArgs),
+    /// Run the gateway (OpenAI + Anthropic APIs on loopback) without the desktop app
+    Serve(serve::ServeArgs),
+    /// The request log (no prompt or completion text)
+    Logs(logs::LogsArgs),
     /// Routing rules: which model names go to which target, in order
     Rule(rule::RuleArgs),
     /// The loaded-model pool: memory limit, eviction, idle TTL, preload
@@ -125,6 +131,8 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
         Command::Provider(args) => provider::run(opts, args, out).await,
         Command::Keys(args) => keys::run(opts, args, out).await,
+        Command::Serve(args) => serve::run(opts, args, out).await,
+        Command::Logs(args) => logs::run(opts, args, out).await,
         Command::Rule(args) => rule::run(opts, args, out).await,
         Command::Pool(args) => pool::run(opts, args, out).await,
         Command::Models { command } => models::run(opts, command, out).await,

@@ -288,6 +288,20 @@ impl Matcher {
         })
     }
 
+    /// The names exact rules make reachable (for `GET /v1/models`), each with the target
+    /// it actually routes to (an earlier prefix or regex rule may take it), in order.
+    pub fn exact_names(&self) -> Vec<(String, Target)> {
+        let mut seen = std::collections::HashSet::new();
+        self.rules
+            .iter()
+            .filter(|r| r.match_type == MatchType::Exact && seen.insert(r.pattern.as_str()))
+            .filter_map(|r| {
+                self.route(&r.pattern)
+                    .map(|route| (r.pattern.clone(), route.target))
+            })
+            .collect()
+    }
+
     /// Like [`Matcher::build`], but a rule whose regex does not compile is left out
     /// (and reported) instead of failing the whole set. Used when loading what is
     /// already stored: a database edited by hand must not stop the app from starting.

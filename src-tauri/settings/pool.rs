@@ -656,6 +656,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = App::open(crate::app::AppOptions {
             data_dir: Some(dir.path().to_path_buf()),
+            vault: crate::vault::BackendKind::File,
         })
         .await
         .unwrap();

@@ -10,6 +10,7 @@ async fn open() -> (tempfile::TempDir, SharedApp) {
     let dir = tempfile::tempdir().unwrap();
     let app = App::open(AppOptions {
         data_dir: Some(dir.path().to_path_buf()),
+        vault: crate::vault::BackendKind::File,
     })
     .await
     .unwrap();
@@ -490,6 +491,7 @@ async fn another_process_write_reaches_the_router_through_refresh() {
     let (dir, app) = open().await;
     let other = App::open(AppOptions {
         data_dir: Some(dir.path().to_path_buf()),
+        vault: crate::vault::BackendKind::File,
     })
     .await
     .unwrap();
