@@ -1,0 +1,288 @@
+//! The gateway's local route on the real engine and the fixture model (SmolLM2-135M,
+//! fetched by scripts/fetch-fixtures.sh): both client protocols, streaming and not,
+//! exact token counts, greedy output equal to mlx-lm's reference, and cancellation of
+//! the generation when the client leaves.
+
+mod common;
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use switchyard::app::{App, AppOptions, SharedApp};
+use switchyard::gateway::{self, GatewayOptions, GatewayState, Server};
+use switchyard::store::audit::Actor;
+use switchyard::vault::BackendKind;
+
+const MODEL: &str = "smollm2";
+
+fn fixture_gguf() -> PathBuf {
+    let p = common::repo_root().join(".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run scripts/fetch-fixtures.sh",
+        p.display()
+    );
+    p
+}
+
+/// The first reference record: prompt, its token count and mlx-lm's greedy answer.
+fn reference() -> Value {
+    let text =
+        std::fs::read_to_string(common::repo_root().join("tests/fixtures/smollm2/reference.jsonl"))
+            .unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+struct Local {
+    _dir: tempfile::TempDir,
+    app: SharedApp,
+    server: Server,
+    http: reqwest::Client,
+}
+
+impl Local {
+    async fn start() -> Local {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(AppOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            vault: BackendKind::File,
+        })
+        .await
+        .unwrap();
+        switchyard::models::import(&app.db, &fixture_gguf(), Some(MODEL.into()), Actor::Cli)
+            .await
+            .unwrap();
+        let local = gateway::local::engine_models(&app);
+        let state = GatewayState::new(app.clone(), GatewayOptions::default(), local)
+            .await
+            .unwrap();
+        let server = gateway::serve(state, "127.0.0.1".parse().unwrap(), 0)
+            .await
+            .unwrap();
+        Local {
+            _dir: dir,
+            app,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.server.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn sse_data(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let name = b
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_string);
+            let data = b
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            (name, data)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx_lm() {
+    let gw = Local::start().await;
+    let reference = reference();
+    let question = reference["prompt"].as_str().unwrap();
+    let expected = reference["text"].as_str().unwrap();
+
+    // OpenAI client, not streaming, temperature 0 = greedy = mlx-lm's tokens.
+    let r = gw
+        .post("/v1/chat/completions", json!({"model": MODEL, "temperature": 0, "messages": [{"role": "user", "content": question}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-backend"], "local");
+    assert_eq!(r.headers()["x-switchyard-rule"], "none");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], expected);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], reference["num_prompt_tokens"]);
+
+    // Anthropic client, streaming: the same text through Anthropic's event sequence.
+    let r = gw
+        .post(
+            "/v1/messages",
+            json!({"model": MODEL, "max_tokens": 64, "temperature": 0, "stream": true,
+                   "messages": [{"role": "user", "content": question}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let events = sse_data(&r.text().await.unwrap());
+    assert_eq!(events.first().unwrap().0.as_deref(), Some("message_start"));
+    assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
+    let text: String = events
+        .iter()
+        .filter(|e| e.0.as_deref() == Some("content_block_delta"))
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, expected);
+    let md: Value = serde_json::from_str(
+        &events
+            .iter()
+            .find(|e| e.0.as_deref() == Some("message_delta"))
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    assert_eq!(md["delta"]["stop_reason"], "end_turn");
+
+    // OpenAI client, streaming with a token limit: finish_reason length.
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": MODEL, "temperature": 0, "stream": true, "max_tokens": 3,
+                   "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": question}]}),
+        )
+        .await;
+    let events = sse_data(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|e| e.1 != "[DONE]")
+        .map(|e| serde_json::from_str(&e.1).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "length")
+    );
+    let usage = chunks.iter().find(|c| c["usage"].is_object()).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(expected.starts_with(&text) && !text.is_empty(), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_tokens_is_exact_for_local_models_and_legacy_completions_work() {
+    let gw = Local::start().await;
+    let reference = reference();
+    let r = gw
+        .post(
+            "/v1/messages/count_tokens",
+            json!({"model": MODEL, "messages": [{"role": "user", "content": reference["prompt"]}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["input_tokens"], reference["num_prompt_tokens"],
+        "the chat template's exact prompt length"
+    );
+
+    let r = gw
+        .post("/v1/completions", json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert!(!v["choices"][0]["text"].as_str().unwrap().is_empty());
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+
+    let models: Value = gw
+        .http
+        .get(format!("{}/v1/models", gw.server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], MODEL);
+    assert_eq!(models["data"][0]["owned_by"], "local");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_to_a_text_only_local_model_are_a_clear_unsupported_feature_error() {
+    let gw = Local::start().await;
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    let r = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_disconnect_stops_the_local_generation() {
+    let gw = Local::start().await;
+    let long = json!({"model": MODEL, "temperature": 0, "stream": true, "max_tokens": 4000,
+        "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper, with many chapters."}]});
+    let short = json!({"model": MODEL, "max_tokens": 2, "temperature": 0, "messages": [{"role": "user", "content": "Hi"}]});
+    // Warm up (loads the model), then time the short request alone: the baseline.
+    assert_eq!(
+        gw.post("/v1/chat/completions", short.clone())
+            .await
+            .status(),
+        200
+    );
+    let t = Instant::now();
+    assert_eq!(
+        gw.post("/v1/chat/completions", short.clone())
+            .await
+            .status(),
+        200
+    );
+    let baseline = t.elapsed();
+
+    let mut r = gw.post("/v1/chat/completions", long).await;
+    // Read until text arrives: the generation is running.
+    loop {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended before any text");
+        if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
+            break;
+        }
+    }
+    drop(r);
+    // The model serves one request at a time: a short request is answered promptly only
+    // if the long generation stopped when the client left.
+    // If it kept going, the short request would queue behind dozens of story tokens
+    // (about 0.2 s each on a 2-core CPU); stopped, it costs one token at most.
+    let limit = baseline + Duration::from_secs(8);
+    let r = tokio::time::timeout(limit, gw.post("/v1/chat/completions", short)).await.unwrap_or_else(|_| {
+        panic!("the next request took over {limit:?} (alone: {baseline:?}): the abandoned generation kept running")
+    });
+    assert_eq!(r.status(), 200);
+    // The abandoned request is logged as cancelled.
+    let mut cancelled = false;
+    for _ in 0..100 {
+        let rows = gateway::log::tail(&gw.app.db, 10).await.unwrap();
+        if rows
+            .iter()
+            .any(|r| r.stream && r.error_code.as_deref() == Some("cancelled"))
+        {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cancelled, "no cancelled row in the request log");
+}
