@@ -383,6 +383,17 @@ async fn anthropic_client_to_openai_upstream_both_modes() {
         })
         .collect();
     assert_eq!(text, "The capital of France is Paris.");
+    assert_eq!(
+        gw.openai.last().body["stream_options"]["include_usage"],
+        true,
+        "usage is always asked for"
+    );
+    let md = events
+        .iter()
+        .find(|e| e.0.as_deref() == Some("message_delta"))
+        .unwrap();
+    let md: Value = serde_json::from_str(&md.1).unwrap();
+    assert!(md["usage"]["output_tokens"].as_u64().unwrap() > 0, "{md}");
 }
 
 #[tokio::test]

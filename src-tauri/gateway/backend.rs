@@ -191,6 +191,10 @@ async fn cloud(
 ) -> Result<BoxStream<'static, Event>, Failure> {
     let mut up = req.clone();
     up.model = model.to_string();
+    // Always ask a streaming OpenAI upstream for its usage chunk: the request log (and an
+    // Anthropic client's message_delta) needs the counts. The client's own choice is
+    // applied by its encoder, from the original request.
+    up.include_usage = up.stream;
     let mut headers: Vec<(&'static str, String)> = Vec::new();
     let (path, body) = match p.kind {
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
