@@ -71,3 +71,15 @@ e2e: desktop tauri-driver
 	scripts/e2e.sh
 
 bench: bench-engine bench-routing bench-vault bench-gateway
+
+bench-engine: deps fixtures
+	scripts/bench-engine.sh
+
+bench-routing: deps
+	scripts/bench-routing.sh
+
+bench-vault: deps
+	scripts/bench-vault.sh
+
+bench-gateway: deps
+	scripts/bench-gateway.sh

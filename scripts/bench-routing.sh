@@ -6,10 +6,6 @@
 # Usage: scripts/bench-routing.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ -f /work/helper-env.sh && -z "${MLX_PREFIX:-}" ]]; then
-  # Helper worktrees share one prebuilt MLX and target dir.
-  source /work/helper-env.sh
-fi
 cargo build --release --no-default-features --example bench_routing >&2
 exe="${CARGO_TARGET_DIR:-target}/release/examples/bench_routing"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -sm), $(nproc 2>/dev/null || sysctl -n hw.ncpu) cpus, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)" >&2

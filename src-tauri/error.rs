@@ -53,6 +53,9 @@ pub enum Code {
     RuleNotFound,
     RuleRegexInvalid,
     RuleOrderConflict,
+    /// A rule names a target or fallback provider that does not exist (a validation
+    /// error of the rule, hence exit 4, unlike looking a provider up by name).
+    RuleTargetUnknown,
     PoolConfigInvalid,
     // ---- models and engine
     ModelNotFound,
@@ -109,6 +112,7 @@ impl Code {
             RuleNotFound => "rule_not_found",
             RuleRegexInvalid => "rule_regex_invalid",
             RuleOrderConflict => "rule_order_conflict",
+            RuleTargetUnknown => "rule_target_unknown",
             PoolConfigInvalid => "pool_config_invalid",
             ModelNotFound => "model_not_found",
             ModelInvalid => "model_invalid",
@@ -148,6 +152,7 @@ impl Code {
             | ProviderKeyRequired
             | RuleRegexInvalid
             | RuleOrderConflict
+            | RuleTargetUnknown
             | PoolConfigInvalid
             | ModelExists
             | ContextLengthExceeded
@@ -175,6 +180,7 @@ impl Code {
             ProviderInvalidUrl
             | ProviderKeyRequired
             | RuleRegexInvalid
+            | RuleTargetUnknown
             | PoolConfigInvalid
             | ModelInvalid
             | ModelUnsupportedArch
@@ -337,6 +343,7 @@ mod tests {
         Code::RuleNotFound,
         Code::RuleRegexInvalid,
         Code::RuleOrderConflict,
+        Code::RuleTargetUnknown,
         Code::PoolConfigInvalid,
         Code::ModelNotFound,
         Code::ModelInvalid,

@@ -141,7 +141,7 @@ fn bad_pool_settings_exit_4_with_a_code_and_write_nothing() {
     }
     let out = env.run(&["pool", "set", "--limit", "200%"], None);
     assert!(
-        stderr(&out).starts_with("error[pool_config_invalid]: "),
+        error_line(&out).starts_with("error[pool_config_invalid]: "),
         "{}",
         stderr(&out)
     );

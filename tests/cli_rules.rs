@@ -271,7 +271,7 @@ fn a_stale_reorder_is_refused_with_exit_4_and_changes_nothing() {
     let out = env.run(&["rule", "reorder", &stale], None);
     assert_eq!(out.status.code(), Some(4));
     assert!(
-        stderr(&out).starts_with("error[rule_order_conflict]: "),
+        error_line(&out).starts_with("error[rule_order_conflict]: "),
         "{}",
         stderr(&out)
     );
@@ -377,8 +377,8 @@ fn bad_rules_are_coded_errors_and_write_nothing() {
         ),
         (
             vec!["--pattern", "x", "--match", "exact", "--to", "nowhere"],
-            "provider_not_found",
-            3,
+            "rule_target_unknown",
+            4,
         ),
         (
             vec![
@@ -391,8 +391,8 @@ fn bad_rules_are_coded_errors_and_write_nothing() {
                 "--fallback",
                 "nowhere",
             ],
-            "provider_not_found",
-            3,
+            "rule_target_unknown",
+            4,
         ),
     ];
     for (args, code, exit) in cases {

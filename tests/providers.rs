@@ -335,9 +335,8 @@ fn provider_test_on_the_cli_prints_the_result_or_exits_with_the_code() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "provider_auth_failed");
     let out = env.run(&["provider", "test", "bad"], None);
-    let last = stderr(&out).lines().last().unwrap_or("").to_string();
     assert!(
-        last.starts_with("error[provider_auth_failed]: "),
+        error_line(&out).starts_with("error[provider_auth_failed]: "),
         "{}",
         stderr(&out)
     );

@@ -12,10 +12,6 @@ pub mod rules;
 
 use crate::app::{App, SharedApp};
 use crate::error::Result;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
 use serde::Serialize;
 use std::sync::Weak;
 use std::time::Duration;
@@ -36,19 +32,6 @@ impl Warning {
             message: message.into(),
         }
     }
-}
-
-/// Begin a write transaction that takes SQLite's write lock up front. A deferred
-/// transaction that reads and then writes fails with "database is locked" when
-/// another process committed in between (WAL snapshots cannot be upgraded); taking
-/// the lock at BEGIN makes concurrent writers (CLI and app) queue on busy_timeout.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
-    Ok(db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?)
 }
 
 /// Bring the in-memory router and pool settings up to date with the store if

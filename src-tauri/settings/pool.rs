@@ -9,7 +9,7 @@
 //! "GB" means 2^30 bytes: the unit in which machines' RAM is sold and shown (a
 //! "16 GB" Mac reports 17,179,869,184 bytes), so `--limit 16GB` fits a 16 GB machine.
 
-use super::{Warning, begin_write};
+use super::Warning;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::audit::{self, Actor};
@@ -503,7 +503,7 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
     }
     let preload = change.preload.clone().map(normalize_preload).transpose()?;
 
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let before = load(&txn).await?;
     let mut next = before.clone();
     if let Some(l) = change.limit {

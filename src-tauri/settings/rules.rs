@@ -8,7 +8,7 @@
 //! Each write also compiles the resulting rule set before committing: a set that the
 //! matcher cannot build is refused, so the router never lags behind the store.
 
-use super::{Warning, begin_write};
+use super::Warning;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::routing::{self, MatchType, Matcher, pattern};
@@ -185,7 +185,7 @@ fn check_model(model: &Option<String>) -> Result<()> {
     Ok(())
 }
 
-/// Resolve a provider name to its id, or `provider_not_found`.
+/// Resolve a provider name to its id, or `rule_target_unknown`.
 async fn provider_id<C: ConnectionTrait>(db: &C, name: &str) -> Result<i64> {
     provider::Entity::find()
         .filter(provider::Column::Name.eq(name))
@@ -194,7 +194,7 @@ async fn provider_id<C: ConnectionTrait>(db: &C, name: &str) -> Result<i64> {
         .map(|p| p.id)
         .ok_or_else(|| {
             Error::new(
-                Code::ProviderNotFound,
+                Code::RuleTargetUnknown,
                 format!("no provider named {name:?}; add it with `switchyard provider add {name} --kind …` or use `local`"),
             )
         })
@@ -398,7 +398,7 @@ fn audit_details(r: &Rule) -> serde_json::Value {
 pub async fn add(app: &App, actor: Actor, new: NewRule) -> Result<Saved> {
     check_pattern(&new.pattern, new.match_type)?;
     check_model(&new.model)?;
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let target = target_column(&txn, &new.target).await?;
     let (fallback_kind, fallback_provider_id) = fallback_columns(&txn, &new.fallback).await?;
     let n = count(&txn).await?;
@@ -456,7 +456,7 @@ pub async fn update(app: &App, actor: Actor, id: i64, patch: RulePatch) -> Resul
     if let Some(m) = &patch.model {
         check_model(m)?;
     }
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let current = row(&txn, id).await?;
     let before = view(current.clone(), &provider_names(&txn).await?);
     let current_match = MatchType::parse(&current.match_type).unwrap_or(MatchType::Exact);
@@ -499,7 +499,7 @@ pub async fn update(app: &App, actor: Actor, id: i64, patch: RulePatch) -> Resul
 /// Enable or disable a rule. Setting the state it already has changes nothing and
 /// writes no audit row.
 pub async fn set_enabled(app: &App, actor: Actor, id: i64, enabled: bool) -> Result<Rule> {
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let current = row(&txn, id).await?;
     if current.enabled == enabled {
         return view_and_drop(txn, current).await;
@@ -533,7 +533,7 @@ async fn view_and_drop(txn: DatabaseTransaction, r: routing_rule::Model) -> Resu
 
 /// Remove a rule; the rules after it move up one. Returns the removed rule.
 pub async fn remove(app: &App, actor: Actor, id: i64) -> Result<Rule> {
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let current = row(&txn, id).await?;
     let removed = view(current.clone(), &provider_names(&txn).await?);
     routing_rule::Entity::delete_by_id(id).exec(&txn).await?;
@@ -558,7 +558,7 @@ pub async fn remove(app: &App, actor: Actor, id: i64) -> Result<Rule> {
 /// Move a rule to `to` (0..n-1); the rules in between shift by one. Returns the
 /// whole list in its new order.
 pub async fn move_to(app: &App, actor: Actor, id: i64, to: i64) -> Result<Vec<Rule>> {
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let current = row(&txn, id).await?;
     let n = count(&txn).await?;
     if !(0..n).contains(&to) {
@@ -610,7 +610,7 @@ pub async fn move_to(app: &App, actor: Actor, id: i64, to: i64) -> Result<Vec<Ru
 /// with `rule_order_conflict` and nothing changes — the UI's drag and drop sends
 /// this, and must not silently drop or resurrect a rule.
 pub async fn reorder(app: &App, actor: Actor, ids: &[i64]) -> Result<Vec<Rule>> {
-    let txn = begin_write(&app.db).await?;
+    let txn = crate::store::begin_immediate(&app.db).await?;
     let current = ordered_ids(&txn).await?;
     check_permutation(&current, ids)?;
     let order = serde_json::to_string(ids)?;

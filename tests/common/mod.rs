@@ -82,6 +82,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The error line of stderr: the last one (the file vault's weakness warning, printed
+/// at every start, comes before it).
+pub fn error_line(o: &Output) -> String {
+    stderr(o).lines().last().unwrap_or("").to_string()
+}
+
 /// Every file under `dir` (recursively), for "nothing was written" checks.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -240,14 +240,14 @@ async fn bad_input_is_refused_with_a_code_and_nothing_is_written() {
         ),
         (
             new_rule("gpt", MatchType::Prefix, "nope"),
-            Code::ProviderNotFound,
+            Code::RuleTargetUnknown,
         ),
         (
             NewRule {
                 fallback: Some(TargetName::Provider("nope".into())),
                 ..new_rule("gpt", MatchType::Prefix, "local")
             },
-            Code::ProviderNotFound,
+            Code::RuleTargetUnknown,
         ),
         (
             NewRule {
@@ -261,7 +261,11 @@ async fn bad_input_is_refused_with_a_code_and_nothing_is_written() {
         let shown = format!("{:.40?}", input.pattern);
         let e = super::add(&app, Actor::Cli, input).await.unwrap_err();
         assert_eq!(e.code, code, "{shown}: {}", e.message);
-        assert!(matches!(e.code.exit_code(), 3 | 4));
+        assert_eq!(
+            e.code.exit_code(),
+            4,
+            "{shown}: a rejected rule is a validation error"
+        );
     }
     assert_eq!(dump(&app).await, before);
     assert_eq!(app.router.snapshot().len(), 1);
