@@ -1,9 +1,13 @@
 //! `App`: the core context, built once per process and shared by the desktop shell,
-//! the CLI and the gateway. It owns the data dir and the database; later parts
-//! (vault, routing snapshot, pool, upstreams) hang off it.
+//! the CLI and the gateway. It owns the data dir, the database, the vault, the
+//! routing snapshot and the published pool settings; later parts (pool, upstreams)
+//! hang off it.
 
 use crate::error::{Code, Error, Result};
+use crate::routing::Router;
+use crate::settings::pool::PoolSettings;
 use crate::store;
+use crate::vault::{BackendKind, Vault};
 use sea_orm::DatabaseConnection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,17 +17,26 @@ use std::sync::Arc;
 pub struct AppOptions {
     /// `--data-dir` / `SWITCHYARD_DATA_DIR`; `None` = the platform default.
     pub data_dir: Option<PathBuf>,
+    /// `--vault` / `SWITCHYARD_VAULT`: where the root secret lives (default: the OS keychain).
+    pub vault: BackendKind,
 }
 
 /// Resolved, immutable configuration of this process.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub vault: BackendKind,
 }
 
 pub struct App {
     pub config: Config,
     pub db: DatabaseConnection,
+    pub vault: Vault,
+    /// The live routing table (`app.router.route(model)`); rebuilt by every rule write.
+    pub router: Router,
+    /// The pool configuration; the pool subscribes (`app.pool_settings.subscribe()`)
+    /// and sees every committed `pool set`.
+    pub pool_settings: tokio::sync::watch::Sender<PoolSettings>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -84,18 +97,51 @@ pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+impl AppOptions {
+    /// The absolute data dir these options name (flag/env, else the platform default).
+    pub fn resolve_data_dir(&self) -> Result<PathBuf> {
+        match &self.data_dir {
+            Some(d) => absolute(d),
+            None => default_data_dir(),
+        }
+    }
+}
+
 impl App {
-    /// Resolve the data dir, create it, open and migrate the database.
+    /// Resolve the data dir, create it, open and migrate the database, and set up the
+    /// vault. The keychain is not read here — unless a root rotation was interrupted,
+    /// in which case it is finished or rolled back before anything else runs.
     pub async fn open(opts: AppOptions) -> Result<SharedApp> {
-        let data_dir = match opts.data_dir {
-            Some(d) => absolute(&d)?,
-            None => default_data_dir()?,
-        };
+        let data_dir = opts.resolve_data_dir()?;
         ensure_data_dir(&data_dir)?;
+        let vault = Vault::new(opts.vault, &data_dir)?;
+        if let Some(w) = opts.vault.weakness() {
+            tracing::warn!("{w}");
+        }
         let db = store::open(&data_dir).await?;
+        // Reading secrets is safe with a pending journal (the database always names a
+        // root that exists); only the clean-up of the other root item waits. So a
+        // keychain that is unavailable right now must not stop commands that never
+        // touch it: the vault retries before its next write.
+        if let Err(e) = vault.recover(&db).await {
+            tracing::warn!(
+                "an interrupted root change could not be completed yet ({}): {}",
+                e.code,
+                e.message
+            );
+        }
+        let router = Router::default();
+        router.reload(&db).await?;
+        let pool_settings = crate::settings::pool::load(&db).await?;
         Ok(Arc::new(App {
-            config: Config { data_dir },
+            config: Config {
+                data_dir,
+                vault: opts.vault,
+            },
             db,
+            vault,
+            router,
+            pool_settings: tokio::sync::watch::Sender::new(pool_settings),
         }))
     }
 
@@ -160,6 +206,7 @@ mod tests {
         let dir = tmp.path().join("a/b");
         let app = App::open(AppOptions {
             data_dir: Some(dir.clone()),
+            vault: BackendKind::File,
         })
         .await
         .unwrap();

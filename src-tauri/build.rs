@@ -20,5 +20,18 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
     #[cfg(feature = "desktop")]
-    tauri_build::build();
+    desktop();
+}
+
+/// Every Tauri command the UI may call is listed here; tauri-build generates an
+/// `allow-<command>` permission for each, and tauri.conf.json's capability grants
+/// exactly those. A command missing from this list cannot be invoked.
+#[cfg(feature = "desktop")]
+fn desktop() {
+    const COMMANDS: &[&str] = &["app_info"];
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri-build failed");
 }

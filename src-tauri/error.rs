@@ -36,6 +36,8 @@ pub enum Code {
     VaultRootMissing,
     VaultDecryptFailed,
     VaultCorrupt,
+    /// Another Switchyard process holds the vault lock (a rotation is running).
+    VaultBusy,
     // ---- providers
     ProviderNotFound,
     ProviderExists,
@@ -45,6 +47,8 @@ pub enum Code {
     ProviderUnreachable,
     ProviderTimeout,
     ProviderBadResponse,
+    /// The base URL's origin changed and the stored key (bound to the old origin) was not re-entered.
+    ProviderKeyRequired,
     // ---- routing rules and pool
     RuleNotFound,
     RuleRegexInvalid,
@@ -60,6 +64,7 @@ pub enum Code {
     Engine,
     Cancelled,
     // ---- gateway
+    EndpointNotFound,
     HostNotAllowed,
     OriginNotAllowed,
     Unauthorized,
@@ -91,6 +96,7 @@ impl Code {
             VaultRootMissing => "vault_root_missing",
             VaultDecryptFailed => "vault_decrypt_failed",
             VaultCorrupt => "vault_corrupt",
+            VaultBusy => "vault_busy",
             ProviderNotFound => "provider_not_found",
             ProviderExists => "provider_exists",
             ProviderInUse => "provider_in_use",
@@ -99,6 +105,7 @@ impl Code {
             ProviderUnreachable => "provider_unreachable",
             ProviderTimeout => "provider_timeout",
             ProviderBadResponse => "provider_bad_response",
+            ProviderKeyRequired => "provider_key_required",
             RuleNotFound => "rule_not_found",
             RuleRegexInvalid => "rule_regex_invalid",
             RuleOrderConflict => "rule_order_conflict",
@@ -111,6 +118,7 @@ impl Code {
             ContextLengthExceeded => "context_length_exceeded",
             Engine => "engine_error",
             Cancelled => "cancelled",
+            EndpointNotFound => "endpoint_not_found",
             HostNotAllowed => "host_not_allowed",
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
@@ -131,12 +139,13 @@ impl Code {
         use Code::*;
         match self {
             Usage => 2,
-            ProviderNotFound | RuleNotFound | ModelNotFound => 3,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 3,
             InvalidArgument
             | ConfirmationRequired
             | ProviderExists
             | ProviderInUse
             | ProviderInvalidUrl
+            | ProviderKeyRequired
             | RuleRegexInvalid
             | RuleOrderConflict
             | PoolConfigInvalid
@@ -160,10 +169,11 @@ impl Code {
             | ConfirmationRequired => 400,
             Unauthorized => 401,
             HostNotAllowed | OriginNotAllowed => 403,
-            ProviderNotFound | RuleNotFound | ModelNotFound => 404,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
             BodyTooLarge => 413,
             ProviderInvalidUrl
+            | ProviderKeyRequired
             | RuleRegexInvalid
             | PoolConfigInvalid
             | ModelInvalid
@@ -173,7 +183,7 @@ impl Code {
             Cancelled => 499,
             ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
             | UpstreamUnreachable => 502,
-            VaultUnavailable | VaultRootMissing | PortInUse | BindRefused => 503,
+            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused => 503,
             ProviderTimeout | UpstreamTimeout => 504,
             _ => 500,
         }
@@ -314,6 +324,7 @@ mod tests {
         Code::VaultRootMissing,
         Code::VaultDecryptFailed,
         Code::VaultCorrupt,
+        Code::VaultBusy,
         Code::ProviderNotFound,
         Code::ProviderExists,
         Code::ProviderInUse,
@@ -322,6 +333,7 @@ mod tests {
         Code::ProviderUnreachable,
         Code::ProviderTimeout,
         Code::ProviderBadResponse,
+        Code::ProviderKeyRequired,
         Code::RuleNotFound,
         Code::RuleRegexInvalid,
         Code::RuleOrderConflict,
@@ -334,6 +346,7 @@ mod tests {
         Code::ContextLengthExceeded,
         Code::Engine,
         Code::Cancelled,
+        Code::EndpointNotFound,
         Code::HostNotAllowed,
         Code::OriginNotAllowed,
         Code::Unauthorized,

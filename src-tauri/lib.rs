@@ -5,9 +5,15 @@ pub mod app;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod gateway;
 pub mod mlx_support;
 pub mod models;
+pub mod protocol;
+pub mod routing;
+pub mod settings;
 pub mod store;
+pub mod upstream;
+pub mod vault;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;

@@ -87,12 +87,13 @@ pub async fn collect(opts: AppOptions, port: u16) -> Report {
                 serde_json::json!({ "path": app.data_dir() }),
             ));
             checks.push(database_check(&app).await);
+            checks.push(vault_check(&app).await);
         }
         Err(e) => {
-            let name = if e.code == Code::DataDirUnavailable {
-                "data_dir"
-            } else {
-                "database"
+            let name = match e.code {
+                Code::DataDirUnavailable => "data_dir",
+                c if c.as_str().starts_with("vault_") => "vault",
+                _ => "database",
             };
             checks.push(Check::from_error(name, Status::Fail, &e));
         }
@@ -132,6 +133,75 @@ async fn database_check(app: &app::App) -> Check {
     }
     .await;
     res.unwrap_or_else(|e| Check::from_error("database", Status::Fail, &e))
+}
+
+/// The vault line: which backend, whether it works here, and the root's fingerprint.
+/// An unusable keychain is a warning while no secret depends on it (local models still
+/// work) and a failure once secrets are sealed; the message says how to use --vault file.
+async fn vault_check(app: &app::App) -> Check {
+    let st = match app.vault.status(&app.db).await {
+        Ok(s) => s,
+        Err(e) => return Check::from_error("vault", Status::Fail, &e),
+    };
+    let mut data = serde_json::json!({
+        "backend": st.backend,
+        "store": st.store,
+        "root_state": st.root_state,
+        "root_id": st.root_id,
+        "fingerprint": st.fingerprint,
+        "secrets": st.secrets,
+    });
+    let backend = format!("{} ({})", st.backend.as_str(), st.store);
+    let mut check = match (&st.problem, st.root_state) {
+        (Some(e), _) => {
+            let status = if e.code == Code::VaultUnavailable && st.secrets == 0 {
+                Status::Warn
+            } else {
+                Status::Fail
+            };
+            Check::from_error("vault", status, e)
+        }
+        (None, "ok") => Check::ok(
+            "vault",
+            format!(
+                "{backend}: root {} fingerprint {}, {} secret{}",
+                st.root_id.as_deref().unwrap_or("?"),
+                st.fingerprint.as_deref().unwrap_or("?"),
+                st.secrets,
+                if st.secrets == 1 { "" } else { "s" }
+            ),
+            serde_json::Value::Null,
+        ),
+        (None, _) => match app.vault.probe().await {
+            Ok(()) => Check::ok(
+                "vault",
+                format!("{backend} works; no root yet (created when the first key is stored)"),
+                serde_json::Value::Null,
+            ),
+            Err(e) => Check::from_error("vault", Status::Warn, &e),
+        },
+    };
+    if st.rotation_pending && check.code.is_none() {
+        check.status = Status::Warn;
+        check.message = format!(
+            "{}; an interrupted root change still has a keychain item to clean up (retried at every start)",
+            check.message
+        );
+    }
+    if let Some(w) = st.warning
+        && check.code.is_none()
+    {
+        check.status = Status::Warn;
+        check.message = format!("{}; {w}", check.message);
+    }
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert(
+            "available".into(),
+            serde_json::json!(check.status != Status::Fail && check.code.is_none()),
+        );
+    }
+    check.data = data;
+    check
 }
 
 async fn mlx_check() -> Check {

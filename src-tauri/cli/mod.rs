@@ -6,11 +6,19 @@
 
 mod doctor;
 mod generate;
+mod keys;
+mod logs;
 mod models;
 mod output;
+mod pool;
+mod prompt;
+mod provider;
+mod rule;
+mod serve;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
+use crate::vault::BackendKind;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -33,6 +41,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Where the root secret lives: the OS keychain, the Linux kernel keyring
+    /// (keyutils), or a 0600 file in the data dir (weaker; for headless machines)
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_VAULT",
+        value_enum,
+        default_value_t = BackendKind::Keychain,
+        value_name = "BACKEND"
+    )]
+    pub vault: BackendKind,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -41,6 +61,18 @@ pub struct Cli {
 pub enum Command {
     /// Check the platform, data dir, database, vault backend, MLX and the gateway port
     Doctor(doctor::DoctorArgs),
+    /// Cloud providers: add (or update), list, show, remove, test
+    Provider(provider::ProviderArgs),
+    /// The vault: status, and rotation of the data key or the root secret
+    Keys(keys::KeysArgs),
+    /// Run the gateway (OpenAI + Anthropic APIs on loopback) without the desktop app
+    Serve(serve::ServeArgs),
+    /// The request log (no prompt or completion text)
+    Logs(logs::LogsArgs),
+    /// Routing rules: which model names go to which target, in order
+    Rule(rule::RuleArgs),
+    /// The loaded-model pool: memory limit, eviction, idle TTL, preload
+    Pool(pool::PoolArgs),
     /// Manage the local model registry
     Models {
         #[command(subcommand)]
@@ -54,6 +86,7 @@ impl Cli {
     pub fn app_options(&self) -> AppOptions {
         AppOptions {
             data_dir: self.data_dir.clone(),
+            vault: self.vault,
         }
     }
 }
@@ -66,11 +99,14 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json_requested),
     };
-    init_logging(cli.command.is_none());
+    // The keyring backend is decided here, once, from --vault; nothing may fall back to
+    // keyring's built-in default store.
+    crate::vault::set_process_default(cli.vault);
     let out = Output::new(cli.json);
     match cli.command {
         None => run_desktop(&cli, &out),
         Some(_) => {
+            init_logging("warn", None);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -93,6 +129,12 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         .expect("dispatch is only called with a subcommand")
     {
         Command::Doctor(args) => doctor::run(opts, args, out).await,
+        Command::Provider(args) => provider::run(opts, args, out).await,
+        Command::Keys(args) => keys::run(opts, args, out).await,
+        Command::Serve(args) => serve::run(opts, args, out).await,
+        Command::Logs(args) => logs::run(opts, args, out).await,
+        Command::Rule(args) => rule::run(opts, args, out).await,
+        Command::Pool(args) => pool::run(opts, args, out).await,
         Command::Models { command } => models::run(opts, command, out).await,
         Command::Generate(args) => generate::run(opts, args, out).await,
     }
@@ -105,6 +147,15 @@ pub async fn open_app(opts: AppOptions) -> Result<SharedApp> {
 
 #[cfg(feature = "desktop")]
 fn run_desktop(cli: &Cli, out: &Output) -> i32 {
+    // A GUI app has no terminal to read: it also logs to <data dir>/logs/desktop.log.
+    let log_file = cli.app_options().resolve_data_dir().and_then(|d| {
+        crate::app::ensure_data_dir(&d)?;
+        open_log_file(&d.join("logs"), "desktop.log")
+    });
+    match log_file {
+        Ok(f) => init_logging("info", Some(f)),
+        Err(e) => return out.error(&e),
+    }
     match crate::desktop::run(cli.app_options()) {
         Ok(()) => 0,
         Err(e) => out.error(&e),
@@ -144,15 +195,35 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
     }
 }
 
-fn init_logging(desktop: bool) {
+/// Logs go to stderr, and for long-running modes also to a file. `SWITCHYARD_LOG`
+/// (or `RUST_LOG`) overrides the level. Log lines never carry secrets or prompt text.
+pub fn init_logging(default_level: &str, file: Option<std::fs::File>) {
     use tracing_subscriber::EnvFilter;
-    let default = if desktop { "info" } else { "warn" };
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match file {
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(std::sync::Arc::new(f)))
+            .with_ansi(false)
+            .try_init(),
+        // Colour codes only for a terminal: warnings also land in logs and test output.
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}
+
+/// Open `dir/name` for appending (creating `dir`), for [`init_logging`].
+pub fn open_log_file(dir: &std::path::Path, name: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    Ok(std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))?)
 }

@@ -1,1 +1,66 @@
-//! placeholder
+//! The desktop shell: tray (menu-bar) icon, main window, Tauri commands.
+//!
+//! This is the ONLY module that uses tauri (architecture invariant 2): everything
+//! it does is call the core through [`commands`] and show the result. Closing the
+//! window keeps the app running in the tray; Quit in the tray menu ends it. On macOS
+//! the app has no Dock icon (Accessory activation policy + `LSUIElement`).
+
+mod commands;
+mod prefs;
+mod tray;
+
+use crate::app::{App, AppOptions};
+use crate::error::{Code, Error, Result};
+use tauri::Manager;
+
+pub const MAIN_WINDOW: &str = "main";
+
+/// Start the desktop app; returns when the user quits.
+pub fn run(opts: AppOptions) -> Result<()> {
+    let app = tauri::async_runtime::block_on(App::open(opts))?;
+    tracing::info!(data_dir = %app.data_dir().display(), "starting the desktop app");
+
+    tauri::Builder::default()
+        // First plugin on purpose: a second launch must hand over before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|handle, argv, _cwd| {
+            tracing::info!(
+                args = argv.len(),
+                "second instance launched: focusing the main window"
+            );
+            show_main_window(handle);
+        }))
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .manage(app)
+        .invoke_handler(tauri::generate_handler![commands::app_info])
+        .setup(|tauri_app| {
+            #[cfg(target_os = "macos")]
+            tauri_app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            tray::build(tauri_app.handle())?;
+            if let Some(window) = tauri_app.get_webview_window(MAIN_WINDOW) {
+                prefs::restore_window_size(tauri_app.handle(), &window);
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::CloseRequested { api, .. } if window.label() == MAIN_WINDOW => {
+                // The app lives in the menu bar: closing the window only hides it.
+                api.prevent_close();
+                let _ = window.hide();
+            }
+            tauri::WindowEvent::Resized(size) if window.label() == MAIN_WINDOW => {
+                prefs::remember_window_size(window, *size);
+            }
+            _ => {}
+        })
+        .run(tauri::generate_context!())
+        .map_err(|e| Error::new(Code::Internal, format!("the desktop app failed: {e}")))
+}
+
+/// Show, un-minimize and focus the main window (tray "Open", second launch).
+pub fn show_main_window<R: tauri::Runtime>(handle: &tauri::AppHandle<R>) {
+    if let Some(w) = handle.get_webview_window(MAIN_WINDOW) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}

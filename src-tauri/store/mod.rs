@@ -57,6 +57,19 @@ pub async fn open(data_dir: &Path) -> Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Begin a write transaction with `BEGIN IMMEDIATE`: the write lock is taken up front,
+/// so a transaction that reads and then writes cannot fail half-way with SQLITE_BUSY
+/// because another writer slipped in between (it waits at BEGIN instead).
+pub async fn begin_immediate(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
 /// Apply pending migrations; refuse a database from a newer version.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     let known: Vec<String> = Migrator::migrations()
@@ -134,5 +147,42 @@ mod tests {
         drop(db);
         let db = open(dir.path()).await.unwrap();
         assert_eq!(schema_version(&db).await.unwrap().version, v.version);
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for a millisecond timestamp, for human output.
+pub fn format_ts(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(super::format_ts(0), "1970-01-01 00:00:00.000");
+        assert_eq!(super::format_ts(951_782_400_123), "2000-02-29 00:00:00.123");
+        assert_eq!(
+            super::format_ts(1_795_478_400_000),
+            "2026-11-24 00:00:00.000"
+        );
     }
 }

@@ -23,11 +23,12 @@ impl Env {
         self.dir.path()
     }
 
-    /// A `switchyard` command with this data dir; no inherited SWITCHYARD_* settings.
+    /// A `switchyard` command with this data dir and the file vault (tests never touch
+    /// the user's keychain); no other inherited SWITCHYARD_* settings.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.env_remove("SWITCHYARD_DATA_DIR")
-            .env_remove("SWITCHYARD_VAULT")
+            .env("SWITCHYARD_VAULT", "file")
             .env_remove("SWITCHYARD_LOG")
             .env_remove("RUST_LOG")
             .arg("--data-dir")

@@ -1,0 +1,73 @@
+# Switchyard: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what is missing first (system packages, the MLX library, npm packages,
+# test fixtures, tauri-driver), idempotently.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# One feature set for clippy, the desktop build and the e2e binary, so nothing is
+# compiled twice (custom-protocol = the UI is embedded, not loaded from a dev server).
+DESKTOP := --features tauri/custom-protocol
+
+.PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures tauri-driver \
+        lint ui-test desktop rust-test e2e serve bench bench-engine bench-routing bench-vault bench-gateway
+
+help:
+	@echo "make run    install what is missing, build, and start the Switchyard app"
+	@echo "make test   install what is missing and run every test (Rust, UI, e2e)"
+	@echo "make serve  the headless gateway (switchyard serve)"
+	@echo "make bench  all benchmarks (engine, routing, vault, gateway)"
+
+run: deps ui-build
+	cargo build --release $(DESKTOP)
+	./target/release/switchyard
+
+serve: deps
+	cargo run --release --no-default-features -- serve
+
+test: deps ui-build fixtures tauri-driver lint ui-test desktop rust-test e2e
+	@echo "make test: all passed"
+
+deps: system-deps mlx ui-deps
+
+system-deps:
+	scripts/install-system-deps.sh
+
+mlx:
+	scripts/fetch-mlx.sh
+
+ui-deps:
+	scripts/ui-deps.sh
+
+ui-build: ui-deps
+	cd ui && npm run --silent build
+
+fixtures:
+	scripts/fetch-fixtures.sh
+
+tauri-driver:
+	@if [ "$$(uname -s)" = Linux ]; then scripts/ensure-tauri-driver.sh; fi
+
+lint: ui-build
+	cargo fmt --all -- --check
+	cd ui && npm run --silent check
+	cargo clippy --all-targets $(DESKTOP) -- -D warnings
+
+ui-test: ui-deps
+	cd ui && npm test --silent
+
+# The desktop binary (also the e2e test's binary).
+desktop: ui-build
+	cargo build $(DESKTOP)
+
+# Every Rust test runs on the core alone: proof that nothing but desktop/ needs tauri.
+rust-test:
+	@n=$$(cargo tree --no-default-features -e normal | grep -c tauri || true); \
+	  if [ "$$n" != 0 ]; then echo "tauri is in the core-only dependency tree ($$n lines)"; exit 1; fi
+	cargo test --no-default-features
+
+e2e: desktop tauri-driver
+	scripts/e2e.sh
+
+bench: bench-engine bench-routing bench-vault bench-gateway

@@ -1,0 +1,102 @@
+//! `switchyard pool show|set`: the loaded-model pool's configuration.
+
+use super::Output;
+use crate::app::{App, AppOptions};
+use crate::error::Result;
+use crate::settings::pool::{self, Eviction, Limit, PoolChange, PoolView, format_duration};
+use crate::store::audit::Actor;
+use clap::Subcommand;
+
+#[derive(Debug, clap::Args)]
+pub struct PoolArgs {
+    #[command(subcommand)]
+    cmd: PoolCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolCmd {
+    /// Show the configuration and the memory budget on this machine
+    Show,
+    /// Change the configuration (only the options given)
+    Set(SetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SetArgs {
+    /// Memory for loaded models: a percent of RAM (1–95%) or a size (GB = 2^30 bytes)
+    #[arg(long, value_name = "75%|12GB", allow_hyphen_values = true)]
+    limit: Option<String>,
+    /// Which model to unload when room is needed: lru | lfu | ttl
+    #[arg(long, value_name = "lru|lfu|ttl")]
+    eviction: Option<String>,
+    /// Unload models idle this long (30s, 15m, 2h, 1d); `off` to never unload idle ones
+    #[arg(long, value_name = "15m|off", allow_hyphen_values = true)]
+    ttl: Option<String>,
+    /// Models to load at start, comma-separated (empty string for none)
+    #[arg(long, value_name = "M,M")]
+    preload: Option<String>,
+}
+
+pub async fn run(opts: AppOptions, args: PoolArgs, out: &Output) -> Result<i32> {
+    // Parse before opening the store: a typo must not even create the data dir.
+    let change = match &args.cmd {
+        PoolCmd::Show => None,
+        PoolCmd::Set(a) => Some(PoolChange {
+            limit: a.limit.as_deref().map(Limit::parse).transpose()?,
+            eviction: a.eviction.as_deref().map(Eviction::parse).transpose()?,
+            ttl: match a.ttl.as_deref().map(str::trim) {
+                None => None,
+                Some("off") | Some("none") => Some(None),
+                Some(t) => Some(Some(pool::parse_duration(t)?)),
+            },
+            preload: a
+                .preload
+                .as_deref()
+                .map(|p| p.split(',').map(str::to_string).collect()),
+        }),
+    };
+    let app = App::open(opts).await?;
+    let view = match change {
+        None => pool::show(&app).await?,
+        Some(change) => pool::set(&app, Actor::Cli, change).await?,
+    };
+    if !out.json {
+        for w in &view.warnings {
+            eprintln!("warning[{}]: {}", w.code, w.message);
+        }
+    }
+    out.print(&view, render);
+    Ok(0)
+}
+
+fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / pool::GB as f64)
+}
+
+fn render(v: &PoolView) -> String {
+    let limit = if v.limit_kind == "percent" {
+        format!("{} of RAM", v.limit)
+    } else {
+        v.limit.clone()
+    };
+    let ttl = match v.ttl_seconds {
+        Some(t) => format!("{} (unload models idle this long)", format_duration(t)),
+        None => "off".into(),
+    };
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "none".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    format!(
+        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {}\n",
+        gb(v.budget_bytes),
+        v.budget_bytes,
+        gb(v.physical_ram_bytes),
+        v.eviction.as_str(),
+        list(&v.preload),
+        list(&v.loaded),
+    )
+}

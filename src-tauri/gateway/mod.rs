@@ -1,0 +1,238 @@
+//! The gateway: one HTTP endpoint on loopback that speaks the OpenAI and the Anthropic
+//! APIs and sends each request, by model name, to a local model or a cloud provider.
+//!
+//! ```text
+//! request ─▶ guards (Host, Origin, body size) ─▶ decode (client protocol → canonical)
+//!         ─▶ route (rules) ─▶ backend (local engine | upstream, fallback once)
+//!         ─▶ encode (canonical events → client protocol, JSON or SSE) ─▶ request log
+//! ```
+//!
+//! `router(app)` builds the axum `Router` once; `serve` binds it. Handlers are thin:
+//! the protocol work is in `protocol/`, routing in `routing/`, cloud calls in
+//! `upstream/`, local generation behind [`local::LocalModels`].
+//!
+//! Invariants: every request passes the guards before anything else runs; the gateway
+//! binds loopback only (a non-loopback address is refused until client tokens exist);
+//! no management endpoint is served here; a client that hangs up cancels the upstream
+//! request or the local generation (dropping the response body drops the work).
+
+mod backend;
+mod guards;
+mod handlers;
+pub mod local;
+pub mod log;
+
+use crate::app::SharedApp;
+use crate::error::{Code, Error, Result};
+use crate::protocol::{self, Protocol};
+use crate::upstream::{Providers, Timeouts, Upstreams};
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+pub use guards::HostAllowlist;
+
+/// The default request body limit: images make chat bodies big.
+pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Extra names accepted in the `Host` header (loopback names are always accepted).
+    pub allowed_hosts: Vec<String>,
+    pub body_limit: usize,
+    pub timeouts: Timeouts,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            allowed_hosts: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Everything a handler needs; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct GatewayState(Arc<Inner>);
+
+pub struct Inner {
+    pub app: SharedApp,
+    pub options: GatewayOptions,
+    pub hosts: HostAllowlist,
+    /// The bound port, once known (0 = any: in-process tests with `oneshot`).
+    port: AtomicU16,
+    pub log: log::RequestLog,
+    pub upstreams: Upstreams,
+    /// Providers as the request path sees them (no DB read per request).
+    pub providers: Providers,
+    /// The settings revision the snapshots were built from (see `reload_settings`).
+    revision: std::sync::atomic::AtomicI64,
+    pub local: Arc<dyn local::LocalModels>,
+}
+
+impl std::ops::Deref for GatewayState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl GatewayState {
+    /// Build the state on the current Tokio runtime: load the providers snapshot and
+    /// start the request-log writer and the settings watcher.
+    pub async fn new(
+        app: SharedApp,
+        options: GatewayOptions,
+        local: Arc<dyn local::LocalModels>,
+    ) -> Result<Self> {
+        let (log, _writer) = log::RequestLog::start(app.db.clone());
+        let state = GatewayState(Arc::new(Inner {
+            hosts: HostAllowlist::new(&options.allowed_hosts),
+            upstreams: Upstreams::new(options.timeouts),
+            providers: Providers::default(),
+            revision: std::sync::atomic::AtomicI64::new(-1),
+            options,
+            port: AtomicU16::new(0),
+            log,
+            local,
+            app,
+        }));
+        state.reload_settings().await?;
+        let weak = Arc::downgrade(&state.0);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SETTINGS_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = GatewayState(inner).reload_settings().await {
+                    tracing::warn!(error = %e, "could not reload the settings");
+                }
+            }
+        });
+        Ok(state)
+    }
+
+    /// Pick up settings changed by this or another process (the CLI, the desktop app):
+    /// when the store's settings revision moved, rebuild the routing table and the
+    /// providers snapshot.
+    pub async fn reload_settings(&self) -> Result<()> {
+        let rev = crate::routing::store_revision(&self.app.db).await?;
+        if rev == self.revision.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        crate::settings::refresh(&self.app).await?;
+        self.providers.reload(&self.app.db).await?;
+        self.revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn bound_port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+}
+
+/// How often the settings watcher looks for changes made by other processes.
+const SETTINGS_POLL: Duration = Duration::from_millis(500);
+
+/// The gateway's routes, with the guards in front of all of them.
+pub fn router(state: GatewayState) -> Router {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/v1/models", get(handlers::models))
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/completions", post(handlers::completions))
+        .route("/v1/messages", post(handlers::messages))
+        .route("/v1/messages/count_tokens", post(handlers::count_tokens))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guards::guard,
+        ))
+        .with_state(state)
+}
+
+/// A coded error as an HTTP response in the client protocol's shape.
+pub fn error_response(protocol: Protocol, err: &Error) -> Response {
+    let (status, body) = protocol::encode_error(protocol, err);
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+/// A running gateway: its address and a way to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, let in-flight requests finish, and wait.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Only loopback addresses may be bound until client tokens exist: without them, any
+/// machine on the network could spend the user's cloud keys.
+pub fn check_bind_address(host: IpAddr) -> Result<()> {
+    if host.is_loopback() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Code::BindRefused,
+            format!(
+                "refusing to listen on {host}: only loopback addresses (127.0.0.1, ::1) are allowed until client tokens are available"
+            ),
+        ))
+    }
+}
+
+/// Bind `host:port` and serve the gateway until `shutdown()`.
+pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Server> {
+    check_bind_address(host)?;
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| {
+            let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                Code::PortInUse
+            } else {
+                Code::Io
+            };
+            Error::new(code, format!("cannot listen on {host}:{port}: {e}")).with_source(e)
+        })?;
+    let addr = listener.local_addr()?;
+    state.port.store(addr.port(), Ordering::Relaxed);
+    let app = router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "the gateway stopped with an error");
+        }
+    });
+    tracing::info!(%addr, "gateway listening");
+    Ok(Server {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,361 @@
+//! Server-sent events: an incremental parser for upstream streams and an encoder for
+//! the frames the gateway writes to clients.
+//!
+//! The parser follows the WHATWG "event stream interpretation" rules, because upstreams
+//! differ in the details the spec allows: `\r\n`, `\n` or bare `\r` line ends, comments
+//! (`: keep-alive`), `data` split over several lines, a single optional space after the
+//! colon, a UTF-8 BOM. Network reads split the byte stream anywhere — inside a line, inside
+//! a `\r\n` pair, inside a multi-byte UTF-8 character — so the parser keeps the unfinished
+//! line as bytes and decodes only complete lines (a line end is ASCII and can never be
+//! part of a multi-byte sequence, so a complete line is always complete UTF-8).
+
+use crate::error::{Code, Error, Result};
+
+/// One dispatched event. `event` is `None` for the default type ("message"), which is
+/// what OpenAI streams use; Anthropic names every event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    pub event: Option<String>,
+    pub data: String,
+    pub id: Option<String>,
+}
+
+/// Upper bound on one event's buffered size. An upstream that never ends a line would
+/// otherwise grow the buffer without limit; real events are far below this.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Incremental SSE parser: feed byte chunks as they arrive, collect complete events.
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Bytes of the current, unfinished line.
+    line: Vec<u8>,
+    /// The previous chunk ended in `\r`: a leading `\n` in the next chunk belongs to it.
+    after_cr: bool,
+    /// Only the very first line of the stream may start with a BOM.
+    seen_first_line: bool,
+    event: Option<String>,
+    data: String,
+    /// `data` had at least one `data` field (an empty `data:` still dispatches).
+    has_data: bool,
+    last_id: Option<String>,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed the next chunk; returns the events completed by it, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        if self.after_cr {
+            self.after_cr = false;
+            if let [b'\n', tail @ ..] = rest {
+                rest = tail;
+            }
+        }
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&rest[..pos]);
+            let was_cr = rest[pos] == b'\r';
+            rest = &rest[pos + 1..];
+            if was_cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    None => self.after_cr = true,
+                    Some(_) => {}
+                }
+            }
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line, &mut out);
+        }
+        self.line.extend_from_slice(rest);
+        if self.line.len() + self.data.len() > MAX_EVENT_BYTES {
+            return Err(Error::new(
+                Code::ProviderBadResponse,
+                format!("upstream sent a server-sent event larger than {MAX_EVENT_BYTES} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The stream ended. Per the spec an event without its terminating blank line is
+    /// discarded; this reports whether such a partial event was pending, so a caller can
+    /// tell a clean end from a truncated one.
+    pub fn finish(&mut self) -> bool {
+        let pending = !self.line.is_empty() || self.has_data;
+        self.line.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.event = None;
+        pending
+    }
+
+    fn process_line(&mut self, raw: &[u8], out: &mut Vec<Event>) {
+        let mut line = String::from_utf8_lossy(raw);
+        if !self.seen_first_line {
+            self.seen_first_line = true;
+            if let Some(stripped) = line.strip_prefix('\u{feff}') {
+                line = std::borrow::Cow::Owned(stripped.to_owned());
+            }
+        }
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line.starts_with(':') {
+            return; // comment / keep-alive
+        }
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (&line[..], ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+            _ => {} // `retry` and unknown fields mean nothing to a proxy
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Event>) {
+        let event = self.event.take().filter(|e| !e.is_empty());
+        if !self.has_data {
+            return;
+        }
+        self.has_data = false;
+        out.push(Event {
+            event,
+            data: std::mem::take(&mut self.data),
+            id: self.last_id.clone(),
+        });
+    }
+}
+
+/// One frame the gateway writes: an optional event name and the data (usually one JSON
+/// document, or OpenAI's `[DONE]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub event: Option<&'static str>,
+    pub data: String,
+}
+
+impl Frame {
+    pub fn data(data: impl Into<String>) -> Self {
+        Frame {
+            event: None,
+            data: data.into(),
+        }
+    }
+
+    pub fn named(event: &'static str, data: impl Into<String>) -> Self {
+        Frame {
+            event: Some(event),
+            data: data.into(),
+        }
+    }
+
+    /// Append the wire form (`event: …\ndata: …\n\n`) to `out`. Data containing line
+    /// breaks is split over several `data:` lines so that the parser rebuilds it exactly.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if let Some(e) = self.event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(e.as_bytes());
+            out.push(b'\n');
+        }
+        let mut lines = self.data.split('\n').peekable();
+        while let Some(l) = lines.next() {
+            // A bare `\r` would end the line for a parser; JSON never contains one raw.
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(l.as_bytes());
+            out.push(b'\n');
+            if lines.peek().is_none() {
+                break;
+            }
+        }
+        out.push(b'\n');
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.data.len() + 32);
+        self.write_to(&mut v);
+        v
+    }
+}
+
+/// Encode several frames into one buffer (one network write).
+pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        f.write_to(&mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(p.push(c).unwrap());
+        }
+        out
+    }
+
+    fn ev(event: Option<&str>, data: &str) -> Event {
+        Event {
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn parses_named_and_unnamed_events_with_every_line_ending() {
+        for nl in ["\n", "\r\n", "\r"] {
+            let s = format!(
+                "event: ping{nl}data: {{\"type\":\"ping\"}}{nl}{nl}data: a{nl}data: b{nl}{nl}: comment{nl}data:no-space{nl}{nl}"
+            );
+            assert_eq!(
+                parse_all(&[s.as_bytes()]),
+                vec![
+                    ev(Some("ping"), "{\"type\":\"ping\"}"),
+                    ev(None, "a\nb"),
+                    ev(None, "no-space")
+                ],
+                "line ending {nl:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn crlf_split_across_chunks_is_one_line_end() {
+        let out = parse_all(&[b"data: x\r", b"\n\r", b"\n"]);
+        assert_eq!(out, vec![ev(None, "x")]);
+    }
+
+    #[test]
+    fn multibyte_utf8_split_across_chunks_survives() {
+        let s = "data: héllo → 世界\n\n".as_bytes();
+        let out = parse_all(&[&s[..8], &s[8..14], &s[14..]]);
+        assert_eq!(out, vec![ev(None, "héllo → 世界")]);
+    }
+
+    #[test]
+    fn event_without_data_is_not_dispatched_and_empty_data_is() {
+        let out = parse_all(&[b"event: x\n\ndata:\n\n"]);
+        assert_eq!(out, vec![ev(None, "")]);
+    }
+
+    #[test]
+    fn bom_only_stripped_at_stream_start_and_only_one_space_removed() {
+        let out = parse_all(&["\u{feff}data:  two\n\n".as_bytes()]);
+        assert_eq!(out, vec![ev(None, " two")]);
+    }
+
+    #[test]
+    fn id_field_is_kept_and_field_without_colon_is_a_name_with_empty_value() {
+        let out = parse_all(&[b"id: 7\ndata\n\n"]);
+        assert_eq!(
+            out,
+            vec![Event {
+                event: None,
+                data: String::new(),
+                id: Some("7".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn finish_reports_a_truncated_event() {
+        let mut p = Parser::new();
+        assert!(p.push(b"data: partial").unwrap().is_empty());
+        assert!(p.finish());
+        let mut p = Parser::new();
+        assert_eq!(p.push(b"data: x\n\n").unwrap().len(), 1);
+        assert!(!p.finish());
+    }
+
+    #[test]
+    fn oversized_event_is_an_error_not_unbounded_memory() {
+        let mut p = Parser::new();
+        let big = vec![b'a'; MAX_EVENT_BYTES + 1];
+        let err = p.push(&big).unwrap_err();
+        assert_eq!(err.code, Code::ProviderBadResponse);
+    }
+
+    #[test]
+    fn encoder_output_parses_back_to_the_same_frames() {
+        let frames = vec![
+            Frame::named("message_start", "{\"a\":1}"),
+            Frame::data("line1\nline2"),
+            Frame::data("[DONE]"),
+        ];
+        let bytes = encode_frames(&frames);
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            "event: message_start\ndata: {\"a\":1}\n\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n"
+        );
+        let back = parse_all(&[&bytes]);
+        assert_eq!(
+            back,
+            vec![
+                ev(Some("message_start"), "{\"a\":1}"),
+                ev(None, "line1\nline2"),
+                ev(None, "[DONE]")
+            ]
+        );
+    }
+
+    /// A realistic mixed stream: named events, CRLF, comments, multi-line data, non-ASCII.
+    const STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n: keep-alive\r\n\r\nevent: content_block_delta\r\ndata: {\"text\":\"日本語 ✓\"}\r\n\r\ndata: multi\ndata: line\n\nevent: ping\rdata: {}\r\r";
+
+    proptest! {
+        /// Whatever the network does to chunk boundaries, the events are the same.
+        #[test]
+        fn every_chunking_of_a_stream_yields_the_same_events(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..12)) {
+            let bytes = STREAM.as_bytes();
+            let whole = parse_all(&[bytes]);
+            prop_assert_eq!(whole.len(), 4);
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut last = 0;
+            for c in cuts {
+                chunks.push(&bytes[last..c]);
+                last = c;
+            }
+            chunks.push(&bytes[last..]);
+            prop_assert_eq!(parse_all(&chunks), whole);
+        }
+
+        /// Byte-at-a-time feeding of arbitrary encoded frames round-trips their data.
+        #[test]
+        fn encoded_arbitrary_data_round_trips_byte_by_byte(datas in proptest::collection::vec("[^\r]{0,40}", 1..5)) {
+            let frames: Vec<Frame> = datas.iter().map(|d| Frame::data(d.clone())).collect();
+            let bytes = encode_frames(&frames);
+            let mut p = Parser::new();
+            let mut out = Vec::new();
+            for b in &bytes {
+                out.extend(p.push(std::slice::from_ref(b)).unwrap());
+            }
+            let got: Vec<String> = out.into_iter().map(|e| e.data).collect();
+            prop_assert_eq!(got, datas);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Settings services: the one place where providers, routing rules and the pool
+//! configuration are changed, whether the request comes from the CLI or the UI.
+//!
+//! Each write is one transaction: validate the input first, then write, add the
+//! audit row, check the resulting state (e.g. that the rule set still compiles), and
+//! commit — so a rejected write changes nothing. After the commit the new state is
+//! published to the live parts (the router's snapshot, the pool's watch channel).
+
+pub mod pool;
+pub mod providers;
+pub mod rules;
+
+use crate::app::{App, SharedApp};
+use crate::error::Result;
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use serde::Serialize;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// A remark about a write that succeeded but may not do what the user meant
+/// (a shadowed duplicate rule, a preload name no model has). Printed on stderr by the
+/// CLI; `"warnings"` in `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Warning {
+        Warning {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Begin a write transaction that takes SQLite's write lock up front. A deferred
+/// transaction that reads and then writes fails with "database is locked" when
+/// another process committed in between (WAL snapshots cannot be upgraded); taking
+/// the lock at BEGIN makes concurrent writers (CLI and app) queue on busy_timeout.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Bring the in-memory router and pool settings up to date with the store if
+/// another process (e.g. the CLI while the app runs) changed them. Cheap when
+/// nothing changed: one `MAX(id)` query.
+pub async fn refresh(app: &App) -> Result<bool> {
+    let revision = crate::routing::store_revision(&app.db).await?;
+    if revision <= app.router.snapshot().revision() {
+        return Ok(false);
+    }
+    app.router.reload(&app.db).await?;
+    pool::republish(app).await?;
+    Ok(true)
+}
+
+/// Poll the store every `every` and [`refresh`] when it changed. Holds only a weak
+/// reference: the task ends when the app is dropped.
+pub fn watch_store(app: &SharedApp, every: Duration) -> tokio::task::JoinHandle<()> {
+    let weak: Weak<App> = std::sync::Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { return };
+            if let Err(e) = refresh(&app).await {
+                tracing::warn!("settings refresh failed: {}", e.message);
+            }
+        }
+    })
+}

@@ -1,0 +1,420 @@
+//! Cloud backends: requests to OpenAI, Anthropic and OpenAI-compatible servers.
+//!
+//! One pooled reqwest client per provider (rustls, HTTP/1.1 keep-alive, no redirects,
+//! connect / first-byte / idle-read timeouts). The provider's API key is decrypted just
+//! in time for each request and sent only to that provider's own origin; the client's
+//! credentials never leave the gateway.
+//!
+//! Providers are read from an in-memory snapshot ([`Providers`]) rebuilt when the
+//! settings change, so the request path does no database read.
+
+use crate::error::{Code, Error, Result};
+use crate::protocol::{self, Protocol, canonical};
+use crate::settings::providers::{self as provider_settings, ProviderKind};
+use crate::store::entities::provider;
+use crate::vault::{SecretContext, SecretString};
+use arc_swap::ArcSwap;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Anthropic API version header value our encoder targets.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// From sending the request to the response headers (the model's "thinking" time
+    /// before it streams, for streaming requests; the whole answer otherwise).
+    pub first_byte: Duration,
+    /// Longest silence between two chunks of a streaming body.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(300),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A provider as the request path needs it.
+pub struct ProviderEntry {
+    pub id: i64,
+    pub name: Arc<str>,
+    pub kind: ProviderKind,
+    /// Normalized, without a trailing slash (e.g. `https://api.openai.com`).
+    pub base_url: String,
+    /// The sealed key and the context it was sealed for (row id + origin).
+    pub sealed_key: Option<Vec<u8>>,
+    pub key_context: Option<SecretContext>,
+}
+
+impl ProviderEntry {
+    pub fn protocol(&self) -> Protocol {
+        match self.kind {
+            ProviderKind::Anthropic => Protocol::Anthropic,
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Protocol::OpenAi,
+        }
+    }
+}
+
+/// The providers snapshot: swapped whole on every settings change.
+#[derive(Default)]
+pub struct Providers {
+    current: ArcSwap<HashMap<i64, Arc<ProviderEntry>>>,
+}
+
+impl Providers {
+    pub fn get(&self, id: i64) -> Option<Arc<ProviderEntry>> {
+        self.current.load().get(&id).cloned()
+    }
+
+    pub async fn reload(&self, db: &DatabaseConnection) -> Result<()> {
+        let rows = provider::Entity::find().all(db).await?;
+        let mut map = HashMap::with_capacity(rows.len());
+        for p in rows {
+            let Some(kind) = ProviderKind::parse(&p.kind) else {
+                tracing::error!(provider = %p.name, kind = %p.kind, "provider of unknown kind left out");
+                continue;
+            };
+            let key_context = match &p.api_key {
+                Some(_) => Some(provider_settings::key_context(p.id, &p.base_url)?),
+                None => None,
+            };
+            map.insert(
+                p.id,
+                Arc::new(ProviderEntry {
+                    id: p.id,
+                    name: Arc::from(p.name.as_str()),
+                    kind,
+                    base_url: p.base_url.trim_end_matches('/').to_string(),
+                    sealed_key: p.api_key,
+                    key_context,
+                }),
+            );
+        }
+        self.current.store(Arc::new(map));
+        Ok(())
+    }
+}
+
+/// A failed upstream attempt, and whether the rule's fallback may take over.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    /// Connect error, timeout, 5xx or 429: the fallback may serve the request.
+    pub retryable: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            retryable: false,
+        }
+    }
+}
+
+/// One client per provider, built on first use.
+pub struct Upstreams {
+    timeouts: Timeouts,
+    clients: ArcSwap<HashMap<i64, reqwest::Client>>,
+    build_lock: std::sync::Mutex<()>,
+}
+
+impl Upstreams {
+    pub fn new(timeouts: Timeouts) -> Self {
+        Upstreams {
+            timeouts,
+            clients: ArcSwap::default(),
+            build_lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    fn client(&self, provider_id: i64) -> Result<reqwest::Client> {
+        if let Some(c) = self.clients.load().get(&provider_id) {
+            return Ok(c.clone());
+        }
+        // Rare (first request to a provider): serialize builders so each client is built once.
+        let _g = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = self.clients.load().get(&provider_id) {
+            return Ok(c.clone());
+        }
+        let client = build_client(self.timeouts)?;
+        let mut next = HashMap::clone(&self.clients.load());
+        next.insert(provider_id, client.clone());
+        self.clients.store(Arc::new(next));
+        Ok(client)
+    }
+
+    /// POST `body` to `{base}{path}` with the provider's auth headers. Returns the
+    /// response once its headers arrived with a 2xx status; anything else is a coded
+    /// [`Failure`] (the upstream's own error message kept).
+    pub async fn post(
+        &self,
+        p: &ProviderEntry,
+        key: Option<&SecretString>,
+        path: &str,
+        body: Vec<u8>,
+        extra_headers: &[(&'static str, String)],
+    ) -> Result<reqwest::Response, Failure> {
+        let client = self.client(p.id)?;
+        let url = format!("{}{}", p.base_url, path);
+        let mut rb = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        rb = auth(rb, p.kind, key);
+        for (k, v) in extra_headers {
+            rb = rb.header(*k, v);
+        }
+        let resp = match tokio::time::timeout(self.timeouts.first_byte, rb.send()).await {
+            Err(_) => {
+                return Err(Failure {
+                    error: Error::new(
+                        Code::UpstreamTimeout,
+                        format!(
+                            "provider {} did not answer within {} s",
+                            p.name,
+                            self.timeouts.first_byte.as_secs_f32()
+                        ),
+                    ),
+                    retryable: true,
+                });
+            }
+            Ok(Err(e)) => return Err(transport_failure(&p.name, e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retryable =
+            status.is_server_error() || status.as_u16() == 429 || status.is_redirection();
+        // Error bodies are small; cap what we read so a hostile upstream cannot stall us.
+        let body: Vec<u8> = tokio::time::timeout(self.timeouts.idle, read_capped(resp, 64 * 1024))
+            .await
+            .unwrap_or_default();
+        let mut error = if status.is_redirection() {
+            Error::new(
+                Code::UpstreamError,
+                format!(
+                    "provider {} answered with a redirect ({status}); redirects are not followed",
+                    p.name
+                ),
+            )
+        } else {
+            protocol::decode_upstream_error(p.protocol(), status.as_u16(), &body)
+        };
+        error.message = format!("provider {}: {}", p.name, error.message);
+        Err(Failure { error, retryable })
+    }
+}
+
+fn build_client(t: Timeouts) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(t.connect)
+        .read_timeout(t.idle)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The provider's own auth header. Nothing of the client's request is forwarded.
+fn auth(
+    rb: reqwest::RequestBuilder,
+    kind: ProviderKind,
+    key: Option<&SecretString>,
+) -> reqwest::RequestBuilder {
+    match (kind, key) {
+        (ProviderKind::Anthropic, Some(k)) => rb
+            .header("x-api-key", sensitive(k.expose()))
+            .header("anthropic-version", ANTHROPIC_VERSION),
+        (ProviderKind::Anthropic, None) => rb.header("anthropic-version", ANTHROPIC_VERSION),
+        (_, Some(k)) => rb.header(
+            "authorization",
+            sensitive(&format!("Bearer {}", k.expose())),
+        ),
+        (_, None) => rb,
+    }
+}
+
+/// A header value marked sensitive (hyper never logs it).
+fn sensitive(v: &str) -> reqwest::header::HeaderValue {
+    let mut h = reqwest::header::HeaderValue::from_str(v)
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+    h.set_sensitive(true);
+    h
+}
+
+fn transport_failure(name: &str, e: reqwest::Error) -> Failure {
+    let (code, what) = if e.is_timeout() {
+        (Code::UpstreamTimeout, "timed out")
+    } else if e.is_connect() {
+        (Code::UpstreamUnreachable, "could not be reached")
+    } else {
+        (Code::UpstreamUnreachable, "failed")
+    };
+    // reqwest's Display names the URL, never headers: no key can leak through it.
+    Failure {
+        error: Error::new(code, format!("provider {name} {what}: {}", error_chain(&e))),
+        retryable: true,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = resp.bytes_stream();
+    while let Some(Ok(chunk)) = s.next().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out
+}
+
+/// Read a whole (non-streaming) body, each chunk within the idle timeout.
+pub async fn read_body(resp: reqwest::Response, idle: Duration, provider: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut s = resp.bytes_stream();
+    loop {
+        match tokio::time::timeout(idle, s.next()).await {
+            Err(_) => {
+                return Err(Error::new(
+                    Code::UpstreamTimeout,
+                    format!("provider {provider} stopped sending its answer"),
+                ));
+            }
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(transport_failure(provider, e).error),
+            Ok(Some(Ok(chunk))) => out.extend_from_slice(&chunk),
+        }
+    }
+}
+
+/// The canonical events of an upstream SSE body, decoded incrementally. An upstream
+/// that breaks off, stalls past the idle timeout or sends garbage ends the stream
+/// with an `Event::Error`. Dropping the stream drops the connection (cancellation).
+pub fn sse_events(
+    resp: reqwest::Response,
+    protocol: Protocol,
+    idle: Duration,
+    provider: Arc<str>,
+) -> BoxStream<'static, canonical::Event> {
+    enum Decoder {
+        OpenAi(protocol::openai::stream::ChatStreamDecoder),
+        Anthropic(protocol::anthropic::stream::StreamDecoder),
+    }
+    impl Decoder {
+        fn push(&mut self, ev: &protocol::sse::Event) -> Result<Vec<canonical::Event>> {
+            match self {
+                Decoder::OpenAi(d) => d.push(ev),
+                Decoder::Anthropic(d) => d.push(ev),
+            }
+        }
+        fn finish(&mut self) -> Result<Vec<canonical::Event>> {
+            match self {
+                Decoder::OpenAi(d) => d.finish(),
+                Decoder::Anthropic(d) => Ok(d.finish()),
+            }
+        }
+    }
+    struct St {
+        body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        parser: protocol::sse::Parser,
+        decoder: Decoder,
+        queue: VecDeque<canonical::Event>,
+        done: bool,
+        idle: Duration,
+        provider: Arc<str>,
+    }
+    let st = St {
+        body: resp.bytes_stream().boxed(),
+        parser: protocol::sse::Parser::new(),
+        decoder: match protocol {
+            Protocol::OpenAi => Decoder::OpenAi(Default::default()),
+            Protocol::Anthropic => Decoder::Anthropic(Default::default()),
+        },
+        queue: VecDeque::new(),
+        done: false,
+        idle,
+        provider,
+    };
+    futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(ev) = st.queue.pop_front() {
+                return Some((ev, st));
+            }
+            if st.done {
+                return None;
+            }
+            let fail = |st: &mut St, e: Error| {
+                st.done = true;
+                st.queue.push_back(canonical::Event::Error((&e).into()));
+            };
+            match tokio::time::timeout(st.idle, st.body.next()).await {
+                Err(_) => {
+                    let e = Error::new(
+                        Code::UpstreamTimeout,
+                        format!("provider {} stopped streaming", st.provider),
+                    );
+                    fail(&mut st, e);
+                }
+                Ok(Some(Ok(chunk))) => match st.parser.push(&chunk) {
+                    Ok(events) => {
+                        for ev in &events {
+                            match st.decoder.push(ev) {
+                                Ok(out) => st.queue.extend(out),
+                                Err(e) => {
+                                    fail(&mut st, e);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => fail(&mut st, e),
+                },
+                Ok(Some(Err(e))) => {
+                    let e = transport_failure(&st.provider, e).error;
+                    fail(&mut st, e);
+                }
+                Ok(None) => {
+                    st.done = true;
+                    match st.decoder.finish() {
+                        Ok(out) => st.queue.extend(out),
+                        Err(e) => st.queue.push_back(canonical::Event::Error((&e).into())),
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}

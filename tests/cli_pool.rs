@@ -1,0 +1,151 @@
+//! `switchyard pool show|set` through the real binary on a real database.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const GB: u64 = 1 << 30;
+
+/// MemTotal from /proc/meminfo, read here independently of the code under test.
+fn physical_ram() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|l| l.starts_with("MemTotal:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn db_dump(env: &Env) -> String {
+    use sea_orm::EntityTrait;
+    use switchyard::store::entities::{audit_log, pool_config};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let db = switchyard::store::open(env.data_dir()).await.unwrap();
+        let pool = pool_config::Entity::find().all(&db).await.unwrap();
+        let audit = audit_log::Entity::find().all(&db).await.unwrap();
+        db.close().await.unwrap();
+        format!("{pool:?}\n{audit:?}")
+    })
+}
+
+#[test]
+fn pool_show_prints_the_documented_fields_and_the_budget_of_this_machine() {
+    let env = Env::new();
+    let v = env.json(&["pool", "show"]);
+    for key in [
+        "limit",
+        "budget_bytes",
+        "eviction",
+        "ttl_seconds",
+        "preload",
+        "loaded",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v:#}");
+    }
+    let ram = physical_ram();
+    assert_eq!(v["limit"], "75%");
+    assert_eq!(v["physical_ram_bytes"], ram);
+    assert_eq!(v["budget_bytes"], ram * 75 / 100);
+    assert_eq!(v["eviction"], "lru");
+    assert_eq!(v["ttl_seconds"], Value::Null);
+    assert_eq!(v["loaded"], serde_json::json!([]));
+    let out = env.run(&["pool", "show"], None);
+    assert!(stdout(&out).contains("75% of RAM"), "{}", stdout(&out));
+}
+
+#[test]
+fn pool_set_stores_each_option_and_show_reads_it_back() {
+    let env = Env::new();
+    let v = env.json(&[
+        "pool",
+        "set",
+        "--limit",
+        "1GB",
+        "--eviction",
+        "ttl",
+        "--ttl",
+        "15m",
+    ]);
+    assert_eq!(v["limit"], "1GB");
+    assert_eq!(v["budget_bytes"], GB);
+    assert_eq!(v["ttl_seconds"], 900);
+    let v = env.json(&["pool", "show"]);
+    assert_eq!(
+        (
+            v["limit"].as_str(),
+            v["eviction"].as_str(),
+            v["ttl_seconds"].as_u64()
+        ),
+        (Some("1GB"), Some("ttl"), Some(900))
+    );
+
+    let v = env.json(&[
+        "pool",
+        "set",
+        "--eviction",
+        "lfu",
+        "--ttl",
+        "off",
+        "--limit",
+        "50%",
+    ]);
+    assert_eq!(v["ttl_seconds"], Value::Null);
+    assert_eq!(v["budget_bytes"], physical_ram() / 2);
+
+    let out = env.run(
+        &["pool", "set", "--preload", "llama-1b,qwen,llama-1b"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("warning[model_not_found]").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
+    let v = env.json(&["pool", "show"]);
+    assert_eq!(v["preload"], serde_json::json!(["llama-1b", "qwen"]));
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
+    let v = env.json(&["pool", "set", "--preload", ""]);
+    assert_eq!(v["preload"], serde_json::json!([]));
+}
+
+#[test]
+fn bad_pool_settings_exit_4_with_a_code_and_write_nothing() {
+    let env = Env::new();
+    env.json(&["pool", "show"]);
+    let before = db_dump(&env);
+    let above = format!("{}GB", physical_ram() / GB + 1);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--limit", "0%"],
+        vec!["--limit", "200%"],
+        vec!["--limit", &above],
+        vec!["--limit", "0GB"],
+        vec!["--limit", "lots"],
+        vec!["--eviction", "fifo"],
+        vec!["--eviction", "ttl"],
+        vec!["--ttl", "15"],
+        vec!["--ttl", "0s"],
+        vec!["--ttl", "45d"],
+        vec!["--limit", "50%", "--ttl", "bogus"],
+    ];
+    for args in cases {
+        let mut a = vec!["--json", "pool", "set"];
+        a.extend_from_slice(&args);
+        let out = env.run(&a, None);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stdout(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], "pool_config_invalid", "{args:?}");
+    }
+    let out = env.run(&["pool", "set", "--limit", "200%"], None);
+    assert!(
+        stderr(&out).starts_with("error[pool_config_invalid]: "),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["--json", "pool", "set"], None);
+    assert_eq!(out.status.code(), Some(4), "nothing to change");
+    assert_eq!(db_dump(&env), before);
+}
