@@ -23,6 +23,13 @@ fn run(m: &ModelHandle, req: GenerateRequest) -> engine::Collected {
         .unwrap_or_else(|e| fail(format!("{e:?}")))
 }
 
+fn opts_streams() -> usize {
+    std::env::var("BENCH_COMPUTE_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| LoadOptions::default().compute_streams)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
@@ -36,8 +43,15 @@ fn main() {
         &std::fs::read(prompt_file).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}"))),
     )
     .unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
-    let m = engine::load_blocking(model, LoadOptions::default())
-        .unwrap_or_else(|e| fail(format!("{e:?}")));
+    // BENCH_COMPUTE_STREAMS=1 measures MLX's usual single stream (see LoadOptions).
+    let mut opts = LoadOptions::default();
+    if let Some(n) = std::env::var("BENCH_COMPUTE_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.compute_streams = n;
+    }
+    let m = engine::load_blocking(model, opts).unwrap_or_else(|e| fail(format!("{e:?}")));
 
     let request = |prompt: Vec<u32>, n: usize, cache: bool| {
         let mut r = GenerateRequest::new(prompt);
@@ -62,6 +76,7 @@ fn main() {
                     "prompt_tps": d.timings.prompt_tokens_per_s,
                     "generation_tps": d.timings.generation_tokens_per_s,
                     "peak_memory_bytes": d.peak_memory_bytes,
+                    "compute_streams": opts_streams(),
                 })
             );
         }

@@ -28,7 +28,7 @@ python3 -c "import json, random; random.seed(0); print(json.dumps([random.randra
 
 results=$tmp/results.jsonl
 line() { # side round json
-  python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print(f"{sys.argv[1]:<10} round {sys.argv[2]}: prompt {r[\"prompt_tps\"]:7.2f} tok/s  generation {r[\"generation_tps\"]:6.2f} tok/s  peak {r[\"peak_memory_bytes\"]/1e6:7.1f} MB")' "$1" "$2" "$3"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[3]); r["peak_mb"]=r["peak_memory_bytes"]/1e6; print("{0:<10} round {1}: prompt {2[prompt_tps]:7.2f} tok/s  generation {2[generation_tps]:6.2f} tok/s  peak {2[peak_mb]:7.1f} MB".format(sys.argv[1], sys.argv[2], r))' "$1" "$2" "$3"
 }
 for i in $(seq 1 "$ROUNDS"); do
   # Alternate which side goes first so neither always gets the warmer machine.
@@ -46,7 +46,7 @@ done
 for i in $(seq 1 "$ROUNDS"); do
   out=$("$bin" prefix "$model" "$tmp/prompt.json" 32 | tail -1)
   echo "$out" | sed 's/"side": *"switchyard"/"side": "prefix"/' >>"$results"
-  python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print(f"prefix     round {sys.argv[1]}: turn 2 of {r[\"turn2_prompt_tokens\"]} tokens ({r[\"cached_prompt_tokens\"]} cached): ttft {r[\"ttft_cached_s\"]:.3f} s cached vs {r[\"ttft_uncached_s\"]:.3f} s uncached = {r[\"ratio\"]:.3f}x")' "$i" "$out"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print("prefix     round {0}: turn 2 of {1[turn2_prompt_tokens]} tokens ({1[cached_prompt_tokens]} cached): ttft {1[ttft_cached_s]:.3f} s cached vs {1[ttft_uncached_s]:.3f} s uncached = {1[ratio]:.3f}x".format(sys.argv[1], r))' "$i" "$out"
 done
 
 python3 - "$results" "$PROMPT_TOKENS" "$GEN_TOKENS" <<'PY'

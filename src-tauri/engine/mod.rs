@@ -87,6 +87,9 @@ pub struct LoadOptions {
     pub prefix_cache_entries: usize,
     /// Prompt tokens per prefill step (bounds the attention scores' memory).
     pub prefill_step_size: usize,
+    /// MLX streams (one CPU thread each) the large matrix products are split over on
+    /// the CPU. 1 = MLX's usual single stream. Default: up to 2, by available cores.
+    pub compute_streams: usize,
 }
 
 impl Default for LoadOptions {
@@ -94,6 +97,9 @@ impl Default for LoadOptions {
         LoadOptions {
             prefix_cache_entries: 1,
             prefill_step_size: 2048,
+            compute_streams: std::thread::available_parallelism()
+                .map(|n| n.get().min(2))
+                .unwrap_or(1),
         }
     }
 }

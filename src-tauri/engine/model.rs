@@ -13,7 +13,7 @@ use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
 use mlx_rs::ops::{self};
-use mlx_rs::{Array, Dtype};
+use mlx_rs::{Array, Dtype, Stream};
 
 pub type MlxResult<T> = std::result::Result<T, Exception>;
 
@@ -34,11 +34,30 @@ pub enum Linear {
         group_size: i32,
         bits: i32,
     },
+    /// The output rows cut into parts, each computed on its own MLX stream, outputs
+    /// concatenated. MLX's CPU backend runs one matrix-vector product on one thread (a
+    /// stream's thread), so a decode step uses one core; splitting the big products
+    /// over two streams puts the second core to work. The parts are views of the same
+    /// weight buffers (no copy), and each output row is the same dot product as before,
+    /// so results are bit-identical.
+    Split {
+        parts: Vec<(Linear, Option<Stream>)>,
+    },
 }
 
 impl Linear {
     pub fn forward(&self, x: &Array) -> MlxResult<Array> {
         let (y, bias) = match self {
+            Linear::Split { parts } => {
+                let mut outs = Vec::with_capacity(parts.len());
+                for (part, stream) in parts {
+                    outs.push(match stream {
+                        Some(s) => mlx_rs::with_stream(s, || part.forward(x))?,
+                        None => part.forward(x)?,
+                    });
+                }
+                return ops::concatenate(&outs, -1);
+            }
             Linear::Dense { weight, bias } => {
                 (ops::matmul(x, ops::transpose_axes(weight, &[1, 0])?)?, bias)
             }
@@ -60,11 +79,90 @@ impl Linear {
         }
     }
 
+    /// Another handle on the same weights (arrays are reference-counted, nothing is copied).
+    pub fn view(&self) -> Linear {
+        match self {
+            Linear::Dense { weight, bias } => Linear::Dense {
+                weight: weight.clone(),
+                bias: bias.clone(),
+            },
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                group_size,
+                bits,
+            } => Linear::Quantized {
+                weight: weight.clone(),
+                scales: scales.clone(),
+                biases: biases.clone(),
+                bias: bias.clone(),
+                group_size: *group_size,
+                bits: *bits,
+            },
+            Linear::Split { parts } => Linear::Split {
+                parts: parts.iter().map(|(p, s)| (p.view(), s.clone())).collect(),
+            },
+        }
+    }
+
     /// Output features (rows of the weight).
     pub fn out_features(&self) -> i32 {
         match self {
             Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
+            Linear::Split { parts } => parts.iter().map(|(p, _)| p.out_features()).sum(),
         }
+    }
+
+    /// Input features (columns of the unpacked weight).
+    pub fn in_features(&self) -> i32 {
+        match self {
+            Linear::Dense { weight, .. } => weight.dim(1),
+            Linear::Quantized { weight, bits, .. } => weight.dim(1) * 32 / bits,
+            Linear::Split { parts } => parts.first().map(|(p, _)| p.in_features()).unwrap_or(0),
+        }
+    }
+
+    /// Cut the output rows into `streams.len()` equal parts, part `i` computed on
+    /// `streams[i]` (`None` = the caller's stream). Returns `self` unchanged when the
+    /// rows do not divide evenly.
+    pub fn split_rows(self, streams: &[Option<Stream>]) -> MlxResult<Linear> {
+        let n = streams.len() as i32;
+        let rows = self.out_features();
+        if n < 2 || rows % n != 0 || matches!(self, Linear::Split { .. }) {
+            return Ok(self);
+        }
+        let h = rows / n;
+        let rows_of = |a: &Array, i: i32| a.try_index(i * h..(i + 1) * h);
+        let mut parts = Vec::with_capacity(streams.len());
+        for (i, stream) in streams.iter().enumerate() {
+            let i = i as i32;
+            let part = match &self {
+                Linear::Dense { weight, bias } => Linear::Dense {
+                    weight: rows_of(weight, i)?,
+                    bias: bias.as_ref().map(|b| rows_of(b, i)).transpose()?,
+                },
+                Linear::Quantized {
+                    weight,
+                    scales,
+                    biases,
+                    bias,
+                    group_size,
+                    bits,
+                } => Linear::Quantized {
+                    weight: rows_of(weight, i)?,
+                    scales: rows_of(scales, i)?,
+                    biases: rows_of(biases, i)?,
+                    bias: bias.as_ref().map(|b| rows_of(b, i)).transpose()?,
+                    group_size: *group_size,
+                    bits: *bits,
+                },
+                Linear::Split { .. } => unreachable!("checked above"),
+            };
+            parts.push((part, stream.clone()));
+        }
+        Ok(Linear::Split { parts })
     }
 
     pub fn arrays(&self) -> Vec<&Array> {
@@ -77,6 +175,7 @@ impl Linear {
                 bias,
                 ..
             } => [weight, scales, biases].into_iter().chain(bias).collect(),
+            Linear::Split { parts } => parts.iter().flat_map(|(p, _)| p.arrays()).collect(),
         }
     }
 }
@@ -88,6 +187,7 @@ pub struct Embedding(pub Linear);
 impl Embedding {
     pub fn forward(&self, ids: &Array) -> MlxResult<Array> {
         match &self.0 {
+            Linear::Split { .. } => Err(Exception::custom("a split embedding cannot be indexed")),
             Linear::Dense { weight, .. } => weight.take_axis(ids, 0),
             Linear::Quantized {
                 weight,
@@ -278,6 +378,8 @@ pub struct Transformer {
     /// `None` = tied to the embedding.
     pub lm_head: Option<Linear>,
     pub rope: Rope,
+    /// The LM head is (views of) the embedding: its bytes are not counted twice.
+    pub head_tied: bool,
     /// Residual-stream dtype. Float32 on the CPU: MLX's CPU kernels are 25–30× slower
     /// with float16 activations.
     pub activation_dtype: Dtype,
@@ -363,6 +465,15 @@ impl Transformer {
         Ok(Some(logits))
     }
 
+    /// Bytes of the weights (a tied head's views are not counted again).
+    pub fn weights_bytes(&self) -> u64 {
+        let head = match (&self.lm_head, self.head_tied) {
+            (Some(h), true) => h.arrays().iter().map(|a| a.nbytes() as u64).sum(),
+            _ => 0,
+        };
+        self.arrays().iter().map(|a| a.nbytes() as u64).sum::<u64>() - head
+    }
+
     /// Every weight array (for eval after load and memory accounting).
     pub fn arrays(&self) -> Vec<&Array> {
         let mut v: Vec<&Array> = self.embed.0.arrays();
@@ -389,5 +500,55 @@ impl Transformer {
         }
         v.extend(self.rope.freqs.iter());
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(a: &Array) -> Vec<f32> {
+        a.eval().unwrap();
+        a.try_as_slice::<f32>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn a_product_split_over_two_streams_equals_the_whole_bit_for_bit() {
+        let key = mlx_rs::random::key(3).unwrap();
+        let w = mlx_rs::random::normal::<f32>(&[64, 128][..], None, None, &key).unwrap();
+        let x = mlx_rs::random::normal::<f32>(&[1, 5, 128][..], None, None, &key).unwrap();
+        let (wq, scales, biases) = ops::quantize(&w, 32, 4).unwrap();
+        let streams = [None, Some(Stream::new_with_device(&mlx_rs::Device::cpu()))];
+        for lin in [
+            Linear::Dense {
+                weight: w.clone(),
+                bias: Some(ops::ones::<f32>(&[64]).unwrap()),
+            },
+            Linear::Quantized {
+                weight: wq,
+                scales,
+                biases,
+                bias: None,
+                group_size: 32,
+                bits: 4,
+            },
+        ] {
+            let whole = lin.forward(&x).unwrap();
+            let split = lin.view().split_rows(&streams).unwrap();
+            assert!(matches!(split, Linear::Split { .. }));
+            assert_eq!((split.out_features(), split.in_features()), (64, 128));
+            let parts = split.forward(&x).unwrap();
+            assert_eq!(parts.shape(), &[1, 5, 64]);
+            assert_eq!(values(&whole), values(&parts));
+        }
+        // Rows that do not divide evenly stay whole.
+        let odd = Linear::Dense {
+            weight: ops::ones::<f32>(&[3, 4]).unwrap(),
+            bias: None,
+        };
+        assert!(!matches!(
+            odd.split_rows(&streams).unwrap(),
+            Linear::Split { .. }
+        ));
     }
 }

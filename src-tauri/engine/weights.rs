@@ -181,7 +181,13 @@ struct Builder<'a> {
     quant: QuantSource<'a>,
     /// Convert unquantized float weights to this dtype (float32 on the CPU).
     float_dtype: Option<Dtype>,
+    /// Streams the big products are split over (`[None]` = no split).
+    streams: Vec<Option<mlx_rs::Stream>>,
 }
+
+/// Products smaller than this (in × out) stay whole: below it the cross-stream
+/// synchronisation costs more than the second core saves.
+const SPLIT_MIN_MACS: i64 = 256 * 1024;
 
 impl Builder<'_> {
     fn take(&mut self, name: &str) -> Result<Array> {
@@ -282,6 +288,17 @@ impl Builder<'_> {
         })
     }
 
+    /// Split a big product over the streams (see `Linear::Split`).
+    fn split(&self, lin: Linear) -> Result<Linear> {
+        if self.streams.len() < 2
+            || (lin.in_features() as i64) * (lin.out_features() as i64) < SPLIT_MIN_MACS
+        {
+            return Ok(lin);
+        }
+        lin.split_rows(&self.streams)
+            .map_err(mlx_err("splitting weights"))
+    }
+
     fn build(
         mut self,
         config: ModelConfig,
@@ -289,10 +306,7 @@ impl Builder<'_> {
     ) -> Result<Transformer> {
         let c = &config;
         let embed = Embedding(self.linear("model.embed_tokens")?);
-        let (rows, width) = match &embed.0 {
-            Linear::Dense { weight, .. } => (weight.dim(0), weight.dim(1)),
-            Linear::Quantized { weight, bits, .. } => (weight.dim(0), weight.dim(1) * 32 / bits),
-        };
+        let (rows, width) = (embed.0.out_features(), embed.0.in_features());
         if width != c.hidden_size || rows == 0 {
             return Err(invalid(format!(
                 "the token embedding is {rows}x{width}, the config says hidden size {}",
@@ -302,11 +316,15 @@ impl Builder<'_> {
         let mut layers = Vec::with_capacity(c.num_layers as usize);
         for i in 0..c.num_layers {
             let p = format!("model.layers.{i}");
+            let q_proj = self.linear(&format!("{p}.self_attn.q_proj"))?;
+            let k_proj = self.linear(&format!("{p}.self_attn.k_proj"))?;
+            let v_proj = self.linear(&format!("{p}.self_attn.v_proj"))?;
+            let o_proj = self.linear(&format!("{p}.self_attn.o_proj"))?;
             let attn = Attention {
-                q_proj: self.linear(&format!("{p}.self_attn.q_proj"))?,
-                k_proj: self.linear(&format!("{p}.self_attn.k_proj"))?,
-                v_proj: self.linear(&format!("{p}.self_attn.v_proj"))?,
-                o_proj: self.linear(&format!("{p}.self_attn.o_proj"))?,
+                q_proj: self.split(q_proj)?,
+                k_proj: self.split(k_proj)?,
+                v_proj: self.split(v_proj)?,
+                o_proj: self.split(o_proj)?,
                 q_norm: self.take_opt(&format!("{p}.self_attn.q_norm.weight"))?,
                 k_norm: self.take_opt(&format!("{p}.self_attn.k_norm.weight"))?,
             };
@@ -334,22 +352,32 @@ impl Builder<'_> {
                     )));
                 }
             }
+            let gate_proj = self.linear(&format!("{p}.mlp.gate_proj"))?;
+            let up_proj = self.linear(&format!("{p}.mlp.up_proj"))?;
+            let down_proj = self.linear(&format!("{p}.mlp.down_proj"))?;
             layers.push(Block {
                 attn,
                 mlp: Mlp {
-                    gate_proj: self.linear(&format!("{p}.mlp.gate_proj"))?,
-                    up_proj: self.linear(&format!("{p}.mlp.up_proj"))?,
-                    down_proj: self.linear(&format!("{p}.mlp.down_proj"))?,
+                    gate_proj: self.split(gate_proj)?,
+                    up_proj: self.split(up_proj)?,
+                    down_proj: self.split(down_proj)?,
                 },
                 input_norm: self.take(&format!("{p}.input_layernorm.weight"))?,
                 post_attn_norm: self.take(&format!("{p}.post_attention_layernorm.weight"))?,
             });
         }
         let norm = self.take("model.norm.weight")?;
-        let lm_head = if self.tensors.contains_key("lm_head.weight") {
-            Some(self.linear("lm_head")?)
+        let head_tied = !self.tensors.contains_key("lm_head.weight");
+        let lm_head = if head_tied {
+            // Tied: the head is the embedding matrix; split views of it when splitting pays.
+            let view = embed.0.view();
+            match self.split(view)? {
+                split @ Linear::Split { .. } => Some(split),
+                _ => None,
+            }
         } else {
-            None
+            let head = self.linear("lm_head")?;
+            Some(self.split(head)?)
         };
         let freqs = match (gguf_rope_factors, rope_freqs(c)) {
             (Some(factors), _) => Some(
@@ -381,6 +409,7 @@ impl Builder<'_> {
             lm_head,
             rope,
             activation_dtype: self.float_dtype.unwrap_or(Dtype::Float32),
+            head_tied,
         })
     }
 }
@@ -394,7 +423,26 @@ pub fn on_cpu() -> bool {
 }
 
 /// Load a GGUF file's tensors with MLX and build the model.
-pub fn load_gguf(path: &Path, header: &GgufHeader, config: ModelConfig) -> Result<Transformer> {
+/// The streams big products are split over: the caller's plus `n - 1` new CPU streams
+/// (each MLX CPU stream has its own thread). Only on the CPU; `n <= 1` = no split.
+pub fn compute_streams(n: usize) -> Vec<Option<mlx_rs::Stream>> {
+    let mut v = vec![None];
+    if on_cpu() {
+        for _ in 1..n.clamp(1, 8) {
+            v.push(Some(
+                mlx_rs::Stream::new_with_device(&mlx_rs::Device::cpu()),
+            ));
+        }
+    }
+    v
+}
+
+pub fn load_gguf(
+    path: &Path,
+    header: &GgufHeader,
+    config: ModelConfig,
+    streams: usize,
+) -> Result<Transformer> {
     if let Some(t) = header.unsupported_tensor() {
         return Err(Error::new(
             Code::ModelUnsupportedQuant,
@@ -449,6 +497,7 @@ pub fn load_gguf(path: &Path, header: &GgufHeader, config: ModelConfig) -> Resul
         tensors,
         quant: QuantSource::Gguf,
         float_dtype: on_cpu().then_some(Dtype::Float32),
+        streams: compute_streams(streams),
     };
     let model = b.build(config, rope_factors)?;
     eval_weights(&model)?;
@@ -456,7 +505,7 @@ pub fn load_gguf(path: &Path, header: &GgufHeader, config: ModelConfig) -> Resul
 }
 
 /// Load a model folder's safetensors shards with MLX and build the model.
-pub fn load_folder(dir: &Path, config: ModelConfig) -> Result<Transformer> {
+pub fn load_folder(dir: &Path, config: ModelConfig, streams: usize) -> Result<Transformer> {
     let mut tensors = HashMap::new();
     for f in safetensors_files(dir)? {
         let header = read_safetensors_header(&f)?;
@@ -483,6 +532,7 @@ pub fn load_folder(dir: &Path, config: ModelConfig) -> Result<Transformer> {
         tensors,
         quant: QuantSource::Config(&config.quantization),
         float_dtype: on_cpu().then_some(Dtype::Float32),
+        streams: compute_streams(streams),
     };
     let model = b.build(config.clone(), None)?;
     eval_weights(&model)?;

@@ -105,23 +105,24 @@ type Loaded = (
     Transformer,
 );
 
-fn load(path: &Path, _opts: &LoadOptions) -> Result<Loaded> {
+fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let t0 = Instant::now();
     let source = Source::open(path)?;
     let config = source.config()?;
     let (tokenizer, model) = match &source {
         Source::Gguf { path, header } => (
             TextTokenizer::from_gguf(header)?,
-            weights::load_gguf(path, header, config.clone())?,
+            weights::load_gguf(path, header, config.clone(), opts.compute_streams)?,
         ),
         Source::Folder { path, config_json } => (
             TextTokenizer::from_folder(path, config_json)?,
-            weights::load_folder(path, config.clone())?,
+            weights::load_folder(path, config.clone(), opts.compute_streams)?,
         ),
     };
     let template = tokenizer.chat_template.clone().map(ChatTemplate::new);
     let rows = match &model.embed.0 {
         Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
+        Linear::Split { .. } => model.embed.0.out_features(),
     };
     let info = ModelInfo {
         path: source.path().to_path_buf(),
@@ -131,7 +132,7 @@ fn load(path: &Path, _opts: &LoadOptions) -> Result<Loaded> {
         vocab_size: rows as usize,
         eos_token_ids: tokenizer.eos_ids.clone(),
         has_chat_template: template.as_ref().is_some_and(|t| t.is_ok()),
-        weights_bytes: model.arrays().iter().map(|a| a.nbytes() as u64).sum(),
+        weights_bytes: model.weights_bytes(),
         load_seconds: t0.elapsed().as_secs_f64(),
         config,
     };
