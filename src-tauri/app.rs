@@ -167,6 +167,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// The core facts the Dashboard and `doctor` show.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AppInfo {
     pub version: String,
     pub data_dir: String,

@@ -28,7 +28,30 @@ fn main() {
 /// exactly those. A command missing from this list cannot be invoked.
 #[cfg(feature = "desktop")]
 fn desktop() {
-    const COMMANDS: &[&str] = &["app_info"];
+    const COMMANDS: &[&str] = &[
+        "app_info",
+        "provider_list",
+        "provider_upsert",
+        "provider_remove",
+        "provider_test",
+        "rule_list",
+        "rule_add",
+        "rule_update",
+        "rule_remove",
+        "rule_move",
+        "rule_reorder",
+        "rule_set_enabled",
+        "rule_test",
+        "pool_show",
+        "pool_set",
+        "keys_status",
+        "keys_rotate_data",
+        "keys_rotate_root",
+        "models_list",
+        "models_import",
+        "models_remove",
+        "gateway_status",
+    ];
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),

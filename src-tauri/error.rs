@@ -212,10 +212,12 @@ impl Serialize for Code {
 /// there is one, what to do about it. Messages never contain secrets.
 #[derive(thiserror::Error)]
 #[error("{message}")]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "CoreError"))]
 pub struct Error {
     pub code: Code,
     pub message: String,
     #[source]
+    #[cfg_attr(test, ts(skip))]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -367,6 +369,41 @@ mod tests {
         Code::PortInUse,
         Code::BindRefused,
     ];
+
+    /// The UI's `ErrorCode`: the union of every wire string, so a `switch` on an error
+    /// code in TypeScript is checked against the codes that exist (written by hand
+    /// because the wire strings come from `as_str`, not from the variant names).
+    impl ts_rs::TS for Code {
+        type WithoutGenerics = Code;
+        type OptionInnerType = Code;
+
+        fn name(_: &ts_rs::Config) -> String {
+            "ErrorCode".into()
+        }
+
+        fn inline(_: &ts_rs::Config) -> String {
+            ALL.iter()
+                .map(|c| format!("\"{}\"", c.as_str()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        }
+
+        fn decl(cfg: &ts_rs::Config) -> String {
+            format!("type ErrorCode = {};", Self::inline(cfg))
+        }
+
+        fn decl_concrete(cfg: &ts_rs::Config) -> String {
+            Self::decl(cfg)
+        }
+
+        fn docs() -> Option<String> {
+            Some("/**\n * A stable error code (src-tauri/error.rs): the same strings the CLI and the gateway show.\n */\n".into())
+        }
+
+        fn output_path() -> Option<std::path::PathBuf> {
+            Some("ErrorCode.ts".into())
+        }
+    }
 
     #[test]
     fn codes_are_unique_snake_case_strings() {

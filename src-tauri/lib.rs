@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod gateway;
+pub mod ipc;
 pub mod mlx_support;
 pub mod models;
 pub mod protocol;

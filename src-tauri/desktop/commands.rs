@@ -1,13 +1,160 @@
 //! Tauri commands: thin adapters from the UI to the core. Each parses its input,
-//! calls the same service the CLI calls, and returns the result or the core's
-//! coded [`Error`] (serialized as `{code, message}`). No command returns a secret.
+//! calls the same service the CLI calls (as [`Actor::Ui`]), and returns the result or
+//! the core's coded [`Error`] (serialized as `{code, message}`). Names mirror the
+//! CLI (`provider_list` ↔ `switchyard provider list`).
+//!
+//! No command returns a secret: providers come back with `has_key` and at most a
+//! 4-character `key_hint`; an API key only ever travels UI → core (`provider_upsert`).
+//!
+//! Every command here is listed in `src-tauri/build.rs` (`COMMANDS`) and granted in
+//! `tauri.conf.json`'s capability; a test in `ipc` checks the three lists agree.
 
+use super::gateway::GatewayHandle;
 use crate::app::{AppInfo, SharedApp};
 use crate::error::Error;
+use crate::ipc::{self, GatewayStatus, PoolSet, ProviderUpsert, RuleInput, RuleUpdate};
+use crate::models::{self, ModelEntry};
+use crate::settings::pool::{self, PoolView};
+use crate::settings::providers::{self, Provider, TestOutcome, UpsertOutcome};
+use crate::settings::rules::{self, Rule, RuleTest, Saved};
+use crate::store::audit::Actor;
+use crate::vault::{DataRotation, RootRotation, VaultStatus};
+use std::path::PathBuf;
 use tauri::State;
+
+type App<'a> = State<'a, SharedApp>;
+type Res<T> = Result<T, Error>;
 
 /// Version, data dir and schema version: what the Dashboard shows.
 #[tauri::command]
-pub async fn app_info(app: State<'_, SharedApp>) -> Result<AppInfo, Error> {
+pub async fn app_info(app: App<'_>) -> Res<AppInfo> {
     app.info().await
+}
+
+// ------------------------------------------------------------------ providers
+
+#[tauri::command]
+pub async fn provider_list(app: App<'_>) -> Res<Vec<Provider>> {
+    providers::list(&app).await
+}
+
+#[tauri::command]
+pub async fn provider_upsert(app: App<'_>, input: ProviderUpsert) -> Res<UpsertOutcome> {
+    providers::upsert(&app, Actor::Ui, input.into_input()?).await
+}
+
+#[tauri::command]
+pub async fn provider_remove(app: App<'_>, name: String) -> Res<Provider> {
+    providers::remove(&app, Actor::Ui, &name).await
+}
+
+/// A failed connection test is a result to show (with its code), not an error.
+#[tauri::command]
+pub async fn provider_test(app: App<'_>, name: String) -> Res<TestOutcome> {
+    providers::test(&app, Actor::Ui, &name).await
+}
+
+// ------------------------------------------------------------------ rules
+
+#[tauri::command]
+pub async fn rule_list(app: App<'_>) -> Res<Vec<Rule>> {
+    rules::list(&app).await
+}
+
+#[tauri::command]
+pub async fn rule_add(app: App<'_>, rule: RuleInput) -> Res<Saved> {
+    rules::add(&app, Actor::Ui, rule.into_new_rule()?).await
+}
+
+#[tauri::command]
+pub async fn rule_update(app: App<'_>, id: i64, patch: RuleUpdate) -> Res<Saved> {
+    rules::update(&app, Actor::Ui, id, patch.into_patch()?).await
+}
+
+#[tauri::command]
+pub async fn rule_remove(app: App<'_>, id: i64) -> Res<Rule> {
+    rules::remove(&app, Actor::Ui, id).await
+}
+
+#[tauri::command]
+pub async fn rule_move(app: App<'_>, id: i64, to: i64) -> Res<Vec<Rule>> {
+    rules::move_to(&app, Actor::Ui, id, to).await
+}
+
+/// The drag and drop sends the whole new order; an order made from a stale list is
+/// refused with `rule_order_conflict` (the UI reloads and says so).
+#[tauri::command]
+pub async fn rule_reorder(app: App<'_>, ids: Vec<i64>) -> Res<Vec<Rule>> {
+    rules::reorder(&app, Actor::Ui, &ids).await
+}
+
+#[tauri::command]
+pub async fn rule_set_enabled(app: App<'_>, id: i64, enabled: bool) -> Res<Rule> {
+    rules::set_enabled(&app, Actor::Ui, id, enabled).await
+}
+
+#[tauri::command]
+pub async fn rule_test(app: App<'_>, model: String) -> Res<RuleTest> {
+    rules::test(&app, &model).await
+}
+
+// ------------------------------------------------------------------ pool
+
+#[tauri::command]
+pub async fn pool_show(app: App<'_>) -> Res<PoolView> {
+    pool::show(&app).await
+}
+
+#[tauri::command]
+pub async fn pool_set(app: App<'_>, change: PoolSet) -> Res<PoolView> {
+    pool::set(&app, Actor::Ui, change.into_change()?).await
+}
+
+// ------------------------------------------------------------------ keys
+
+#[tauri::command]
+pub async fn keys_status(app: App<'_>) -> Res<VaultStatus> {
+    app.vault.status(&app.db).await
+}
+
+#[tauri::command]
+pub async fn keys_rotate_data(app: App<'_>) -> Res<DataRotation> {
+    app.vault.rotate_data(&app.db, Actor::Ui).await
+}
+
+/// `confirmed_fingerprint`: the fingerprint the user saw when confirming (`null`
+/// when there was no root yet); a different current root refuses the rotation.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn keys_rotate_root(
+    app: App<'_>,
+    confirmed_fingerprint: Option<String>,
+) -> Res<RootRotation> {
+    ipc::rotate_root_confirmed(&app, Actor::Ui, confirmed_fingerprint.as_deref()).await
+}
+
+// ------------------------------------------------------------------ models
+
+#[tauri::command]
+pub async fn models_list(app: App<'_>) -> Res<Vec<ModelEntry>> {
+    models::list(&app.db).await
+}
+
+#[tauri::command]
+pub async fn models_import(app: App<'_>, path: String, name: Option<String>) -> Res<ModelEntry> {
+    let name = name.filter(|n| !n.trim().is_empty());
+    models::import(&app.db, &PathBuf::from(path), name, Actor::Ui).await
+}
+
+/// The UI asks for confirmation before calling this.
+#[tauri::command]
+pub async fn models_remove(app: App<'_>, id: String) -> Res<ModelEntry> {
+    let root = models::models_dir(app.data_dir());
+    models::remove(&app.db, &root, &id, Actor::Ui).await
+}
+
+// ------------------------------------------------------------------ gateway
+
+#[tauri::command]
+pub async fn gateway_status(gateway: State<'_, GatewayHandle>) -> Res<GatewayStatus> {
+    Ok(gateway.status())
 }

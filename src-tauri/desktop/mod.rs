@@ -1,4 +1,5 @@
-//! The desktop shell: tray (menu-bar) icon, main window, Tauri commands.
+//! The desktop shell: tray (menu-bar) icon, main window, Tauri commands, and the
+//! gateway running inside the app.
 //!
 //! This is the ONLY module that uses tauri (architecture invariant 2): everything
 //! it does is call the core through [`commands`] and show the result. Closing the
@@ -6,6 +7,7 @@
 //! the app has no Dock icon (Accessory activation policy + `LSUIElement`).
 
 mod commands;
+mod gateway;
 mod prefs;
 mod tray;
 
@@ -30,15 +32,42 @@ pub fn run(opts: AppOptions) -> Result<()> {
             show_main_window(handle);
         }))
         .plugin(tauri_plugin_store::Builder::new().build())
-        .manage(app)
-        .invoke_handler(tauri::generate_handler![commands::app_info])
-        .setup(|tauri_app| {
+        .manage(app.clone())
+        .manage(gateway::GatewayHandle::starting())
+        // Keep in sync with COMMANDS in src-tauri/build.rs and the capability in
+        // tauri.conf.json (the ipc tests check all three).
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::provider_list,
+            commands::provider_upsert,
+            commands::provider_remove,
+            commands::provider_test,
+            commands::rule_list,
+            commands::rule_add,
+            commands::rule_update,
+            commands::rule_remove,
+            commands::rule_move,
+            commands::rule_reorder,
+            commands::rule_set_enabled,
+            commands::rule_test,
+            commands::pool_show,
+            commands::pool_set,
+            commands::keys_status,
+            commands::keys_rotate_data,
+            commands::keys_rotate_root,
+            commands::models_list,
+            commands::models_import,
+            commands::models_remove,
+            commands::gateway_status,
+        ])
+        .setup(move |tauri_app| {
             #[cfg(target_os = "macos")]
             tauri_app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::build(tauri_app.handle())?;
             if let Some(window) = tauri_app.get_webview_window(MAIN_WINDOW) {
                 prefs::restore_window_size(tauri_app.handle(), &window);
             }
+            gateway::start(tauri_app.handle().clone(), app.clone());
             Ok(())
         })
         .on_window_event(|window, event| match event {
@@ -52,8 +81,14 @@ pub fn run(opts: AppOptions) -> Result<()> {
             }
             _ => {}
         })
-        .run(tauri::generate_context!())
-        .map_err(|e| Error::new(Code::Internal, format!("the desktop app failed: {e}")))
+        .build(tauri::generate_context!())
+        .map_err(|e| Error::new(Code::Internal, format!("the desktop app failed: {e}")))?
+        .run(|handle, event| {
+            if let tauri::RunEvent::Exit = event {
+                gateway::stop(handle);
+            }
+        });
+    Ok(())
 }
 
 /// Show, un-minimize and focus the main window (tray "Open", second launch).

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// A registry row as `models list --json` shows it (interfaces.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ModelEntry {
     pub id: i64,
     pub name: String,

@@ -27,6 +27,7 @@ pub const NEST_LIMIT: u32 = 64;
 
 /// How a rule's pattern is compared with the requested model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum MatchType {
     /// The name equals the pattern.

@@ -20,6 +20,7 @@ use std::time::Duration;
 /// (a shadowed duplicate rule, a preload name no model has). Printed on stderr by the
 /// CLI; `"warnings"` in `--json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Warning {
     pub code: &'static str,
     pub message: String,

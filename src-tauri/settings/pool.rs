@@ -15,7 +15,7 @@ use crate::error::{Code, Error, Result};
 use crate::store::audit::{self, Actor};
 use crate::store::entities::{model, pool_config};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub const GB: u64 = 1 << 30;
@@ -135,7 +135,8 @@ fn human_gb(bytes: u64) -> String {
 }
 
 /// Which loaded model the pool unloads when it needs room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Eviction {
     /// Least recently used.
@@ -256,6 +257,7 @@ impl PoolChange {
 /// What `pool show` prints (interfaces.md: `limit`, `budget_bytes`, `eviction`,
 /// `ttl_seconds`, `preload`, `loaded`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct PoolView {
     pub limit: String,
     pub limit_kind: &'static str,

@@ -29,6 +29,7 @@ const MAX_TEST_BODY: usize = 4 << 20;
 const MAX_KEY_LEN: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum ProviderKind {
     #[serde(rename = "openai")]
     #[value(name = "openai")]
@@ -72,6 +73,7 @@ impl ProviderKind {
 
 /// A provider as every reader sees it: no key, only whether there is one and its hint.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Provider {
     pub id: i64,
     pub name: String,
@@ -86,6 +88,7 @@ pub struct Provider {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LastTest {
     pub at: i64,
     pub ok: bool,
@@ -113,6 +116,7 @@ pub struct ProviderInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UpsertOutcome {
     pub created: bool,
     /// `set`, `kept`, `cleared` or `none`.
@@ -122,6 +126,7 @@ pub struct UpsertOutcome {
 
 /// The result of a connection test, as stored in `last_test_*` and shown to the user.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TestOutcome {
     pub name: String,
     pub ok: bool,

@@ -54,6 +54,7 @@ impl TargetName {
 /// A rule as the CLI, the UI and `--json` show it (interfaces.md: `id`, `position`,
 /// `pattern`, `match`, `target`, `model`, `fallback`, `enabled`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Rule {
     pub id: i64,
     pub position: i64,
@@ -109,6 +110,7 @@ impl RulePatch {
 
 /// A written rule and what the user should know about it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Saved {
     #[serde(flatten)]
     pub rule: Rule,
@@ -117,6 +119,7 @@ pub struct Saved {
 
 /// A rule that would have matched but is disabled (shown by `rule test`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Skipped {
     pub id: i64,
     pub position: i64,
@@ -125,6 +128,7 @@ pub struct Skipped {
 /// The answer of `rule test MODEL_NAME` (interfaces.md: `matched`, `rule`, `target`,
 /// `model`, `reason`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RuleTest {
     /// The name asked about.
     pub requested: String,

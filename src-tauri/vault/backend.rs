@@ -36,6 +36,7 @@ pub const FILE_VAULT_NAME: &str = "vault-file.keys";
 
 /// Which store holds the root secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, clap::ValueEnum)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The OS keychain: macOS Keychain, or the Secret Service on Linux.

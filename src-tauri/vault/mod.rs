@@ -92,6 +92,7 @@ struct Meta {
 
 /// What `keys rotate --data` did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct DataRotation {
     pub old_key_ids: Vec<String>,
     pub new_key_id: String,
@@ -101,6 +102,7 @@ pub struct DataRotation {
 
 /// What `keys rotate --root` did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RootRotation {
     pub old_root_id: String,
     pub new_root_id: String,
@@ -123,6 +125,7 @@ pub struct Recovery {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct DataKeyInfo {
     pub key_id: String,
     pub purpose: String,
@@ -136,6 +139,7 @@ pub struct DataKeyInfo {
 
 /// `keys status`: what protects the secrets, without revealing any.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct VaultStatus {
     pub backend: BackendKind,
     pub store: String,
@@ -149,8 +153,10 @@ pub struct VaultStatus {
     pub secrets: u64,
     pub rotation_pending: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub warning: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub problem: Option<Error>,
 }
 

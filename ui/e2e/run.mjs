@@ -1,8 +1,13 @@
 // End-to-end test of the real desktop app: starts `switchyard` (built with embedded
 // assets) through tauri-driver + WebKitWebDriver, clicks through the navigation,
-// checks that the Dashboard shows what the real core reports, that the last page
-// survives a restart (tauri-plugin-store) and that a second launch hands over to the
-// first instance. Screenshots go to target/e2e/.
+// checks that the Dashboard shows what the real core reports and where the gateway
+// listens (and that it answers), adds a provider with a planted key (tested against a
+// fake OpenAI server on loopback), adds three rules and reorders them by keyboard drag
+// and drop (checked through the CLI on the same data dir), tests a model name, changes
+// the pool, replaces the root secret, checks that the planted key is in no command's
+// response and no file of the data dir, that the last page survives a restart
+// (tauri-plugin-store), that a second launch hands over to the first instance, and that
+// a busy gateway port is shown as such. Screenshots of every page go to target/e2e/.
 //
 // Run it through scripts/e2e.sh (it provides Xvfb, a D-Bus session and tauri-driver):
 //   node ui/e2e/run.mjs --app target/debug/switchyard --driver .tools/cargo/bin/tauri-driver
@@ -11,7 +16,9 @@
 // would add hundreds of packages for the dozen HTTP calls this needs.
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
@@ -24,7 +31,11 @@ const DRIVER = resolve(args.driver ?? ".tools/cargo/bin/tauri-driver");
 const NATIVE = args["native-driver"] ?? "/usr/bin/WebKitWebDriver";
 const OUT = resolve(args.out ?? "target/e2e");
 const PORT = Number(args.port ?? 4444);
-const BASE = `http://127.0.0.1:${PORT}`;
+let BASE = `http://127.0.0.1:${PORT}`;
+// The app under test: the file vault (this session bus has no keychain) and any free
+// gateway port, so a gateway already running on 8399 does not get in the way.
+const APP_ENV = { SWITCHYARD_VAULT: "file", SWITCHYARD_GATEWAY_PORT: "0" };
+const PLANTED = `sk-test-PLANTED-${randomBytes(12).toString("hex")}`;
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const PAGES = ["dashboard", "models", "providers", "routing", "pool", "clients", "security"];
 const LABELS = ["Dashboard", "Models", "Providers", "Routing", "Pool", "Clients", "Security"];
@@ -86,6 +97,37 @@ class Session {
   text = async (css) => wd("GET", `/session/${this.id}/element/${await this.find(css)}/text`);
   click = async (css) => wd("POST", `/session/${this.id}/element/${await this.find(css)}/click`, {});
   exec = async (script, a = []) => wd("POST", `/session/${this.id}/execute/sync`, { script, args: a });
+  /** Type into an input the way a user does (Svelte's bindings see the input events). */
+  async type(css, text) {
+    const el = await this.find(css);
+    await wd("POST", `/session/${this.id}/element/${el}/clear`, {});
+    await wd("POST", `/session/${this.id}/element/${el}/value`, { text });
+  }
+  /** Pick an option of a <select>. */
+  select = async (css, value) =>
+    this.exec(
+      `const el = document.querySelector(arguments[0]); el.value = arguments[1];
+       if (el.value !== arguments[1]) throw new Error("no option " + arguments[1] + " in " + arguments[0]);
+       el.dispatchEvent(new Event("change", { bubbles: true }));`,
+      [css, value],
+    );
+  /** Press keys on whatever has the focus (W3C actions), one keyDown/keyUp pair each. */
+  async keys(...keys) {
+    const actions = keys.flatMap((k) => [{ type: "keyDown", value: k }, { type: "keyUp", value: k }, { type: "pause", duration: 150 }]);
+    await wd("POST", `/session/${this.id}/actions`, { actions: [{ type: "key", id: "keyboard", actions }] });
+    await wd("DELETE", `/session/${this.id}/actions`);
+  }
+  /** Call a Tauri command from the page, as the UI does; resolves to {ok} or {err}. */
+  invoke = async (cmd, a = {}) =>
+    wd("POST", `/session/${this.id}/execute/async`, {
+      script: `const done = arguments[arguments.length - 1];
+        window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then((ok) => done({ ok }), (err) => done({ err }));`,
+      args: [cmd, a],
+    });
+  async goto(id) {
+    await this.click(`#nav-${id}`);
+    await waitFor(`page ${id}`, () => this.exists(`main#page-${id}`));
+  }
   async screenshot(name) {
     // The DOM can be ready before WebKit has painted it: wait two frames, then a beat.
     await wd("POST", `/session/${this.id}/execute/async`, {
@@ -115,13 +157,266 @@ async function dashboardFacts(s) {
   });
 }
 
+/** The CLI of the same binary on the same data dir: what the core has stored. */
+function cli(dataDir, ...a) {
+  return JSON.parse(
+    execFileSync(APP, ["--json", "--data-dir", dataDir, ...a], {
+      env: { ...process.env, ...APP_ENV },
+      stdio: ["ignore", "pipe", "pipe"], // the file vault's warning on stderr is expected
+    }).toString(),
+  );
+}
+
+/** tauri-driver on `port` (its WebKitWebDriver on `port + 1`), the app's environment from `env`. */
+async function startDriver(port, env) {
+  const driver = spawn(DRIVER, ["--port", String(port), "--native-port", String(port + 1), "--native-driver", NATIVE], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, SWITCHYARD_LOG: "info", ...env },
+  });
+  driver.stdout.on("data", (d) => (driverLog += d));
+  driver.stderr.on("data", (d) => (driverLog += d));
+  BASE = `http://127.0.0.1:${port}`;
+  await waitFor("tauri-driver to listen", async () => (await fetch(BASE + "/status")).ok, 20000);
+  return driver;
+}
+
+/** A stand-in for OpenAI's GET /v1/models: 200 with the planted key, 401 without it. */
+async function fakeOpenAI() {
+  const seen = [];
+  const server = createServer((req, res) => {
+    seen.push({ path: req.url, auth: req.headers.authorization ?? null });
+    if (req.method === "GET" && req.url === "/v1/models") {
+      if (req.headers.authorization === `Bearer ${PLANTED}`) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ object: "list", data: [{ id: "fake-1", object: "model" }, { id: "fake-2", object: "model" }] }));
+      } else {
+        res.writeHead(401, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "Incorrect API key provided", type: "invalid_request_error", code: "invalid_api_key" } }));
+      }
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: server.address().port, seen };
+}
+
+/** Every file under `dir` whose bytes contain `needle`. */
+function filesContaining(dir, needle) {
+  const hits = [];
+  const walk = (d) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (readFileSync(p).includes(needle)) hits.push(p);
+    }
+  };
+  walk(dir);
+  return hits;
+}
+
+const ruleIdsInUi = (s) => s.exec(`return [...document.querySelectorAll("#rule-list > li")].map((li) => Number(li.dataset.ruleId));`);
+
+/** The Dashboard's gateway URL, once the gateway is up; its /health must answer. */
+async function checkGateway(s, dataDir) {
+  const url = await waitFor("the Dashboard to show the gateway's URL", async () => {
+    if (await s.exists("#dash-gateway-error")) throw new Error(`gateway failed: ${await s.text("#dash-gateway-error")}`);
+    return (await s.exists("#dash-gateway-url")) && (await s.text("#dash-gateway-url"));
+  });
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, "the gateway listens on loopback");
+  const res = await fetch(`${url}/health`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { status: "ok" });
+  await waitFor(
+    "the tray status line in the log",
+    async () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8").includes(`tray status: Gateway: ${url}`),
+    10000,
+  );
+  console.log(`  ok the Dashboard shows the gateway at ${url}, /health answers, the tray says so`);
+  return url;
+}
+
+async function addProvider(s, dataDir, fake) {
+  await s.goto("providers");
+  await s.screenshot("providers-empty.png");
+  await s.click("#prov-add");
+  await s.type("#prov-name", "fake");
+  await s.select("#prov-kind", "openai-compatible");
+  await s.type("#prov-base-url", `http://127.0.0.1:${fake.port}`);
+  await s.type("#prov-key", PLANTED);
+  await s.click("#prov-save");
+  await waitFor("the provider in the list", () => s.exists('tr[data-provider="fake"]'));
+  assert.equal(await s.text('tr[data-provider="fake"] [data-cell="key"]'), `••••${PLANTED.slice(-4)}`);
+  assert.equal(await s.exec(`return document.querySelector("#prov-key") === null`), true, "the form (and the typed key) is gone");
+  const stored = cli(dataDir, "provider", "list");
+  assert.equal(stored.length, 1);
+  assert.equal(stored[0].base_url, `http://127.0.0.1:${fake.port}`);
+  assert.equal(stored[0].has_key, true);
+
+  await s.click('tr[data-provider="fake"] [data-action="test"]');
+  const result = await waitFor("the connection test's result", async () => (await s.exists("#prov-test-result-fake")) && s.text("#prov-test-result-fake"));
+  assert.match(result, /Connection works/, result);
+  assert.match(result, /2 models/, result);
+  assert.ok(fake.seen.some((r) => r.auth === `Bearer ${PLANTED}`), "the fake server received the key");
+  await waitFor("the last test in the list", async () => (await s.text('tr[data-provider="fake"] [data-cell="last-test"]')).includes("ok"));
+  await s.screenshot("providers.png");
+  console.log("  ok added a provider through the UI; its key reached the fake server; the list shows only the hint");
+}
+
+async function addRules(s, dataDir) {
+  await s.goto("routing");
+  const add = async (pattern, match, target, fallback) => {
+    const before = (await ruleIdsInUi(s)).length;
+    await s.click("#rule-add");
+    await s.type("#rule-pattern", pattern);
+    await s.select("#rule-match", match);
+    await s.select("#rule-target", target);
+    if (fallback) await s.select("#rule-fallback", fallback);
+    await s.click("#rule-save");
+    await waitFor(`rule ${pattern} in the list`, async () => (await ruleIdsInUi(s)).length === before + 1);
+  };
+  await add("alpha-", "prefix", "fake");
+  await add("beta", "exact", "local");
+  await add("gamma-.*", "regex", "fake", "local");
+  const [a, b, c] = await ruleIdsInUi(s);
+  assert.deepEqual(cli(dataDir, "rule", "list").map((r) => r.id), [a, b, c], "the CLI sees the rules in the order they were added");
+
+  // Keyboard drag and drop: focus the last rule's handle, pick it up, move it up twice, drop.
+  await s.exec(`document.querySelector('#rule-list > li[data-rule-id="${c}"] [role="button"]').focus();`);
+  await s.keys(" ", "\uE013", "\uE013", " ");
+  await waitFor("the UI to show the new order", async () => JSON.stringify(await ruleIdsInUi(s)) === JSON.stringify([c, a, b]));
+  const stored = await waitFor("the new order to be stored", async () => {
+    const list = cli(dataDir, "rule", "list");
+    return JSON.stringify(list.map((r) => r.id)) === JSON.stringify([c, a, b]) && list;
+  }, 10000);
+  assert.deepEqual(stored.map((r) => r.position), [0, 1, 2], "positions stay a dense permutation");
+  assert.deepEqual(stored.map((r) => r.pattern), ["gamma-.*", "alpha-", "beta"]);
+  console.log(`  ok three rules added and reordered by keyboard to [${[c, a, b]}]; the CLI agrees`);
+
+  await s.type("#rule-test-input", "gamma-7");
+  await s.click("#rule-test-run");
+  const t = await waitFor("the rule test's result", async () => (await s.exists("#rule-test-result")) && s.text("#rule-test-result"));
+  assert.match(t, new RegExp(`Rule #${c} at position 0`), t);
+  assert.match(t, /fake/, t);
+  await s.screenshot("routing.png");
+  console.log("  ok the rule tester names the matching rule and its position");
+  return [c, a, b];
+}
+
+async function providerInUse(s) {
+  await s.goto("providers");
+  await s.click('tr[data-provider="fake"] [data-action="remove"]');
+  await waitFor("the confirmation", () => s.exists("#prov-remove-dialog"));
+  await s.click("#prov-remove-dialog-confirm");
+  const code = await waitFor("the refusal", async () => (await s.exists("#prov-remove-error")) && s.exec(`return document.querySelector("#prov-remove-error").dataset.code`));
+  assert.equal(code, "provider_in_use");
+  assert.match(await s.text("#prov-remove-error"), /rule/);
+  await s.screenshot("providers-in-use.png");
+  await s.keys("\uE00C"); // Escape cancels
+  await waitFor("the dialog to close", async () => !(await s.exists("#prov-remove-dialog")));
+  assert.ok(await s.exists('tr[data-provider="fake"]'), "the provider is still there");
+  console.log("  ok removing a provider that rules use is refused with provider_in_use and shown");
+}
+
+async function pool(s, dataDir) {
+  await s.goto("pool");
+  await waitFor("the pool settings", () => s.exists("#pool-form"));
+  await s.type("#pool-limit-value", "50");
+  await waitFor("the budget preview", async () => (await s.exists("#pool-preview")) && (await s.text("#pool-preview")).includes("Budget"));
+  await s.click("#pool-save");
+  await waitFor("the saved limit", async () => (await s.text("#pool-limit")) === "50% of RAM");
+  assert.equal(cli(dataDir, "pool", "show").limit, "50%");
+  await s.screenshot("pool.png");
+  console.log("  ok the pool limit set in the UI is what `pool show` reports");
+}
+
+async function models(s) {
+  await s.goto("models");
+  await s.type("#models-path", "/nonexistent/switchyard-e2e/model.gguf");
+  await s.click("#models-import");
+  const err = await waitFor("the import error", async () => (await s.exists("#models-import-error")) && s.text("#models-import-error"));
+  assert.match(err, /error\[[a-z_]+\]/, "errors show their code");
+  await s.screenshot("models.png");
+  console.log(`  ok a bad model path shows a coded error (${err.match(/error\[[a-z_]+\]/)[0]})`);
+}
+
+async function security(s, dataDir) {
+  await s.goto("security");
+  await waitFor("the vault status", () => s.exists("#sec-fingerprint"));
+  const before = await s.text("#sec-fingerprint");
+  assert.match(before, /^[0-9a-f]{16}$/, "a root exists since the key was stored");
+  assert.equal(before, cli(dataDir, "keys", "status").fingerprint);
+  await s.click("#sec-rotate-root");
+  await waitFor("the confirmation", () => s.exists("#sec-root-dialog"));
+  assert.equal(await s.text("#sec-root-dialog-fp"), before, "the confirmation shows the current fingerprint");
+  await s.screenshot("security-confirm.png");
+  await s.click("#sec-root-dialog-confirm");
+  await waitFor("the rotation's result", () => s.exists("#sec-root-result"));
+  assert.equal(await s.text("#sec-root-old"), before);
+  const after = await s.text("#sec-root-new");
+  assert.notEqual(after, before);
+  assert.equal(cli(dataDir, "keys", "status").fingerprint, after);
+  await waitFor("the new fingerprint on the page", async () => (await s.text("#sec-fingerprint")) === after);
+  await s.screenshot("security.png");
+  console.log(`  ok the root secret was replaced after confirming ${before}; now ${after}`);
+}
+
+/** Every read command, called as the UI calls them: none may carry the planted key. */
+async function noSecretInResponses(s, dataDir, fake) {
+  const calls = [
+    ["app_info"], ["gateway_status"], ["provider_list"], ["provider_test", { name: "fake" }], ["rule_list"],
+    ["rule_test", { model: "gamma-7" }], ["rule_test", { model: "nothing-matches" }], ["pool_show"], ["keys_status"],
+    ["models_list"],
+  ];
+  const seenBefore = fake.seen.length;
+  let all = "";
+  for (const [cmd, a] of calls) {
+    const r = await s.invoke(cmd, a ?? {});
+    assert.ok("ok" in r, `${cmd} failed: ${JSON.stringify(r)}`);
+    all += JSON.stringify(r.ok);
+  }
+  assert.ok(fake.seen.length > seenBefore, "provider_test reached the fake server after the root rotation");
+  assert.equal(fake.seen.at(-1).auth, `Bearer ${PLANTED}`, "the key still decrypts after the root rotation");
+  assert.ok(!all.includes(PLANTED) && !all.includes("PLANTED"), "a command response carries the planted key");
+  assert.ok(all.includes(PLANTED.slice(-4)), "the responses were read (the hint is there)");
+  const leaks = filesContaining(dataDir, PLANTED);
+  assert.deepEqual(leaks, [], "files of the data dir holding the planted key in plaintext");
+  console.log(`  ok ${calls.length} read commands (${all.length} bytes) and every file of the data dir are free of the planted key`);
+}
+
+async function portInUse(busyPort) {
+  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-e2e-busy-"));
+  const driver = await startDriver(PORT + 2, { ...APP_ENV, SWITCHYARD_GATEWAY_PORT: String(busyPort) });
+  try {
+    const s = await Session.start(dataDir);
+    const code = await waitFor("the Dashboard to show the busy port", async () =>
+      (await s.exists("#dash-gateway-error")) && s.exec(`return document.querySelector("#dash-gateway-error").dataset.code`),
+    );
+    assert.equal(code, "port_in_use");
+    await waitFor(
+      "the tray status line in the log",
+      async () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8").includes(`tray status: Gateway: port ${busyPort} in use`),
+      10000,
+    );
+    assert.ok(await s.exists("#dash-facts"), "the rest of the app works without a gateway");
+    await s.screenshot("dashboard-port-in-use.png");
+    await s.end();
+    console.log(`  ok a busy port ${busyPort} shows port_in_use on the Dashboard and in the tray; the app runs on`);
+  } finally {
+    driver.kill("SIGTERM");
+    await sleep(300);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   mkdirSync(OUT, { recursive: true });
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-e2e-"));
   console.log(`e2e: app ${APP}\ne2e: data dir ${dataDir}`);
 
   // What the real core says, asked through the CLI of the same binary.
-  const doctor = JSON.parse(execFileSync(APP, ["--json", "--data-dir", dataDir, "doctor"]).toString());
+  const doctor = cli(dataDir, "doctor");
   const dbCheck = doctor.checks.find((c) => c.name === "database");
   const expected = {
     version: doctor.version,
@@ -129,35 +424,41 @@ async function main() {
     schema: dbCheck.data.schema_version,
   };
 
-  const driver = spawn(DRIVER, ["--port", String(PORT), "--native-driver", NATIVE], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SWITCHYARD_LOG: "info" },
-  });
-  driver.stdout.on("data", (d) => (driverLog += d));
-  driver.stderr.on("data", (d) => (driverLog += d));
+  const fake = await fakeOpenAI();
+  const driver = await startDriver(PORT, APP_ENV);
   let failed = false;
   try {
-    await waitFor("tauri-driver to listen", async () => (await fetch(BASE + "/status")).ok, 20000);
-
-    // 1. Dashboard shows the real core's data; every page is reachable.
+    // 1. Dashboard shows the real core's data and the gateway; every page is reachable.
     let s = await Session.start(dataDir);
     const facts = await dashboardFacts(s);
     assert.deepEqual(facts, expected, "Dashboard facts equal what the core reports");
     console.log(`  ok dashboard shows version ${facts.version}, schema ${facts.schema}`);
+    await checkGateway(s, dataDir);
     await s.screenshot("dashboard.png");
     for (const [i, id] of PAGES.entries()) {
-      await s.click(`#nav-${id}`);
-      await waitFor(`page ${id}`, () => s.exists(`main#page-${id}`));
+      await s.goto(id);
       assert.equal(await s.text(`main#page-${id} h1`), LABELS[i]);
       assert.equal(await s.exec(`return document.querySelector("#nav-${id}").getAttribute("aria-current")`), "page");
     }
+    await s.goto("clients");
+    assert.match(await s.text("#clients-unavailable"), /not available yet/);
+    await s.screenshot("clients.png");
     console.log(`  ok clicked through ${PAGES.length} pages`);
-    await s.click("#nav-pool");
-    await waitFor("page pool", () => s.exists("main#page-pool"));
+
+    // 2. Settings through the UI, checked through the CLI; secrets stay secret.
+    await addProvider(s, dataDir, fake);
+    await addRules(s, dataDir);
+    await providerInUse(s);
+    await pool(s, dataDir);
+    await models(s);
+    await security(s, dataDir);
+    await noSecretInResponses(s, dataDir, fake);
+
+    await s.goto("pool");
     await sleep(600); // the store saves with a 200 ms debounce
 
-    // 2. A second launch hands over to the running instance and exits.
-    const second = spawn(APP, ["--data-dir", dataDir], { stdio: "ignore", env: { ...process.env } });
+    // 3. A second launch hands over to the running instance and exits.
+    const second = spawn(APP, ["--data-dir", dataDir], { stdio: "ignore", env: { ...process.env, ...APP_ENV } });
     const code = await new Promise((res, rej) => {
       const t = setTimeout(() => rej(new Error("the second instance did not exit within 20 s")), 20000);
       second.on("exit", (c) => (clearTimeout(t), res(c)));
@@ -172,7 +473,7 @@ async function main() {
     console.log("  ok a second launch focused the first instance and exited");
     await s.end();
 
-    // 3. The last page is restored from tauri-plugin-store after a restart.
+    // 4. The last page is restored from tauri-plugin-store after a restart.
     s = await Session.start(dataDir);
     await waitFor("the app to reopen on the last page", () => s.exists("main#page-pool"), 30000);
     await s.screenshot("restart-last-page.png");
@@ -181,6 +482,12 @@ async function main() {
     await dashboardFacts(s);
     await s.screenshot("dashboard-final.png");
     await s.end();
+    assert.deepEqual(filesContaining(dataDir, PLANTED), [], "no file holds the planted key after the app ran");
+    driver.kill("SIGTERM");
+    await sleep(300);
+
+    // 5. A gateway port that is taken: shown on the Dashboard and in the tray; the app runs on.
+    await portInUse(fake.port);
     console.log("e2e: all checks passed");
   } catch (e) {
     failed = true;
@@ -189,6 +496,7 @@ async function main() {
     console.error("---- tauri-driver / app log (tail) ----\n" + driverLog.split("\n").slice(-40).join("\n"));
   } finally {
     driver.kill("SIGTERM");
+    fake.server.close();
     await sleep(300);
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -1,27 +1,51 @@
-// Typed wrappers around the Rust commands (src-tauri/desktop/commands.rs). Every
-// command rejects with the core's serialized error: {code, message}.
+// Typed wrappers around the Rust commands (src-tauri/desktop/commands.rs), one per
+// command, named like the CLI. The payload types are generated from the Rust types
+// (./bindings, by ts-rs; a Rust test fails when they drift). Every command rejects
+// with the core's serialized error, {code, message}, which `call` passes on as a
+// CoreError.
 import { invoke } from "@tauri-apps/api/core";
+import type { AppInfo } from "./bindings/AppInfo";
+import type { CoreError } from "./bindings/CoreError";
+import type { DataRotation } from "./bindings/DataRotation";
+import type { ErrorCode } from "./bindings/ErrorCode";
+import type { GatewayStatus } from "./bindings/GatewayStatus";
+import type { ModelEntry } from "./bindings/ModelEntry";
+import type { PoolSet } from "./bindings/PoolSet";
+import type { PoolView } from "./bindings/PoolView";
+import type { Provider } from "./bindings/Provider";
+import type { ProviderUpsert } from "./bindings/ProviderUpsert";
+import type { RootRotation } from "./bindings/RootRotation";
+import type { Rule } from "./bindings/Rule";
+import type { RuleInput } from "./bindings/RuleInput";
+import type { RuleTest } from "./bindings/RuleTest";
+import type { RuleUpdate } from "./bindings/RuleUpdate";
+import type { Saved } from "./bindings/Saved";
+import type { TestOutcome } from "./bindings/TestOutcome";
+import type { UpsertOutcome } from "./bindings/UpsertOutcome";
+import type { VaultStatus } from "./bindings/VaultStatus";
 
-export interface CoreError {
-  code: string;
-  message: string;
-}
+export type { AppInfo, CoreError, ErrorCode, GatewayStatus, ModelEntry, PoolView, Provider, Rule, RuleTest, VaultStatus };
 
-export interface AppInfo {
-  version: string;
-  data_dir: string;
-  schema_version: number;
-  schema_latest: string;
-}
+/** The event the core sends when the gateway's status changes (payload: GatewayStatus). */
+export const GATEWAY_STATUS_EVENT = "gateway-status";
 
-/** Normalize whatever a rejected invoke gives us into a CoreError. */
+/**
+ * Normalize whatever a rejected invoke gives us into a CoreError. Tauri itself
+ * rejects with a plain string (e.g. arguments that do not deserialize); that is
+ * shown as `internal`, because the UI should never send such arguments.
+ */
 export function toCoreError(e: unknown): CoreError {
   if (e && typeof e === "object" && "code" in e && "message" in e) {
     const { code, message } = e as { code: unknown; message: unknown };
-    return { code: String(code), message: String(message) };
+    return { code: String(code) as ErrorCode, message: String(message) };
   }
   if (typeof e === "string") return { code: "internal", message: e };
   return { code: "internal", message: e instanceof Error ? e.message : String(e) };
+}
+
+/** True for a CoreError with this code (for rejections caught as `unknown`). */
+export function isCode(e: unknown, code: ErrorCode): boolean {
+  return toCoreError(e).code === code;
 }
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
@@ -34,4 +58,31 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 
 export const api = {
   appInfo: () => call<AppInfo>("app_info"),
+  gatewayStatus: () => call<GatewayStatus>("gateway_status"),
+
+  providerList: () => call<Provider[]>("provider_list"),
+  providerUpsert: (input: ProviderUpsert) => call<UpsertOutcome>("provider_upsert", { input }),
+  providerRemove: (name: string) => call<Provider>("provider_remove", { name }),
+  providerTest: (name: string) => call<TestOutcome>("provider_test", { name }),
+
+  ruleList: () => call<Rule[]>("rule_list"),
+  ruleAdd: (rule: RuleInput) => call<Saved>("rule_add", { rule }),
+  ruleUpdate: (id: number, patch: RuleUpdate) => call<Saved>("rule_update", { id, patch }),
+  ruleRemove: (id: number) => call<Rule>("rule_remove", { id }),
+  ruleMove: (id: number, to: number) => call<Rule[]>("rule_move", { id, to }),
+  ruleReorder: (ids: number[]) => call<Rule[]>("rule_reorder", { ids }),
+  ruleSetEnabled: (id: number, enabled: boolean) => call<Rule>("rule_set_enabled", { id, enabled }),
+  ruleTest: (model: string) => call<RuleTest>("rule_test", { model }),
+
+  poolShow: () => call<PoolView>("pool_show"),
+  poolSet: (change: PoolSet) => call<PoolView>("pool_set", { change }),
+
+  keysStatus: () => call<VaultStatus>("keys_status"),
+  keysRotateData: () => call<DataRotation>("keys_rotate_data"),
+  keysRotateRoot: (confirmedFingerprint: string | null) =>
+    call<RootRotation>("keys_rotate_root", { confirmed_fingerprint: confirmedFingerprint }),
+
+  modelsList: () => call<ModelEntry[]>("models_list"),
+  modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),
+  modelsRemove: (id: string) => call<ModelEntry>("models_remove", { id }),
 };

@@ -1,0 +1,93 @@
+//! The gateway inside the desktop app: started with it on 127.0.0.1 (port from
+//! `SWITCHYARD_GATEWAY_PORT`, default 8399, 0 = any free port), its status kept in
+//! managed state for the `gateway_status` command, pushed to the UI as the
+//! `gateway-status` event, and shown in the tray's status line. A gateway that cannot
+//! start (port in use, bad port setting) is a status, not a failure of the app.
+
+use crate::app::SharedApp;
+use crate::gateway::Server;
+use crate::ipc::{self, GATEWAY_PORT_ENV, GatewayStatus};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+
+/// The event the Dashboard listens to; its payload is a [`GatewayStatus`].
+pub const STATUS_EVENT: &str = "gateway-status";
+
+/// Managed state: the gateway's status and the running server (dropping the
+/// server would stop it, so it lives here until the app exits).
+pub struct GatewayHandle {
+    status: RwLock<GatewayStatus>,
+    server: Mutex<Option<Server>>,
+}
+
+impl GatewayHandle {
+    pub fn starting() -> Self {
+        let port = std::env::var(GATEWAY_PORT_ENV)
+            .ok()
+            .and_then(|v| ipc::gateway_port(Some(&v)).ok())
+            .unwrap_or(crate::DEFAULT_PORT);
+        GatewayHandle {
+            status: RwLock::new(GatewayStatus::Starting {
+                host: "127.0.0.1".into(),
+                port,
+            }),
+            server: Mutex::new(None),
+        }
+    }
+
+    pub fn status(&self) -> GatewayStatus {
+        self.status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, status: GatewayStatus, server: Option<Server>) {
+        *self.status.write().unwrap_or_else(PoisonError::into_inner) = status;
+        *self.server.lock().unwrap_or_else(PoisonError::into_inner) = server;
+    }
+
+    fn take_server(&self) -> Option<Server> {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Start the gateway in the background; the status follows when it is known.
+pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
+    let port_env = std::env::var(GATEWAY_PORT_ENV).ok();
+    tauri::async_runtime::spawn(async move {
+        let (status, server) = ipc::start_gateway(app, port_env.as_deref()).await;
+        let line = ipc::tray_line(&status);
+        match &status {
+            GatewayStatus::Failed { error, .. } => {
+                tracing::warn!(
+                    "the gateway is not running: error[{}]: {}",
+                    error.code,
+                    error.message
+                )
+            }
+            _ => tracing::info!("gateway started"),
+        }
+        handle.state::<GatewayHandle>().set(status.clone(), server);
+        super::tray::set_status(&handle, &line);
+        if let Err(e) = handle.emit(STATUS_EVENT, &status) {
+            tracing::warn!("could not send the gateway status to the window: {e}");
+        }
+    });
+}
+
+/// Stop accepting and give in-flight requests a moment to finish (on app exit).
+pub fn stop<R: Runtime>(handle: &AppHandle<R>) {
+    let Some(gw) = handle.try_state::<GatewayHandle>() else {
+        return;
+    };
+    if let Some(server) = gw.take_server() {
+        tauri::async_runtime::block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), server.shutdown()).await;
+        });
+    }
+}

@@ -1,0 +1,115 @@
+// The pool form's logic: the memory limit as percent of RAM or GB, the byte budget it
+// gives on this machine, and the idle TTL. The rules mirror settings/pool.rs so the
+// form can say what is wrong before saving; the core checks again and has the last word.
+import type { Eviction } from "./bindings/Eviction";
+import type { PoolSet } from "./bindings/PoolSet";
+import type { PoolView } from "./bindings/PoolView";
+import { GB, formatDuration } from "./format";
+
+export type LimitKind = "percent" | "gb";
+
+export interface LimitInput {
+  kind: LimitKind;
+  value: number;
+}
+
+export const MIN_PERCENT = 1;
+export const MAX_PERCENT = 95;
+export const MAX_TTL_SECONDS = 30 * 24 * 3600;
+
+/** The form's value back to the text the core parses: `75%`, `12GB`, `1.5GB`. */
+export function formatLimit(limit: LimitInput): string {
+  return `${limit.value}${limit.kind === "percent" ? "%" : "GB"}`;
+}
+
+/** Why the limit is out of range on a machine with `ramBytes`, or null when it is fine. */
+export function limitProblem(limit: LimitInput, ramBytes: number): string | null {
+  if (!Number.isFinite(limit.value)) return "Enter a number.";
+  if (limit.kind === "percent") {
+    if (limit.value < MIN_PERCENT || limit.value > MAX_PERCENT) {
+      return `A share of RAM must be between ${MIN_PERCENT}% and ${MAX_PERCENT}% (the system needs the rest).`;
+    }
+    return null;
+  }
+  if (limit.value <= 0) return "The limit must be more than 0 GB.";
+  if (limit.value * GB > ramBytes) {
+    return `This machine has ${(ramBytes / GB).toFixed(1)} GB of RAM; the limit cannot be more.`;
+  }
+  return null;
+}
+
+/** Bytes the pool may use (settings/pool.rs `budget_bytes`): a share of RAM, or the size capped at RAM. */
+export function budgetBytes(limit: LimitInput, ramBytes: number): number {
+  if (limit.kind === "percent") return Math.floor((ramBytes * limit.value) / 100);
+  return Math.min(Math.floor(limit.value * GB), ramBytes);
+}
+
+/** `30s`, `15m`, `2h`, `1d` → seconds (1 s to 30 d), or an error message. */
+export function parseTtl(text: string): { seconds: number } | { error: string } {
+  const m = /^(\d+)([smhd])$/.exec(text.trim().toLowerCase());
+  if (!m) return { error: "Use a whole number and a unit: 30s, 15m, 2h or 1d." };
+  const size = { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
+  const seconds = Number(m[1]) * size;
+  if (seconds < 1) return { error: "The idle time must be at least 1s." };
+  if (seconds > MAX_TTL_SECONDS) return { error: "The idle time must be at most 30d." };
+  return { seconds };
+}
+
+/** A comma- or newline-separated list of model names: trimmed, without blanks and repeats. */
+export function parsePreload(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/[,\n]/)) {
+    const name = raw.trim();
+    if (name && !out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ the form
+
+export interface PoolForm {
+  kind: LimitKind;
+  value: number;
+  eviction: Eviction;
+  /** Empty = never unload idle models. */
+  ttl: string;
+  /** Comma-separated model names. */
+  preload: string;
+}
+
+export function poolFormFor(v: PoolView): PoolForm {
+  return {
+    kind: v.limit_kind === "gb" ? "gb" : "percent",
+    value: v.limit_value,
+    eviction: v.eviction,
+    ttl: v.ttl_seconds === null ? "" : formatDuration(v.ttl_seconds),
+    preload: v.preload.join(", "),
+  };
+}
+
+export function poolProblems(f: PoolForm, ramBytes: number): Partial<Record<"limit" | "ttl", string>> {
+  const p: Partial<Record<"limit" | "ttl", string>> = {};
+  const limit = limitProblem({ kind: f.kind, value: f.value }, ramBytes);
+  if (limit) p.limit = limit;
+  if (f.ttl.trim()) {
+    const t = parseTtl(f.ttl);
+    if ("error" in t) p.ttl = t.error;
+  } else if (f.eviction === "ttl") {
+    p.ttl = "TTL eviction needs an idle time (e.g. 15m).";
+  }
+  return p;
+}
+
+/** What `pool_set` needs to turn `v` into the form's values: only the fields that changed. */
+export function poolChangeFrom(v: PoolView, f: PoolForm): PoolSet {
+  const change: PoolSet = {};
+  if (f.kind !== v.limit_kind || f.value !== v.limit_value) change.limit = formatLimit({ kind: f.kind, value: f.value });
+  if (f.eviction !== v.eviction) change.eviction = f.eviction;
+  const ttl = f.ttl.trim();
+  const seconds = ttl ? parseTtl(ttl) : null;
+  const newTtl = seconds && "seconds" in seconds ? seconds.seconds : null;
+  if (ttl ? newTtl !== v.ttl_seconds : v.ttl_seconds !== null) change.ttl = ttl || null;
+  const preload = parsePreload(f.preload);
+  if (preload.join("\n") !== v.preload.join("\n")) change.preload = preload;
+  return change;
+}
