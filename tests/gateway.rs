@@ -1084,6 +1084,25 @@ async fn every_request_is_logged_without_prompt_text() {
     assert!(ok.tokens_in.unwrap() > 0 && ok.tokens_out.unwrap() > 0);
     assert_eq!(log[1].status, 404);
     assert_eq!(log[1].error_code.as_deref(), Some("model_not_found"));
+    // A stream read to its end is a success, not a cancellation.
+    let r = gw.post("/v1/chat/completions", chat("gpt-4o", true)).await;
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    let mut streamed = None;
+    for _ in 0..100 {
+        let rows = gateway::log::tail(&gw.app.db, 10).await.unwrap();
+        if let Some(row) = rows.into_iter().find(|r| r.stream) {
+            streamed = Some(row);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let streamed = streamed.expect("a row for the stream");
+    assert_eq!(
+        (streamed.status, streamed.error_code.as_deref()),
+        (200, None)
+    );
+    assert!(streamed.ttfb_ms.unwrap() <= streamed.latency_ms);
+    assert!(streamed.tokens_out.unwrap() > 0);
     // No prompt text anywhere in the database files.
     for f in ["switchyard.db", "switchyard.db-wal"] {
         let p = gw.app.data_dir().join(f);

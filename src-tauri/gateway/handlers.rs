@@ -14,8 +14,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
 use std::time::Instant;
 
 /// Which endpoint a request came in on: decides decoding and encoding.
@@ -353,37 +353,44 @@ fn stream_response(
         error: None,
     };
     let stream = futures_util::stream::unfold(body, |mut b| async move {
-        loop {
-            if b.finished {
-                return None;
-            }
-            let ev = b.events.next().await?;
+        let mut out = Vec::with_capacity(512);
+        // Wait for one event, then take every event that is already there, so that what
+        // arrived together leaves in one write.
+        while !b.finished {
+            let next = if out.is_empty() {
+                b.events.next().await
+            } else {
+                match b.events.next().now_or_never() {
+                    Some(ev) => ev,
+                    None => break,
+                }
+            };
+            let Some(ev) = next else {
+                b.finished = true; // the backend's stream ended: read by Drop
+                break;
+            };
             match &ev {
                 Event::Usage(u) => b.usage.merge(u),
-                Event::Error(e) => b.error = Some(e.code.as_str()),
-                Event::MessageStop { .. } => {}
+                Event::Error(e) => {
+                    b.error = Some(e.code.as_str());
+                    b.finished = true;
+                }
                 _ => {}
             }
-            let is_end = matches!(ev, Event::Error(_));
-            let frames = b.encoder.encode(&ev);
-            if is_end {
-                b.finished = true;
-            }
-            if frames.is_empty() {
-                continue;
-            }
-            let mut out = Vec::with_capacity(256);
-            for f in &frames {
+            for f in b.encoder.encode(&ev) {
                 f.write_to(&mut out);
             }
-            if !b.sent_first {
-                b.sent_first = true;
-                if let Some(t) = b.trace.as_mut() {
-                    t.entry.ttfb_ms = Some(t.elapsed_ms());
-                }
-            }
-            return Some((Ok::<_, std::io::Error>(Bytes::from(out)), b));
         }
+        if out.is_empty() {
+            return None;
+        }
+        if !b.sent_first {
+            b.sent_first = true;
+            if let Some(t) = b.trace.as_mut() {
+                t.entry.ttfb_ms = Some(t.elapsed_ms());
+            }
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(out)), b))
     });
     let mut r = Response::new(Body::from_stream(stream));
     let h = r.headers_mut();

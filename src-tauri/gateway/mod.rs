@@ -90,7 +90,8 @@ impl GatewayState {
         options: GatewayOptions,
         local: Arc<dyn local::LocalModels>,
     ) -> Result<Self> {
-        let (log, _writer) = log::RequestLog::start(app.db.clone());
+        let (log, _writer) =
+            log::RequestLog::start(crate::store::open_log_writer(app.data_dir()).await?);
         let state = GatewayState(Arc::new(Inner {
             hosts: HostAllowlist::new(&options.allowed_hosts),
             upstreams: Upstreams::new(options.timeouts),

@@ -55,9 +55,25 @@ pub struct ProviderEntry {
     /// The sealed key and the context it was sealed for (row id + origin).
     pub sealed_key: Option<Vec<u8>>,
     pub key_context: Option<SecretContext>,
+    /// The endpoints the gateway calls, parsed once (URL parsing is measurable per request).
+    endpoints: Vec<(&'static str, reqwest::Url)>,
 }
 
+/// Paths the gateway posts to, relative to a provider's base URL.
+pub const ENDPOINTS: [&str; 3] = [
+    "/v1/chat/completions",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+];
+
 impl ProviderEntry {
+    fn url(&self, path: &str) -> Result<reqwest::Url> {
+        if let Some((_, u)) = self.endpoints.iter().find(|(p, _)| *p == path) {
+            return Ok(u.clone());
+        }
+        parse_url(&self.base_url, path)
+    }
+
     pub fn protocol(&self) -> Protocol {
         match self.kind {
             ProviderKind::Anthropic => Protocol::Anthropic,
@@ -89,15 +105,21 @@ impl Providers {
                 Some(_) => Some(provider_settings::key_context(p.id, &p.base_url)?),
                 None => None,
             };
+            let base_url = p.base_url.trim_end_matches('/').to_string();
+            let endpoints = ENDPOINTS
+                .iter()
+                .filter_map(|path| parse_url(&base_url, path).ok().map(|u| (*path, u)))
+                .collect();
             map.insert(
                 p.id,
                 Arc::new(ProviderEntry {
                     id: p.id,
                     name: Arc::from(p.name.as_str()),
                     kind,
-                    base_url: p.base_url.trim_end_matches('/').to_string(),
+                    base_url,
                     sealed_key: p.api_key,
                     key_context,
+                    endpoints,
                 }),
             );
         }
@@ -171,9 +193,8 @@ impl Upstreams {
         extra_headers: &[(&'static str, String)],
     ) -> Result<reqwest::Response, Failure> {
         let client = self.client(p.id)?;
-        let url = format!("{}{}", p.base_url, path);
         let mut rb = client
-            .post(&url)
+            .post(p.url(path)?)
             .header("content-type", "application/json")
             .body(body);
         rb = auth(rb, p.kind, key);
@@ -221,6 +242,15 @@ impl Upstreams {
         error.message = format!("provider {}: {}", p.name, error.message);
         Err(Failure { error, retryable })
     }
+}
+
+fn parse_url(base: &str, path: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| {
+        Error::new(
+            Code::ProviderInvalidUrl,
+            format!("bad provider URL {base}{path}: {e}"),
+        )
+    })
 }
 
 fn build_client(t: Timeouts) -> Result<reqwest::Client> {
