@@ -57,9 +57,11 @@ lint: ui-build
 ui-test: ui-deps
 	cd ui && npm test --silent
 
-# The desktop binary (also the e2e test's binary).
+# The desktop binary, copied aside for the e2e test: the core-only test run rebuilds
+# target/debug/switchyard without the desktop feature.
 desktop: ui-build
 	cargo build $(DESKTOP)
+	mkdir -p target/desktop && cp target/debug/switchyard target/desktop/switchyard
 
 # Every Rust test runs on the core alone: proof that nothing but desktop/ needs tauri.
 rust-test:

@@ -3,8 +3,8 @@
 # private D-Bus session (single-instance and tray use it), driven over WebDriver.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-app=${APP:-$root/target/debug/switchyard}
-[ -x "$app" ] || { echo "e2e: $app is missing; build it with: cargo build --features tauri/custom-protocol" >&2; exit 1; }
+app=${APP:-$root/target/desktop/switchyard}
+[ -x "$app" ] || { echo "e2e: $app is missing; build it with: make desktop" >&2; exit 1; }
 mkdir -p "$root/target/e2e"
 cd "$root"
 exec dbus-run-session -- xvfb-run -a -s '-screen 0 1280x1024x24' \
