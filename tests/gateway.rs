@@ -783,6 +783,42 @@ async fn a_client_disconnect_cancels_the_upstream_request_within_100ms() {
     }
 }
 
+#[tokio::test]
+async fn a_client_that_gives_up_on_a_non_streaming_request_stops_the_gateway_waiting() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    gw.openai.fail_next(Failure::Delay(Duration::from_secs(4)));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sent = Instant::now();
+    let r = impatient
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&chat("gpt-4o", false))
+        .send()
+        .await;
+    assert!(r.unwrap_err().is_timeout());
+    // The handler is dropped when the connection closes: its row says cancelled, and it
+    // is written long before the upstream would have answered.
+    let mut row = None;
+    while sent.elapsed() < Duration::from_secs(3) {
+        let rows = gateway::log::tail(&gw.app.db, 10).await.unwrap();
+        if let Some(r) = rows.into_iter().next() {
+            row = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row =
+        row.expect("no request-log row within 3 s: the gateway kept waiting for the upstream");
+    assert_eq!(
+        (row.status, row.error_code.as_deref()),
+        (499, Some("cancelled"))
+    );
+    assert!(row.latency_ms < 1500.0, "{}", row.latency_ms);
+}
+
 // ------------------------------------------------------------------ credentials and routing
 
 #[tokio::test]

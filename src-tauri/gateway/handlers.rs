@@ -98,14 +98,17 @@ pub async fn messages(State(s): State<GatewayState>, headers: HeaderMap, body: B
     generate(s, Endpoint::Messages, headers, body).await
 }
 
-/// What the request log needs to know, filled in as the request goes.
+/// What the request log needs to know, filled in as the request goes. Exactly one row
+/// is written per request: by [`Trace::finish`], or — when the client hung up and the
+/// handler (or the stream body) was dropped half-way — by `Drop`, as `cancelled`.
 struct Trace {
     started: Instant,
     entry: Entry,
+    log: Option<super::log::RequestLog>,
 }
 
 impl Trace {
-    fn new(endpoint: Endpoint) -> Self {
+    fn new(state: &GatewayState, endpoint: Endpoint) -> Self {
         Trace {
             started: Instant::now(),
             entry: Entry {
@@ -114,18 +117,31 @@ impl Trace {
                 endpoint: endpoint.path(),
                 ..Default::default()
             },
+            log: Some(state.log.clone()),
         }
     }
     fn elapsed_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
-    fn fail(mut self, state: &GatewayState, protocol: Protocol, err: &Error) -> Response {
+    fn finish(&mut self, status: u16, error: Option<&'static str>) {
+        if let Some(log) = self.log.take() {
+            self.entry.status = status;
+            self.entry.error_code = error;
+            self.entry.latency_ms = self.elapsed_ms();
+            log.record(std::mem::take(&mut self.entry));
+        }
+    }
+    fn fail(mut self, protocol: Protocol, err: &Error) -> Response {
         let resp = error_response(protocol, err);
-        self.entry.status = resp.status().as_u16();
-        self.entry.error_code = Some(err.code.as_str());
-        self.entry.latency_ms = self.elapsed_ms();
-        state.log.record(self.entry);
+        self.finish(resp.status().as_u16(), Some(err.code.as_str()));
         resp
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        // 499: nginx's "client closed request"; the row says the client left, not us.
+        self.finish(499, Some(Code::Cancelled.as_str()));
     }
 }
 
@@ -136,10 +152,10 @@ async fn generate(
     body: Body,
 ) -> Response {
     let protocol = endpoint.protocol();
-    let mut trace = Trace::new(endpoint);
+    let mut trace = Trace::new(&state, endpoint);
     let bytes = match read_body(&state, body).await {
         Ok(b) => b,
-        Err(e) => return trace.fail(&state, protocol, &e),
+        Err(e) => return trace.fail(protocol, &e),
     };
     let decoded = match endpoint {
         Endpoint::Chat => openai::decode_chat_request(&bytes),
@@ -148,13 +164,13 @@ async fn generate(
     };
     let req = match decoded {
         Ok(r) => r,
-        Err(e) => return trace.fail(&state, protocol, &e),
+        Err(e) => return trace.fail(protocol, &e),
     };
     trace.entry.requested_model = Some(req.model.clone());
     trace.entry.stream = req.stream;
     let plan = match backend::plan(&state, &req.model).await {
         Ok(p) => p,
-        Err(e) => return trace.fail(&state, protocol, &e),
+        Err(e) => return trace.fail(protocol, &e),
     };
     trace.entry.rule_id = plan.rule_id;
     trace.entry.upstream_model = Some(plan.model.clone());
@@ -163,7 +179,7 @@ async fn generate(
             Code::UnsupportedFeature,
             "legacy /v1/completions is served by local models only; use /v1/chat/completions for cloud models",
         );
-        return trace.fail(&state, protocol, &e);
+        return trace.fail(protocol, &e);
     }
     let hints = ClientHints {
         anthropic_beta: headers
@@ -176,16 +192,16 @@ async fn generate(
         Ok(s) => s,
         Err(e) => {
             trace.entry.backend = Some(plan.target.label().to_string());
-            return trace.fail(&state, protocol, &e);
+            return trace.fail(protocol, &e);
         }
     };
     trace.entry.backend = Some(started.backend.clone());
     trace.entry.fallback = fell_back;
     let route_headers = route_headers(&plan, &started, fell_back);
     if req.stream {
-        stream_response(state, endpoint, &req, started, trace, route_headers)
+        stream_response(endpoint, &req, started, trace, route_headers)
     } else {
-        json_response(state, endpoint, started, trace, route_headers).await
+        json_response(endpoint, started, trace, route_headers).await
     }
 }
 
@@ -214,7 +230,6 @@ fn route_headers(
 }
 
 async fn json_response(
-    state: GatewayState,
     endpoint: Endpoint,
     started: Started,
     mut trace: Trace,
@@ -225,15 +240,15 @@ async fn json_response(
     let mut events = futures_util::stream::iter([started.first]).chain(started.rest);
     while let Some(ev) = events.next().await {
         if let Event::Error(e) = &ev {
-            return trace.fail(&state, protocol, &Error::from(e.clone()));
+            return trace.fail(protocol, &Error::from(e.clone()));
         }
         if let Err(e) = agg.push(&ev) {
-            return trace.fail(&state, protocol, &e);
+            return trace.fail(protocol, &e);
         }
     }
     let resp = match agg.finish() {
         Ok(r) => r,
-        Err(e) => return trace.fail(&state, protocol, &e),
+        Err(e) => return trace.fail(protocol, &e),
     };
     let body = match endpoint {
         Endpoint::Chat => serde_json::to_vec(&openai::encode_chat_response(&resp, unix_secs())),
@@ -246,18 +261,15 @@ async fn json_response(
         Ok(b) => b,
         Err(e) => {
             return trace.fail(
-                &state,
                 protocol,
                 &Error::internal(format!("cannot encode the answer: {e}")),
             );
         }
     };
-    trace.entry.status = 200;
     trace.entry.tokens_in = resp.usage.input_tokens;
     trace.entry.tokens_out = resp.usage.output_tokens;
-    trace.entry.latency_ms = trace.elapsed_ms();
-    trace.entry.ttfb_ms = Some(trace.entry.latency_ms);
-    state.log.record(trace.entry);
+    trace.entry.ttfb_ms = Some(trace.elapsed_ms());
+    trace.finish(200, None);
     let mut r = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -304,7 +316,6 @@ impl Encoder {
 /// upstream connection or the local generation is dropped with it. The request-log
 /// row is written when the body ends or is dropped.
 struct StreamBody {
-    state: GatewayState,
     events: BoxStream<'static, Event>,
     encoder: Encoder,
     trace: Option<Trace>,
@@ -317,22 +328,20 @@ struct StreamBody {
 impl Drop for StreamBody {
     fn drop(&mut self) {
         if let Some(mut t) = self.trace.take() {
-            t.entry.status = 200;
             t.entry.tokens_in = self.usage.input_tokens;
             t.entry.tokens_out = self.usage.output_tokens;
-            t.entry.latency_ms = t.elapsed_ms();
-            t.entry.error_code = match (self.finished, self.error) {
+            // The status line went out as 200 before the first event.
+            let error = match (self.finished, self.error) {
                 (_, Some(code)) => Some(code),
                 (false, None) => Some(Code::Cancelled.as_str()),
                 (true, None) => None,
             };
-            self.state.log.record(t.entry);
+            t.finish(200, error);
         }
     }
 }
 
 fn stream_response(
-    state: GatewayState,
     endpoint: Endpoint,
     req: &Request,
     started: Started,
@@ -343,7 +352,6 @@ fn stream_response(
         .chain(started.rest)
         .boxed();
     let body = StreamBody {
-        state,
         events,
         encoder: Encoder::new(endpoint, req),
         trace: Some(trace),
