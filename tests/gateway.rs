@@ -182,24 +182,6 @@ fn messages_req(model: &str, stream: bool) -> Value {
            "messages": [{"role": "user", "content": "What is the capital of France?"}]})
 }
 
-/// Parse an SSE body into (event name, data) pairs.
-fn sse(body: &str) -> Vec<(Option<String>, String)> {
-    let mut out = Vec::new();
-    for block in body.split("\n\n").filter(|b| !b.trim().is_empty()) {
-        let mut name = None;
-        let mut data = Vec::new();
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("event: ") {
-                name = Some(v.to_string());
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data.push(v);
-            }
-        }
-        out.push((name, data.join("\n")));
-    }
-    out
-}
-
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get(name)
@@ -262,7 +244,7 @@ async fn openai_client_to_openai_upstream_streaming_with_usage() {
             .starts_with("text/event-stream")
     );
     let text = r.text().await.unwrap();
-    let events = sse(&text);
+    let events = common::parse_sse(&text);
     assert_eq!(events.last().unwrap().1, "[DONE]");
     let chunks: Vec<Value> = events
         .iter()
@@ -323,7 +305,7 @@ async fn openai_client_to_anthropic_upstream_both_modes() {
     let r = gw
         .post("/v1/chat/completions", chat("claude-sonnet-4-5", true))
         .await;
-    let events = sse(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap().1, "[DONE]");
     let content: String = events
         .iter()
@@ -362,7 +344,7 @@ async fn anthropic_client_to_openai_upstream_both_modes() {
     );
 
     let r = gw.post("/v1/messages", messages_req("gpt-4o", true)).await;
-    let events = sse(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     let names: Vec<&str> = events
         .iter()
         .filter_map(|e| e.0.as_deref())
@@ -410,7 +392,7 @@ async fn anthropic_client_to_anthropic_upstream_both_modes() {
     let r = gw
         .post("/v1/messages", messages_req("claude-sonnet-4-5", true))
         .await;
-    let events = sse(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.first().unwrap().0.as_deref(), Some("message_start"));
     assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
     let md = events
@@ -444,7 +426,7 @@ async fn tools_round_trip_openai_client_through_anthropic_upstream() {
         let r = gw.post("/v1/chat/completions", body).await;
         assert_eq!(r.status(), 200);
         let (name, args, finish) = if stream {
-            let events = sse(&r.text().await.unwrap());
+            let events = common::parse_sse(&r.text().await.unwrap());
             let mut name = String::new();
             let mut args = String::new();
             let mut finish = String::new();
@@ -525,7 +507,7 @@ async fn tools_round_trip_anthropic_client_through_openai_upstream() {
         let r = gw.post("/v1/messages", body).await;
         assert_eq!(r.status(), 200);
         if stream {
-            let events = sse(&r.text().await.unwrap());
+            let events = common::parse_sse(&r.text().await.unwrap());
             let start = events
                 .iter()
                 .find(|e| e.0.as_deref() == Some("content_block_start"))
@@ -705,7 +687,7 @@ async fn no_fallback_after_the_first_byte_and_the_stream_ends_with_an_error_even
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-switchyard-fallback"), None);
     let text = r.text().await.unwrap();
-    let events = sse(&text);
+    let events = common::parse_sse(&text);
     let last: Value =
         serde_json::from_str(&events.last().unwrap().1).expect("a JSON error event, not [DONE]");
     assert!(last["error"]["code"].is_string(), "{text}");
@@ -718,7 +700,7 @@ async fn no_fallback_after_the_first_byte_and_the_stream_ends_with_an_error_even
     let r = gw
         .post("/v1/messages", messages_req("claude-x", true))
         .await;
-    let events = sse(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap().0.as_deref(), Some("error"));
     let e: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
     assert_eq!(e["type"], "error");

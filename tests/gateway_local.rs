@@ -77,24 +77,6 @@ impl Local {
     }
 }
 
-fn sse_data(body: &str) -> Vec<(Option<String>, String)> {
-    body.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|b| {
-            let name = b
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .map(str::to_string);
-            let data = b
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect::<Vec<_>>()
-                .join("\n");
-            (name, data)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx_lm() {
     let gw = Local::start().await;
@@ -123,7 +105,7 @@ async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx
         )
         .await;
     assert_eq!(r.status(), 200);
-    let events = sse_data(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.first().unwrap().0.as_deref(), Some("message_start"));
     assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
     let text: String = events
@@ -155,7 +137,7 @@ async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx
                    "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": question}]}),
         )
         .await;
-    let events = sse_data(&r.text().await.unwrap());
+    let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap().1, "[DONE]");
     let chunks: Vec<Value> = events
         .iter()

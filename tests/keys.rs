@@ -7,19 +7,10 @@ mod common;
 use common::*;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::path::Path;
-use switchyard::app::{App, AppOptions, SharedApp};
+
 use switchyard::settings::providers;
 use switchyard::vault::backend::{FILE_VAULT_NAME, SERVICE};
-use switchyard::vault::{BackendKind, envelope};
-
-async fn open_app(dir: &Path) -> SharedApp {
-    App::open(AppOptions {
-        data_dir: Some(dir.to_path_buf()),
-        vault: BackendKind::File,
-    })
-    .await
-    .unwrap()
-}
+use switchyard::vault::envelope;
 
 fn add_with_key(env: &Env, name: &str, key: &str) {
     let out = env.run(

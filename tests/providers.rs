@@ -11,21 +11,12 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard::Code;
-use switchyard::app::{App, AppOptions, SharedApp};
+use switchyard::app::App;
 use switchyard::settings::providers::{
     self, KeyChange, ProviderInput, ProviderKind, UpsertOutcome,
 };
 use switchyard::store::audit::Actor;
-use switchyard::vault::{BackendKind, SecretString};
-
-async fn open_app(dir: &Path) -> SharedApp {
-    App::open(AppOptions {
-        data_dir: Some(dir.to_path_buf()),
-        vault: BackendKind::File,
-    })
-    .await
-    .unwrap()
-}
+use switchyard::vault::SecretString;
 
 fn set_key(k: &str) -> KeyChange {
     KeyChange::Set(SecretString::new(k.to_string()))

@@ -212,6 +212,20 @@ impl GgufHeader {
     pub fn unsupported_tensor(&self) -> Option<&TensorInfo> {
         self.tensors.iter().find(|t| !t.ggml_type.supported())
     }
+    /// `model_unsupported_quant`, naming the first tensor MLX cannot load.
+    pub fn ensure_supported(&self) -> Result<()> {
+        match self.unsupported_tensor() {
+            None => Ok(()),
+            Some(t) => Err(Error::new(
+                Code::ModelUnsupportedQuant,
+                format!(
+                    "tensor {} is {}, which MLX cannot load (supported GGUF types: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
+                    t.name,
+                    t.ggml_type.name()
+                ),
+            )),
+        }
+    }
     /// Number of weights (logical elements over all tensors).
     pub fn parameters(&self) -> u64 {
         self.tensors.iter().map(TensorInfo::elements).sum()

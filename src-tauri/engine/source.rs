@@ -128,16 +128,7 @@ impl Source {
         };
         match self {
             Source::Gguf { header, .. } => {
-                if let Some(t) = header.unsupported_tensor() {
-                    return Err(Error::new(
-                        Code::ModelUnsupportedQuant,
-                        format!(
-                            "tensor {} is {}, which MLX cannot load (supported GGUF types: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
-                            t.name,
-                            t.ggml_type.name()
-                        ),
-                    ));
-                }
+                header.ensure_supported()?;
                 Ok(ModelMetadata {
                     name: stem(&path),
                     format: ModelFormat::Gguf,

@@ -443,16 +443,7 @@ pub fn load_gguf(
     config: ModelConfig,
     streams: usize,
 ) -> Result<Transformer> {
-    if let Some(t) = header.unsupported_tensor() {
-        return Err(Error::new(
-            Code::ModelUnsupportedQuant,
-            format!(
-                "tensor {} is {}, which MLX cannot load (supported GGUF types: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
-                t.name,
-                t.ggml_type.name()
-            ),
-        ));
-    }
+    header.ensure_supported()?;
     if path
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("gguf"))

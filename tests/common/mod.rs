@@ -111,3 +111,33 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The core of a data dir, in this process, with the file vault (what every in-process
+/// test uses).
+pub async fn open_app(dir: &Path) -> switchyard::app::SharedApp {
+    switchyard::app::App::open(switchyard::app::AppOptions {
+        data_dir: Some(dir.to_path_buf()),
+        vault: switchyard::vault::BackendKind::File,
+    })
+    .await
+    .expect("open the app")
+}
+
+/// An SSE body as (event name, data) pairs, in order.
+pub fn parse_sse(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let name = b
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_string);
+            let data = b
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            (name, data)
+        })
+        .collect()
+}
