@@ -3,10 +3,11 @@
 //! planted key that must never show up anywhere but the fake server.
 
 mod common;
+#[path = "common/fake_cloud.rs"]
 mod fake_cloud;
 
 use common::*;
-use fake_cloud::Flavor;
+use fake_cloud::{Api as Flavor, Fake as FakeCloud};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -94,7 +95,7 @@ async fn connection_test_succeeds_against_fake_openai_and_anthropic_and_is_store
             2,
         ),
     ] {
-        let cloud = fake_cloud::start(flavor, key).await;
+        let cloud = FakeCloud::start(flavor, key).await;
         let name = format!("{flavor:?}").to_lowercase();
         add(&app, &name, kind, Some(&cloud.base("ok")), set_key(key))
             .await
@@ -104,7 +105,7 @@ async fn connection_test_succeeds_against_fake_openai_and_anthropic_and_is_store
         assert_eq!(t.result, "ok");
         assert_eq!(t.status, Some(200));
         assert_eq!(t.models, Some(models));
-        let seen = cloud.seen_keys.lock().unwrap().clone();
+        let seen = cloud.seen_keys();
         let want = match flavor {
             Flavor::OpenAi => format!("Bearer {key}"),
             Flavor::Anthropic => key.to_string(),
@@ -127,14 +128,10 @@ async fn failing_test(
     behaviour: &str,
     key_sent: &str,
     timeout: Duration,
-) -> (
-    providers::TestOutcome,
-    providers::Provider,
-    fake_cloud::FakeCloud,
-) {
+) -> (providers::TestOutcome, providers::Provider, FakeCloud) {
     let dir = tempfile::tempdir().unwrap();
     let app = open_app(dir.path()).await;
-    let cloud = fake_cloud::start(flavor, "sk-the-right-key-0123456789").await;
+    let cloud = FakeCloud::start(flavor, "sk-the-right-key-0123456789").await;
     add(
         &app,
         "p",
@@ -1144,9 +1141,7 @@ fn a_planted_key_never_appears_in_the_db_wal_logs_or_json_output() {
     assert_eq!(anthropic.ok_hits(), 1);
     assert!(
         cloud
-            .seen_keys
-            .lock()
-            .unwrap()
+            .seen_keys()
             .iter()
             .all(|k| k == &format!("Bearer {planted}"))
     );

@@ -9,10 +9,11 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/fake_cloud.rs"]
 mod fake_cloud;
 
 use common::*;
-use fake_cloud::Flavor;
+use fake_cloud::Api as Flavor;
 use std::path::Path;
 use std::process::Command;
 

@@ -124,6 +124,11 @@ impl Fake {
         };
         let app = Router::new()
             .route("/v1/models", get(models))
+            // Behaviours picked by the base URL a provider is given (`Fake::base`).
+            .route("/ok/v1/models", get(models))
+            .route("/slow/v1/models", get(slow_models))
+            .route("/redirect/v1/models", get(redirect_models))
+            .route("/garbage/v1/models", get(garbage_models))
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
@@ -133,6 +138,33 @@ impl Fake {
             axum::serve(listener, app).await.unwrap();
         });
         fake
+    }
+
+    /// A base URL whose `/v1/models` behaves as named: `ok` (the API's list, auth
+    /// checked), `slow` (answers after 3 s), `redirect` (302 to `ok`), `garbage` (HTML),
+    /// anything else 404.
+    pub fn base(&self, behaviour: &str) -> String {
+        format!("{}/{behaviour}", self.base_url)
+    }
+
+    /// Requests that reached `{base("ok")}/v1/models`.
+    pub fn ok_hits(&self) -> usize {
+        self.received()
+            .iter()
+            .filter(|r| r.path == "/ok/v1/models")
+            .count()
+    }
+
+    /// The credential header of every request, in order (`Bearer …` or the x-api-key).
+    pub fn seen_keys(&self) -> Vec<String> {
+        let name = match self.api {
+            Api::OpenAi => "authorization",
+            Api::Anthropic => "x-api-key",
+        };
+        self.received()
+            .iter()
+            .map(|r| r.header(name).unwrap_or_default())
+            .collect()
     }
 
     pub fn fail_next(&self, f: Failure) {
@@ -176,6 +208,17 @@ impl Fake {
             Api::Anthropic => h("x-api-key") == self.key && !h("anthropic-version").is_empty(),
         }
     }
+}
+
+/// Start a fake on its own runtime thread, for tests that drive the CLI synchronously.
+pub fn start_in_background(api: Api, key: &str) -> (Fake, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(Fake::start(api, key));
+    (fake, rt)
 }
 
 // ---------------------------------------------------------------- errors in each API's shape
@@ -279,25 +322,67 @@ async fn not_found() -> Response {
 
 // ---------------------------------------------------------------- models
 
-async fn models(State(f): State<Fake>, headers: HeaderMap) -> Response {
-    let (fail, _) = f.record("/v1/models", &headers, Value::Null);
+async fn models(State(f): State<Fake>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let (fail, _) = f.record(uri.path(), &headers, Value::Null);
     if let Some(r) = inject(f.api, &fail).await {
         return r;
+    }
+    if f.api == Api::Anthropic && headers.get("anthropic-version").is_none() {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
     }
     if !f.authorized(&headers) {
         return unauthorized(f.api);
     }
     match f.api {
         Api::OpenAi => Json(json!({"object": "list", "data": [
+            {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"},
             {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
-            {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"}
+            {"id": "text-embedding-3-small", "object": "model", "created": 1705948997, "owned_by": "system"}
         ]}))
         .into_response(),
         Api::Anthropic => Json(json!({"data": [
-            {"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"}
-        ], "has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-sonnet-4-5"}))
+            {"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"},
+            {"type": "model", "id": "claude-haiku-4-5", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-15T00:00:00Z"}
+        ], "has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-haiku-4-5"}))
         .into_response(),
     }
+}
+
+async fn slow_models(State(f): State<Fake>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    f.record(uri.path(), &headers, Value::Null);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Json(json!({"object": "list", "data": []})).into_response()
+}
+
+async fn redirect_models(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    f.record(uri.path(), &headers, Value::Null);
+    (
+        StatusCode::FOUND,
+        [("location", f.base("ok") + "/v1/models")],
+    )
+        .into_response()
+}
+
+async fn garbage_models(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    f.record(uri.path(), &headers, Value::Null);
+    (
+        StatusCode::OK,
+        [("content-type", "text/html")],
+        "<html><body>Welcome to nginx!</body></html>",
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------- streaming plumbing
