@@ -268,3 +268,141 @@ async fn a_client_disconnect_stops_the_local_generation() {
     }
     assert!(cancelled, "no cancelled row in the request log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_a_local_template_cannot_show_are_refused_never_dropped() {
+    let gw = Local::start().await;
+    let tool =
+        json!({"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}});
+    let msgs = json!([{"role": "user", "content": "What is 2+2?"}]);
+    // SmolLM2's template has no place for tools: offering them is an error in both
+    // protocols (and for count_tokens), not a request answered without them.
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": MODEL, "messages": msgs, "tools": [tool]}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unsupported_feature", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("tools"),
+        "{v}"
+    );
+    let anthropic_tool = json!({"name": "add", "input_schema": {"type": "object"}});
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        let r = gw
+            .post(path, json!({"model": MODEL, "max_tokens": 8, "messages": msgs, "tools": [anthropic_tool]}))
+            .await;
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{path}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("tools"),
+            "{path}: {v}"
+        );
+    }
+    // A local model cannot be forced to call a tool.
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": MODEL, "messages": msgs, "tools": [tool], "tool_choice": "required"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "unsupported_feature"
+    );
+    // tool_choice none: the tools are not offered, so the model answers.
+    let r = gw
+        .post("/v1/chat/completions", json!({"model": MODEL, "temperature": 0, "max_tokens": 4, "messages": msgs, "tools": [tool], "tool_choice": "none"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        !v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    // Nor can its output be held to a JSON schema.
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": MODEL, "messages": msgs, "response_format": {"type": "json_object"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "unsupported_feature"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_logprobs_come_back_per_token_in_both_modes() {
+    let gw = Local::start().await;
+    let reference = reference();
+    let ids = reference["generated_token_ids"].as_array().unwrap();
+    let body = |stream: bool| {
+        json!({"model": MODEL, "temperature": 0, "max_tokens": 6, "stream": stream,
+               "logprobs": true, "top_logprobs": 3,
+               "messages": [{"role": "user", "content": reference["prompt"]}]})
+    };
+    let check = |content: &[Value], text: &str| {
+        assert_eq!(content.len(), 6.min(ids.len()), "{content:?}");
+        for lp in content {
+            let chosen = lp["logprob"].as_f64().unwrap();
+            assert!(chosen <= 0.0, "{lp}");
+            let top = lp["top_logprobs"].as_array().unwrap();
+            assert_eq!(top.len(), 3, "{lp}");
+            // Greedy: the chosen token is the most likely one.
+            assert_eq!(top[0]["token"], lp["token"], "{lp}");
+            assert!(
+                (top[0]["logprob"].as_f64().unwrap() - chosen).abs() < 1e-5,
+                "{lp}"
+            );
+            assert!(top[1]["logprob"].as_f64().unwrap() <= chosen, "{lp}");
+        }
+        let joined: String = content
+            .iter()
+            .map(|l| l["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, text);
+    };
+
+    let v: Value = gw
+        .post("/v1/chat/completions", body(false))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    check(
+        v["choices"][0]["logprobs"]["content"].as_array().unwrap(),
+        &text,
+    );
+
+    let r = gw.post("/v1/chat/completions", body(true)).await;
+    let mut content = Vec::new();
+    let mut streamed = String::new();
+    for (_, data) in common::parse_sse(&r.text().await.unwrap()) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(&data).unwrap();
+        if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
+            streamed.push_str(c);
+        }
+        if let Some(l) = chunk["choices"][0]["logprobs"]["content"].as_array() {
+            content.extend(l.iter().cloned());
+        }
+    }
+    assert_eq!(streamed, text);
+    check(&content, &text);
+}

@@ -53,7 +53,8 @@
 //! Module map: `gguf` (header parser), `config` (hyper-parameters), `source` (format
 //! detection, registry metadata), `weights` (files -> model), `model` (the network and
 //! KV cache), `prefix` (prefix cache policy), `tokenizer`, `template` (chat templates),
-//! `text` (UTF-8-safe streaming, stop strings), `sampling`, `worker` (the thread).
+//! `text` (UTF-8-safe streaming, stop strings), `tool_calls` (calls in the output),
+//! `sampling`, `worker` (the thread).
 
 pub mod config;
 pub mod gguf;
@@ -64,6 +65,7 @@ pub mod source;
 pub mod template;
 pub mod text;
 pub mod tokenizer;
+pub mod tool_calls;
 pub mod weights;
 mod worker;
 
@@ -71,6 +73,7 @@ pub use config::{Arch, ModelConfig};
 pub use sampling::SamplingParams;
 pub use source::{ModelFormat, ModelMetadata, inspect};
 pub use template::ChatMessage;
+pub use tool_calls::{Piece, ToolCallFormat, ToolCallParser};
 
 use crate::error::{Code, Error, Result};
 use serde::Serialize;
@@ -357,6 +360,13 @@ impl ModelHandle {
                 ));
             }
         };
+        if tools.is_some() && !t.takes_tools() {
+            return Err(Error::new(
+                Code::UnsupportedFeature,
+                "this model's chat template does not take tools; send the request without \
+                 tools or route it to a model that supports them",
+            ));
+        }
         let tk = &self.inner.tokenizer;
         t.render(
             messages,
@@ -365,6 +375,15 @@ impl ModelHandle {
             tk.bos_token.as_deref(),
             tk.eos_token.as_deref(),
         )
+    }
+
+    /// How this model writes tool calls, when its chat template takes tools in a
+    /// format we parse (see [`tool_calls`]).
+    pub fn tool_call_format(&self) -> Option<ToolCallFormat> {
+        match &self.inner.template {
+            Some(Ok(t)) if t.takes_tools() => t.tool_format(),
+            _ => None,
+        }
     }
 
     /// Prompt token ids for a chat: template rendered, then encoded without adding

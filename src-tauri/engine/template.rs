@@ -4,6 +4,7 @@
 //! `raise_exception`, `strftime_now`, and a `tojson` that prints exactly what Python's
 //! `json.dumps` does — templates that embed tool schemas depend on it byte for byte).
 
+use super::tool_calls::ToolCallFormat;
 use crate::error::{Code, Error, Result};
 use minijinja::value::{Kwargs, Serde, Value, ValueKind};
 use minijinja::{Environment, ErrorKind};
@@ -33,6 +34,9 @@ impl ChatMessage {
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// Whether the template reads `tools` at all (else offered tools would be dropped).
+    takes_tools: bool,
+    tool_format: Option<ToolCallFormat>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -62,13 +66,32 @@ impl ChatTemplate {
             },
         );
         env.add_function("strftime_now", |fmt: String| strftime_now(&fmt));
+        let tool_format = ToolCallFormat::detect(&source);
         env.add_template_owned(NAME, source).map_err(|e| {
             Error::new(
                 Code::ModelInvalid,
                 format!("the model's chat template does not compile: {e}"),
             )
         })?;
-        Ok(ChatTemplate { env })
+        let takes_tools = env
+            .get_template(NAME)
+            .map(|t| t.undeclared_variables(false).contains("tools"))
+            .unwrap_or(false);
+        Ok(ChatTemplate {
+            env,
+            takes_tools,
+            tool_format,
+        })
+    }
+
+    /// Whether the template puts offered tools in front of the model.
+    pub fn takes_tools(&self) -> bool {
+        self.takes_tools
+    }
+
+    /// How the model writes tool calls, when the template shows a format we parse.
+    pub fn tool_format(&self) -> Option<ToolCallFormat> {
+        self.tool_format
     }
 
     /// Render the conversation. `tools` is the OpenAI-style list of tool definitions
@@ -370,6 +393,23 @@ mod tests {
             out,
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
         );
+    }
+
+    #[test]
+    fn whether_a_template_takes_tools_and_how_its_model_calls_them() {
+        // Qwen2.5's shape: tools in the system turn, calls in <tool_call> tags.
+        let qwen = "{%- if tools %}<|im_start|>system\n<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools>\nFor each call return <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call><|im_end|>\n{%- endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+        let t = ChatTemplate::new(qwen.into()).unwrap();
+        assert!(t.takes_tools());
+        assert_eq!(t.tool_format(), Some(ToolCallFormat::Tagged));
+        // A template that reads `tools` only under another name still counts.
+        let t = ChatTemplate::new("{% set ts = tools %}{{ ts | length }}".into()).unwrap();
+        assert!(t.takes_tools());
+        assert_eq!(t.tool_format(), None);
+        // SmolLM2's: no place for tools at all.
+        let smol = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+        let t = ChatTemplate::new(smol.into()).unwrap();
+        assert!(!t.takes_tools());
     }
 
     #[test]

@@ -37,9 +37,12 @@ pub trait LocalModels: Send + Sync + 'static {
 
 // ---------------------------------------------------------------- the engine, on demand
 
-use crate::engine::{self, ChatMessage, GenerateRequest, ModelHandle};
+use crate::engine::{self, ChatMessage, GenerateRequest, ModelHandle, Piece, ToolCallParser};
 use crate::error::{Code, Error};
-use crate::protocol::canonical::{Block, EventBuilder, Role, StopReason, Usage};
+use crate::protocol::canonical::{
+    Block, EventBuilder, ResponseFormat, Role, StopReason, TokenLogprob, ToolChoice, TopLogprob,
+    Usage,
+};
 use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -123,9 +126,15 @@ impl LocalModels for EngineModels {
             if req.logprobs {
                 g.logprobs = Some(req.top_logprobs.unwrap_or(0) as usize);
             }
+            let tools = offered_tools(&req)?
+                .zip(handle.tool_call_format())
+                .map(|(names, format)| ToolCallParser::new(format, names));
             let generation = handle.generate(g)?;
+            let token_text = move |id: u32| handle.detokenize(&[id]).unwrap_or_default();
             Ok(events(
                 generation,
+                Box::new(token_text),
+                tools,
                 format!("msg_local_{}", crate::store::now_ms()),
                 model,
             ))
@@ -165,6 +174,17 @@ fn sampling(req: &Request) -> Result<engine::SamplingParams> {
             "presence_penalty / frequency_penalty are not supported by local models",
         ));
     }
+    // Local generation is not constrained by a schema; promising JSON and not keeping
+    // the promise would be worse than saying so.
+    if matches!(
+        req.response_format,
+        Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })
+    ) {
+        return Err(Error::new(
+            Code::UnsupportedFeature,
+            "response_format json_object / json_schema is not supported by local models",
+        ));
+    }
     Ok(p)
 }
 
@@ -186,6 +206,25 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<Vec
     }
     let (messages, tools) = chat_messages(model, req)?;
     handle.chat_prompt(&messages, tools.as_ref())
+}
+
+/// The names of the tools the model is offered: none for `tool_choice: none`. A local
+/// model cannot be forced to call a tool, so `required` / a named tool is refused rather
+/// than quietly treated as `auto`.
+fn offered_tools(req: &Request) -> Result<Option<Vec<String>>> {
+    if req.tools.is_empty() {
+        return Ok(None);
+    }
+    match &req.tool_choice {
+        Some(ToolChoice::None) => Ok(None),
+        None | Some(ToolChoice::Auto) => {
+            Ok(Some(req.tools.iter().map(|t| t.name.clone()).collect()))
+        }
+        Some(ToolChoice::Required | ToolChoice::Tool(_)) => Err(Error::new(
+            Code::UnsupportedFeature,
+            "local models cannot be forced to call a tool: use tool_choice auto (or none)",
+        )),
+    }
 }
 
 fn unsupported(model: &str, what: &str) -> Error {
@@ -265,7 +304,7 @@ fn chat_messages(
         }
         out.push(cm);
     }
-    let tools = (!req.tools.is_empty()).then(|| {
+    let tools = offered_tools(req)?.is_some().then(|| {
         serde_json::Value::Array(
             req.tools
                 .iter()
@@ -282,12 +321,30 @@ fn chat_messages(
     Ok((out, tools))
 }
 
+/// A token id's text, for logprobs.
+type TokenText = Box<dyn Fn(u32) -> String + Send>;
+
 /// Engine events → canonical events. Dropping the stream cancels the generation.
-fn events(g: engine::Generation, id: String, model: String) -> BoxStream<'static, Event> {
+/// With `tools`, the answer's text runs through the model's tool-call parser, so calls
+/// come out as tool-use blocks. Logprobs follow the text they belong to; those of tokens
+/// that became a tool call are not reported (OpenAI reports none for calls either).
+fn events(
+    g: engine::Generation,
+    token_text: TokenText,
+    tools: Option<ToolCallParser>,
+    id: String,
+    model: String,
+) -> BoxStream<'static, Event> {
     use futures_util::StreamExt;
     struct St {
         g: engine::Generation,
+        token_text: TokenText,
+        id: String,
         b: EventBuilder,
+        tools: Option<ToolCallParser>,
+        calls: usize,
+        /// Logprobs of tokens whose text has not gone out yet.
+        logprobs: Vec<TokenLogprob>,
         queue: std::collections::VecDeque<Event>,
         done: bool,
     }
@@ -296,11 +353,68 @@ fn events(g: engine::Generation, id: String, model: String) -> BoxStream<'static
             self.g.cancel.cancel();
         }
     }
+    impl St {
+        fn text(&mut self, text: &str, out: &mut Vec<Event>) {
+            let pieces = match &mut self.tools {
+                None => vec![Piece::Text(text.to_string())],
+                Some(p) => {
+                    let mut pieces = Vec::new();
+                    p.push(text, &mut pieces);
+                    pieces
+                }
+            };
+            self.pieces(pieces, out);
+        }
+
+        fn pieces(&mut self, pieces: Vec<Piece>, out: &mut Vec<Event>) {
+            for piece in pieces {
+                match piece {
+                    // Nothing to say yet (bytes held back): its logprobs wait for the text.
+                    Piece::Text(t) if t.is_empty() => {}
+                    Piece::Text(t) => {
+                        self.b.text(&t, out);
+                        let lp = std::mem::take(&mut self.logprobs);
+                        self.b.logprobs(lp, out);
+                    }
+                    Piece::Call { name, arguments } => {
+                        self.calls += 1;
+                        self.logprobs.clear();
+                        let id = format!("call_{}_{}", self.id, self.calls);
+                        self.b.tool_call(&id, &name, &arguments, out);
+                    }
+                }
+            }
+        }
+
+        fn logprob(&mut self, t: &engine::TokenEvent) {
+            let Some(logprob) = t.logprob else { return };
+            let token = &self.token_text;
+            self.logprobs.push(TokenLogprob {
+                token: token(t.token_id),
+                logprob: logprob as f64,
+                bytes: None,
+                top_logprobs: t
+                    .top_logprobs
+                    .iter()
+                    .map(|&(id, lp)| TopLogprob {
+                        token: token(id),
+                        logprob: lp as f64,
+                        bytes: None,
+                    })
+                    .collect(),
+            });
+        }
+    }
     let mut b = EventBuilder::new();
-    let start = b.start(id, model);
+    let start = b.start(id.clone(), model);
     let st = St {
         g,
+        token_text,
         b,
+        tools,
+        calls: 0,
+        logprobs: Vec::new(),
+        id,
         queue: [start].into(),
         done: false,
     };
@@ -314,8 +428,16 @@ fn events(g: engine::Generation, id: String, model: String) -> BoxStream<'static
             }
             let mut out = Vec::new();
             match st.g.events.recv().await {
-                Some(engine::Event::Token(t)) => st.b.text(&t.text, &mut out),
+                Some(engine::Event::Token(t)) => {
+                    st.logprob(&t);
+                    st.text(&t.text, &mut out);
+                }
                 Some(engine::Event::Done(d)) => {
+                    if let Some(p) = &mut st.tools {
+                        let mut pieces = Vec::new();
+                        p.finish(&mut pieces);
+                        st.pieces(pieces, &mut out);
+                    }
                     st.b.usage(&Usage {
                         input_tokens: Some(d.usage.prompt_tokens as u64),
                         output_tokens: Some(d.usage.completion_tokens as u64),
@@ -324,6 +446,7 @@ fn events(g: engine::Generation, id: String, model: String) -> BoxStream<'static
                     });
                     let reason = match d.finish_reason {
                         engine::FinishReason::Length => StopReason::MaxTokens,
+                        _ if st.calls > 0 => StopReason::ToolUse,
                         _ => StopReason::EndTurn,
                     };
                     st.b.finish(reason, &mut out);
@@ -346,4 +469,241 @@ fn events(g: engine::Generation, id: String, model: String) -> BoxStream<'static
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CancelToken, Completion, FinishReason, TokenEvent, ToolCallFormat};
+    use crate::protocol::canonical::{BlockStart, Tool};
+    use futures_util::StreamExt;
+
+    fn token(id: u32, text: &str, logprob: Option<f32>) -> engine::Event {
+        engine::Event::Token(TokenEvent {
+            text: text.into(),
+            token_id: id,
+            logprob,
+            top_logprobs: logprob
+                .map(|l| vec![(id, l), (7, l - 1.0)])
+                .unwrap_or_default(),
+        })
+    }
+
+    fn done(finish_reason: FinishReason, tokens: usize) -> engine::Event {
+        engine::Event::Done(Completion {
+            finish_reason,
+            stop_token: None,
+            usage: engine::Usage {
+                prompt_tokens: 5,
+                completion_tokens: tokens,
+                ..Default::default()
+            },
+            timings: Default::default(),
+            peak_memory_bytes: 0,
+        })
+    }
+
+    /// Run engine events through `events` and collect the canonical stream.
+    async fn canonical(evs: Vec<engine::Event>, tools: Option<ToolCallParser>) -> Vec<Event> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for e in evs {
+            tx.send(e).unwrap();
+        }
+        let g = engine::Generation {
+            events: rx,
+            cancel: CancelToken::new(),
+        };
+        let text: TokenText = Box::new(|id| format!("<{id}>"));
+        events(g, text, tools, "m1".into(), "local-model".into())
+            .collect()
+            .await
+    }
+
+    fn tagged() -> Option<ToolCallParser> {
+        Some(ToolCallParser::new(
+            ToolCallFormat::Tagged,
+            vec!["add".into()],
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_tool_call_in_the_output_becomes_a_tool_use_block() {
+        let evs = vec![
+            token(1, "Let me add.", None),
+            token(2, "<tool", None),
+            token(
+                3,
+                "_call>{\"name\": \"add\", \"arguments\": {\"a\": 1}}",
+                None,
+            ),
+            token(4, "</tool_call>", None),
+            done(FinishReason::Stop, 4),
+        ];
+        let got = canonical(evs, tagged()).await;
+        let usage = crate::protocol::canonical::Usage {
+            input_tokens: Some(5),
+            output_tokens: Some(4),
+            cache_read_tokens: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            got,
+            vec![
+                Event::MessageStart {
+                    id: "m1".into(),
+                    model: "local-model".into()
+                },
+                Event::BlockStart {
+                    index: 0,
+                    block: BlockStart::Text
+                },
+                Event::TextDelta {
+                    index: 0,
+                    text: "Let me add.".into()
+                },
+                Event::BlockStop { index: 0 },
+                Event::BlockStart {
+                    index: 1,
+                    block: BlockStart::ToolUse {
+                        id: "call_m1_1".into(),
+                        name: "add".into()
+                    }
+                },
+                Event::ToolInputDelta {
+                    index: 1,
+                    partial_json: r#"{"a":1}"#.into()
+                },
+                Event::BlockStop { index: 1 },
+                Event::Usage(usage),
+                Event::MessageStop {
+                    stop_reason: StopReason::ToolUse
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_parser_tags_are_text_and_a_cut_call_is_not_a_tool_turn() {
+        let text_of = |evs: &[Event]| -> String {
+            evs.iter()
+                .filter_map(|e| match e {
+                    Event::TextDelta { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let evs = vec![
+            token(1, "<tool_call>{\"name\": \"add\"}</tool_call>", None),
+            done(FinishReason::Stop, 1),
+        ];
+        let got = canonical(evs, None).await;
+        assert_eq!(text_of(&got), "<tool_call>{\"name\": \"add\"}</tool_call>");
+        assert_eq!(
+            got.last(),
+            Some(&Event::MessageStop {
+                stop_reason: StopReason::EndTurn
+            })
+        );
+
+        // max_tokens hit inside a call: the text comes out, the turn is cut short.
+        let evs = vec![
+            token(1, "<tool_call>{\"name\": \"ad", None),
+            done(FinishReason::Length, 1),
+        ];
+        let got = canonical(evs, tagged()).await;
+        assert_eq!(text_of(&got), "<tool_call>{\"name\": \"ad");
+        assert_eq!(
+            got.last(),
+            Some(&Event::MessageStop {
+                stop_reason: StopReason::MaxTokens
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn logprobs_follow_their_text() {
+        let evs = vec![
+            token(10, "Hi", Some(-0.5)),
+            token(11, "", Some(-0.25)), // held back (e.g. half a character)
+            token(12, "é", Some(-1.0)),
+            done(FinishReason::Stop, 3),
+        ];
+        let got = canonical(evs, None).await;
+        let lps: Vec<(&str, Vec<(String, f64)>)> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Logprobs(l) => Some(l),
+                _ => None,
+            })
+            .flat_map(|l| l.iter())
+            .map(|l| {
+                (
+                    l.token.as_str(),
+                    std::iter::once((l.token.clone(), l.logprob))
+                        .chain(l.top_logprobs.iter().map(|t| (t.token.clone(), t.logprob)))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lps,
+            vec![
+                (
+                    "<10>",
+                    vec![
+                        ("<10>".into(), -0.5),
+                        ("<10>".into(), -0.5),
+                        ("<7>".into(), -1.5)
+                    ]
+                ),
+                (
+                    "<11>",
+                    vec![
+                        ("<11>".into(), -0.25),
+                        ("<11>".into(), -0.25),
+                        ("<7>".into(), -1.25)
+                    ]
+                ),
+                (
+                    "<12>",
+                    vec![
+                        ("<12>".into(), -1.0),
+                        ("<12>".into(), -1.0),
+                        ("<7>".into(), -2.0)
+                    ]
+                ),
+            ]
+        );
+        // Each Logprobs event comes right after a text delta.
+        for (i, e) in got.iter().enumerate() {
+            if matches!(e, Event::Logprobs(_)) {
+                assert!(matches!(got[i - 1], Event::TextDelta { .. }), "{got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tool_choice_decides_what_a_local_model_is_offered() {
+        let mut req = Request::default();
+        assert_eq!(offered_tools(&req).unwrap(), None);
+        req.tools.push(Tool {
+            name: "add".into(),
+            description: None,
+            input_schema: None,
+            strict: None,
+            cache_control: None,
+        });
+        assert_eq!(offered_tools(&req).unwrap(), Some(vec!["add".to_string()]));
+        req.tool_choice = Some(ToolChoice::Auto);
+        assert_eq!(offered_tools(&req).unwrap(), Some(vec!["add".to_string()]));
+        req.tool_choice = Some(ToolChoice::None);
+        assert_eq!(offered_tools(&req).unwrap(), None);
+        for choice in [ToolChoice::Required, ToolChoice::Tool("add".into())] {
+            req.tool_choice = Some(choice);
+            assert_eq!(
+                offered_tools(&req).unwrap_err().code,
+                Code::UnsupportedFeature
+            );
+        }
+    }
 }

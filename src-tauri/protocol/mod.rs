@@ -53,6 +53,7 @@
 //! let mut b = canonical::EventBuilder::new();
 //! let mut events = vec![b.start(id, model)];
 //! for piece in engine_tokens { b.text(&piece, &mut events); flush(encoder, &mut events) }
+//! // (a model's own tool calls, parsed from its text: b.tool_call(id, name, args_json, …))
 //! b.usage(&Usage { input_tokens, output_tokens, .. });
 //! b.finish(StopReason::EndTurn | MaxTokens | StopSequence(s), &mut events);
 //! // encoder: openai::stream::ChatStreamEncoder / CompletionStreamEncoder /
