@@ -604,3 +604,40 @@ async fn every_supported_layout_loads_and_generates_consistently() {
         );
     }
 }
+
+/// A client that leaves during a long prefill does not wait for the whole chunk: the
+/// engine asks between layers. On this 2-core CPU a 1,500-token chunk takes well over a
+/// minute in one piece, one layer of it a few seconds (red check: with the stop check
+/// disabled this waited 144 s; with it the whole test takes 9 s). The model (its own
+/// worker, not the shared one) then answers the next prompt exactly as mlx-lm does.
+#[tokio::test]
+async fn a_long_prefill_stops_between_layers_and_leaves_the_cache_consistent() {
+    let m = engine::load(gguf_path(), LoadOptions::default())
+        .await
+        .unwrap();
+    let rec = &records("reference.jsonl")[0];
+    let base = ids(&rec["prompt_token_ids"]);
+    let long: Vec<u32> = base.iter().copied().cycle().take(1500).collect();
+    let mut req = request(long, 8);
+    req.use_prefix_cache = true;
+    let mut g = m.generate(req).unwrap();
+    g.cancel.cancel();
+    let t = std::time::Instant::now();
+    let done = match g.events.recv().await.unwrap() {
+        Event::Done(d) => d,
+        Event::Token(t) => panic!("a token after cancelling during the prefill: {t:?}"),
+        Event::Error(e) => panic!("{e:?}"),
+    };
+    let waited = t.elapsed();
+    assert_eq!(done.finish_reason, FinishReason::Cancelled);
+    assert_eq!(done.usage.completion_tokens, 0);
+    assert!(
+        waited.as_secs() < 30,
+        "the cancelled prefill ran on for {waited:?}: it finished the whole chunk"
+    );
+
+    let mut next = request(base, GREEDY_TOKENS);
+    next.use_prefix_cache = true;
+    let out = generate(&m, next).await;
+    assert_greedy_prefix(0, &out.token_ids, &ids(&rec["generated_token_ids"]));
+}

@@ -33,7 +33,8 @@
 //!   empty while a multi-byte character or a possible stop string is held back, its id,
 //!   and logprobs if asked), then exactly one [`Event::Done`] (finish reason, usage incl.
 //!   cached prompt tokens, timings, peak memory) or [`Event::Error`]. Dropping the
-//!   receiver or calling [`CancelToken::cancel`] stops generation before the next token.
+//!   receiver or calling [`CancelToken::cancel`] stops generation before the next token,
+//!   or while the prompt is being processed, after the current layer.
 //!
 //! # Threads
 //!
@@ -153,7 +154,8 @@ impl GenerateRequest {
     }
 }
 
-/// Cancels a generation between tokens. Cloneable; cancelling is idempotent.
+/// Cancels a generation between tokens (or between layers of a prompt chunk).
+/// Cloneable; cancelling is idempotent.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 

@@ -422,6 +422,53 @@ impl Transformer {
         a.o_proj.forward(&o)
     }
 
+    fn embed_ids(&self, ids: &Array) -> MlxResult<Array> {
+        let h = self.embed.forward(ids)?;
+        if h.dtype() != self.activation_dtype {
+            return h.as_dtype(self.activation_dtype);
+        }
+        Ok(h)
+    }
+
+    /// One decoder layer over the residual stream `h`, appending to its cache.
+    fn layer(&self, block: &Block, h: &Array, lc: &mut LayerCache) -> MlxResult<Array> {
+        let eps = self.config.rms_norm_eps;
+        let r = self.attention(
+            &block.attn,
+            &fast::rms_norm(h, Some(&block.input_norm), eps)?,
+            lc,
+        )?;
+        let h = ops::add(h, &r)?;
+        let r = block
+            .mlp
+            .forward(&fast::rms_norm(&h, Some(&block.post_attn_norm), eps)?)?;
+        ops::add(&h, &r)
+    }
+
+    /// A prefill chunk: `ids` into `cache`, no logits, computed layer by layer with
+    /// `stop` asked after each, so that a client who left does not wait for a whole
+    /// chunk (seconds to minutes on a CPU). The same kernels as [`Model::forward`], so
+    /// the same numbers. `Ok(false)` when stopped: some layers then hold the chunk and
+    /// others not, and the caller truncates the cache back to where the chunk began.
+    pub fn prefill(
+        &self,
+        ids: &Array,
+        cache: &mut KvCache,
+        stop: &dyn Fn() -> bool,
+    ) -> MlxResult<bool> {
+        let mut h = self.embed_ids(ids)?;
+        for (block, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            h = self.layer(block, &h, lc)?;
+            let mut done: Vec<&Array> = vec![&h];
+            done.extend(lc.arrays());
+            mlx_rs::transforms::eval(done)?;
+            if stop() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Run `ids` (`[1, L]` int32) through the model, appending to `cache`. Returns the
     /// logits of the last `logit_positions` positions (`[1, n, vocab]`), or `None` when
     /// 0 (prefill chunks: only the cache matters, and the LM head is skipped entirely).
@@ -432,21 +479,9 @@ impl Transformer {
         logit_positions: i32,
     ) -> MlxResult<Option<Array>> {
         let eps = self.config.rms_norm_eps;
-        let mut h = self.embed.forward(ids)?;
-        if h.dtype() != self.activation_dtype {
-            h = h.as_dtype(self.activation_dtype)?;
-        }
+        let mut h = self.embed_ids(ids)?;
         for (block, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let r = self.attention(
-                &block.attn,
-                &fast::rms_norm(&h, Some(&block.input_norm), eps)?,
-                lc,
-            )?;
-            h = ops::add(&h, &r)?;
-            let r = block
-                .mlp
-                .forward(&fast::rms_norm(&h, Some(&block.post_attn_norm), eps)?)?;
-            h = ops::add(&h, &r)?;
+            h = self.layer(block, &h, lc)?;
         }
         if logit_positions == 0 {
             return Ok(None);

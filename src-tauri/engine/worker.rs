@@ -249,11 +249,15 @@ impl Worker {
         let mut pos = reused;
         while prompt.len() - pos > 1 {
             let n = (prompt.len() - 1 - pos).min(self.step);
-            self.model
-                .forward(&ids_array(&prompt[pos..pos + n]), &mut cache, 0)
+            let whole = self
+                .model
+                .prefill(&ids_array(&prompt[pos..pos + n]), &mut cache, &stopped)
                 .map_err(engine("prefill"))?;
-            mlx_rs::transforms::eval(cache.arrays()).map_err(engine("prefill"))?;
-            pos += n;
+            if whole {
+                pos += n;
+            } else {
+                cache.truncate(pos as i32);
+            }
             if stopped() {
                 let done = self.finish(
                     FinishReason::Cancelled,
