@@ -55,12 +55,14 @@
 //! detection, registry metadata), `weights` (files -> model), `model` (the network and
 //! KV cache), `prefix` (prefix cache policy), `tokenizer`, `template` (chat templates),
 //! `text` (UTF-8-safe streaming, stop strings), `tool_calls` (calls in the output),
+//! `reasoning` (`<think>` blocks in the output),
 //! `sampling`, `worker` (the thread).
 
 pub mod config;
 pub mod gguf;
 pub mod model;
 pub mod prefix;
+pub mod reasoning;
 pub mod sampling;
 pub mod source;
 pub mod template;
@@ -71,6 +73,7 @@ pub mod weights;
 mod worker;
 
 pub use config::{Arch, ModelConfig};
+pub use reasoning::{Part, ThinkParser};
 pub use sampling::SamplingParams;
 pub use source::{ModelFormat, ModelMetadata, inspect};
 pub use template::ChatMessage;
@@ -352,6 +355,16 @@ impl ModelHandle {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.render_chat_with(messages, tools, add_generation_prompt, None)
+    }
+
+    fn render_chat_with(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        enable_thinking: Option<bool>,
+    ) -> Result<String> {
         let t = match &self.inner.template {
             Some(Ok(t)) => t,
             Some(Err(e)) => return Err(e.clone()),
@@ -370,13 +383,19 @@ impl ModelHandle {
             ));
         }
         let tk = &self.inner.tokenizer;
-        t.render(
+        t.render_thinking(
             messages,
             tools,
             add_generation_prompt,
             tk.bos_token.as_deref(),
             tk.eos_token.as_deref(),
+            enable_thinking,
         )
+    }
+
+    /// Whether this model writes its reasoning in `<think>` tags (see [`reasoning`]).
+    pub fn thinks(&self) -> bool {
+        matches!(&self.inner.template, Some(Ok(t)) if t.thinks())
     }
 
     /// How this model writes tool calls, when its chat template takes tools in a
@@ -395,8 +414,20 @@ impl ModelHandle {
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
     ) -> Result<Vec<u32>> {
-        let text = self.render_chat(messages, tools, true)?;
-        self.tokenize(&text, false)
+        Ok(self.chat_prompt_with(messages, tools, None)?.0)
+    }
+
+    /// [`ModelHandle::chat_prompt`] with `enable_thinking` for templates that read it;
+    /// also says whether the prompt leaves the model inside a `<think>` block.
+    pub fn chat_prompt_with(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        enable_thinking: Option<bool>,
+    ) -> Result<(Vec<u32>, bool)> {
+        let text = self.render_chat_with(messages, tools, true, enable_thinking)?;
+        let in_think = self.thinks() && reasoning::opens_thinking(&text);
+        Ok((self.tokenize(&text, false)?, in_think))
     }
 
     /// Exact prompt token count of a chat (what `count_tokens` endpoints report).

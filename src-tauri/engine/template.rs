@@ -37,6 +37,8 @@ pub struct ChatTemplate {
     /// Whether the template reads `tools` at all (else offered tools would be dropped).
     takes_tools: bool,
     tool_format: Option<ToolCallFormat>,
+    /// Whether the model reasons inside `<think>…</think>` (its template mentions it).
+    thinks: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -67,6 +69,7 @@ impl ChatTemplate {
         );
         env.add_function("strftime_now", |fmt: String| strftime_now(&fmt));
         let tool_format = ToolCallFormat::detect(&source);
+        let thinks = source.contains("<think>");
         env.add_template_owned(NAME, source).map_err(|e| {
             Error::new(
                 Code::ModelInvalid,
@@ -81,12 +84,18 @@ impl ChatTemplate {
             env,
             takes_tools,
             tool_format,
+            thinks,
         })
     }
 
     /// Whether the template puts offered tools in front of the model.
     pub fn takes_tools(&self) -> bool {
         self.takes_tools
+    }
+
+    /// Whether the model writes its reasoning in `<think>` tags.
+    pub fn thinks(&self) -> bool {
+        self.thinks
     }
 
     /// How the model writes tool calls, when the template shows a format we parse.
@@ -105,17 +114,41 @@ impl ChatTemplate {
         bos_token: Option<&str>,
         eos_token: Option<&str>,
     ) -> Result<String> {
+        self.render_thinking(
+            messages,
+            tools,
+            add_generation_prompt,
+            bos_token,
+            eos_token,
+            None,
+        )
+    }
+
+    /// [`ChatTemplate::render`] with `enable_thinking` set (Qwen3-style templates read
+    /// it; `None` leaves it undefined, the template's own default).
+    pub fn render_thinking(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        bos_token: Option<&str>,
+        eos_token: Option<&str>,
+        enable_thinking: Option<bool>,
+    ) -> Result<String> {
         let tmpl = self
             .env
             .get_template(NAME)
             .map_err(|e| Error::new(Code::Internal, format!("chat template missing: {e}")))?;
-        let ctx = minijinja::context! {
+        let mut ctx = minijinja::context! {
             messages => Value::from(Serde(messages)),
             tools => tools.map(|t| Value::from(Serde(t))),
             add_generation_prompt => add_generation_prompt,
             bos_token => bos_token.unwrap_or(""),
             eos_token => eos_token.unwrap_or(""),
         };
+        if let Some(on) = enable_thinking {
+            ctx = minijinja::context! { enable_thinking => on, ..ctx };
+        }
         tmpl.render(ctx).map_err(|e| {
             let mut msg = e.to_string();
             if let Some(d) = e.detail()
@@ -393,6 +426,19 @@ mod tests {
             out,
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
         );
+    }
+
+    #[test]
+    fn enable_thinking_is_set_only_when_asked() {
+        // Qwen3's switch, and a template that would treat an undefined value as "off".
+        let src = "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}[{{ enable_thinking is defined }}]<think>";
+        let t = ChatTemplate::new(src.into()).unwrap();
+        assert!(t.thinks());
+        let render = |on| t.render_thinking(&[], None, true, None, None, on).unwrap();
+        assert_eq!(render(None), "[False]<think>");
+        assert_eq!(render(Some(true)), "[True]<think>");
+        assert_eq!(render(Some(false)), "<think>\n\n</think>\n\n[True]<think>");
+        assert!(!ChatTemplate::new("{{ messages }}".into()).unwrap().thinks());
     }
 
     #[test]

@@ -37,11 +37,13 @@ pub trait LocalModels: Send + Sync + 'static {
 
 // ---------------------------------------------------------------- the engine, on demand
 
-use crate::engine::{self, ChatMessage, GenerateRequest, ModelHandle, Piece, ToolCallParser};
+use crate::engine::{
+    self, ChatMessage, GenerateRequest, ModelHandle, Part, Piece, ThinkParser, ToolCallParser,
+};
 use crate::error::{Code, Error};
 use crate::protocol::canonical::{
-    Block, EventBuilder, ResponseFormat, Role, StopReason, TokenLogprob, ToolChoice, TopLogprob,
-    Usage,
+    Block, EventBuilder, ResponseFormat, Role, StopReason, ThinkingConfig, TokenLogprob,
+    ToolChoice, TopLogprob, Usage,
 };
 use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
@@ -116,7 +118,7 @@ impl LocalModels for EngineModels {
         let req = req.clone();
         Box::pin(async move {
             let handle = self.handle(&model).await?;
-            let prompt = prompt_tokens(&handle, &model, &req)?;
+            let (prompt, in_think) = prompt_tokens(&handle, &model, &req)?;
             let ctx = handle.info().context_length as usize;
             let room = ctx.saturating_sub(prompt.len()).max(1);
             let mut g = GenerateRequest::new(prompt);
@@ -126,15 +128,18 @@ impl LocalModels for EngineModels {
             if req.logprobs {
                 g.logprobs = Some(req.top_logprobs.unwrap_or(0) as usize);
             }
-            let tools = offered_tools(&req)?
-                .zip(handle.tool_call_format())
-                .map(|(names, format)| ToolCallParser::new(format, names));
+            let readers = Readers {
+                think: (handle.thinks() && !req.raw_prompt).then(|| ThinkParser::new(in_think)),
+                tools: offered_tools(&req)?
+                    .zip(handle.tool_call_format())
+                    .map(|(names, format)| ToolCallParser::new(format, names)),
+            };
             let generation = handle.generate(g)?;
             let token_text = move |id: u32| handle.detokenize(&[id]).unwrap_or_default();
             Ok(events(
                 generation,
                 Box::new(token_text),
-                tools,
+                readers,
                 format!("msg_local_{}", crate::store::now_ms()),
                 model,
             ))
@@ -146,7 +151,7 @@ impl LocalModels for EngineModels {
         let req = req.clone();
         Box::pin(async move {
             let handle = self.handle(&model).await?;
-            Ok(prompt_tokens(&handle, &model, &req)?.len() as u64)
+            Ok(prompt_tokens(&handle, &model, &req)?.0.len() as u64)
         })
     }
 }
@@ -189,8 +194,11 @@ fn sampling(req: &Request) -> Result<engine::SamplingParams> {
 }
 
 /// The prompt as the model sees it: the chat template over the conversation (and tools),
-/// or the raw text of a legacy completion.
-fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<Vec<u32>> {
+/// or the raw text of a legacy completion; and whether it leaves the model inside a
+/// `<think>` block. An Anthropic `thinking` setting becomes the template's
+/// `enable_thinking`; a model that does not reason simply answers (a thinking budget is
+/// an upper bound, so an answer without reasoning keeps the contract).
+fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Vec<u32>, bool)> {
     if req.raw_prompt {
         let text = req
             .messages
@@ -202,10 +210,15 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<Vec
             })
             .collect::<Result<Vec<_>>>()?
             .concat();
-        return handle.tokenize(&text, true);
+        return Ok((handle.tokenize(&text, true)?, false));
     }
     let (messages, tools) = chat_messages(model, req)?;
-    handle.chat_prompt(&messages, tools.as_ref())
+    let enable_thinking = match req.thinking {
+        Some(ThinkingConfig::Enabled { .. }) => Some(true),
+        Some(ThinkingConfig::Disabled) => Some(false),
+        None => None,
+    };
+    handle.chat_prompt_with(&messages, tools.as_ref(), enable_thinking)
 }
 
 /// The names of the tools the model is offered: none for `tool_choice: none`. A local
@@ -321,17 +334,24 @@ fn chat_messages(
     Ok((out, tools))
 }
 
+/// How a local model's text is read: reasoning split off first, then tool calls.
+#[derive(Debug, Default)]
+struct Readers {
+    think: Option<ThinkParser>,
+    tools: Option<ToolCallParser>,
+}
+
 /// A token id's text, for logprobs.
 type TokenText = Box<dyn Fn(u32) -> String + Send>;
 
 /// Engine events → canonical events. Dropping the stream cancels the generation.
-/// With `tools`, the answer's text runs through the model's tool-call parser, so calls
-/// come out as tool-use blocks. Logprobs follow the text they belong to; those of tokens
+/// The text runs through the `readers`: `<think>` reasoning becomes thinking blocks and
+/// the answer's tool calls tool-use blocks. Logprobs follow the text they belong to; those of tokens
 /// that became a tool call are not reported (OpenAI reports none for calls either).
 fn events(
     g: engine::Generation,
     token_text: TokenText,
-    tools: Option<ToolCallParser>,
+    readers: Readers,
     id: String,
     model: String,
 ) -> BoxStream<'static, Event> {
@@ -341,7 +361,7 @@ fn events(
         token_text: TokenText,
         id: String,
         b: EventBuilder,
-        tools: Option<ToolCallParser>,
+        readers: Readers,
         calls: usize,
         /// Logprobs of tokens whose text has not gone out yet.
         logprobs: Vec<TokenLogprob>,
@@ -355,15 +375,52 @@ fn events(
     }
     impl St {
         fn text(&mut self, text: &str, out: &mut Vec<Event>) {
-            let pieces = match &mut self.tools {
-                None => vec![Piece::Text(text.to_string())],
+            let parts = match &mut self.readers.think {
+                None => vec![Part::Text(text.to_string())],
                 Some(p) => {
-                    let mut pieces = Vec::new();
-                    p.push(text, &mut pieces);
-                    pieces
+                    let mut parts = Vec::new();
+                    p.push(text, &mut parts);
+                    parts
                 }
             };
+            self.parts(parts, out);
+        }
+
+        /// The end of the text: what the readers held back.
+        fn finish_text(&mut self, out: &mut Vec<Event>) {
+            let mut parts = Vec::new();
+            if let Some(p) = &mut self.readers.think {
+                p.finish(&mut parts);
+            }
+            self.parts(parts, out);
+            let mut pieces = Vec::new();
+            if let Some(p) = &mut self.readers.tools {
+                p.finish(&mut pieces);
+            }
             self.pieces(pieces, out);
+        }
+
+        fn parts(&mut self, parts: Vec<Part>, out: &mut Vec<Event>) {
+            for part in parts {
+                match part {
+                    Part::Thinking(t) => {
+                        // Logprobs are reported for the answer only.
+                        self.logprobs.clear();
+                        self.b.thinking(&t, out);
+                    }
+                    Part::Text(t) => {
+                        let pieces = match &mut self.readers.tools {
+                            None => vec![Piece::Text(t)],
+                            Some(p) => {
+                                let mut pieces = Vec::new();
+                                p.push(&t, &mut pieces);
+                                pieces
+                            }
+                        };
+                        self.pieces(pieces, out);
+                    }
+                }
+            }
         }
 
         fn pieces(&mut self, pieces: Vec<Piece>, out: &mut Vec<Event>) {
@@ -411,7 +468,7 @@ fn events(
         g,
         token_text,
         b,
-        tools,
+        readers,
         calls: 0,
         logprobs: Vec::new(),
         id,
@@ -433,11 +490,7 @@ fn events(
                     st.text(&t.text, &mut out);
                 }
                 Some(engine::Event::Done(d)) => {
-                    if let Some(p) = &mut st.tools {
-                        let mut pieces = Vec::new();
-                        p.finish(&mut pieces);
-                        st.pieces(pieces, &mut out);
-                    }
+                    st.finish_text(&mut out);
                     st.b.usage(&Usage {
                         input_tokens: Some(d.usage.prompt_tokens as u64),
                         output_tokens: Some(d.usage.completion_tokens as u64),
@@ -504,7 +557,7 @@ mod tests {
     }
 
     /// Run engine events through `events` and collect the canonical stream.
-    async fn canonical(evs: Vec<engine::Event>, tools: Option<ToolCallParser>) -> Vec<Event> {
+    async fn canonical(evs: Vec<engine::Event>, readers: Readers) -> Vec<Event> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         for e in evs {
             tx.send(e).unwrap();
@@ -514,16 +567,19 @@ mod tests {
             cancel: CancelToken::new(),
         };
         let text: TokenText = Box::new(|id| format!("<{id}>"));
-        events(g, text, tools, "m1".into(), "local-model".into())
+        events(g, text, readers, "m1".into(), "local-model".into())
             .collect()
             .await
     }
 
-    fn tagged() -> Option<ToolCallParser> {
-        Some(ToolCallParser::new(
-            ToolCallFormat::Tagged,
-            vec!["add".into()],
-        ))
+    fn tagged() -> Readers {
+        Readers {
+            think: None,
+            tools: Some(ToolCallParser::new(
+                ToolCallFormat::Tagged,
+                vec!["add".into()],
+            )),
+        }
     }
 
     #[tokio::test]
@@ -583,6 +639,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reasoning_becomes_a_thinking_block_before_the_answer_and_its_calls() {
+        let readers = Readers {
+            think: Some(ThinkParser::new(false)),
+            ..tagged()
+        };
+        let evs = vec![
+            token(1, "<think>", Some(-0.1)),
+            token(2, "I should add.", Some(-0.2)),
+            token(3, "</think>\n\n", None),
+            token(
+                4,
+                "<tool_call>{\"name\": \"add\", \"arguments\": {}}</tool_call>",
+                None,
+            ),
+            done(FinishReason::Stop, 4),
+        ];
+        let got = canonical(evs, readers).await;
+        let kinds: Vec<String> = got
+            .iter()
+            .map(|e| match e {
+                Event::BlockStart { index, block } => format!("start {index} {block:?}"),
+                Event::ThinkingDelta { index, thinking } => format!("thinking {index} {thinking}"),
+                Event::TextDelta { index, text } => format!("text {index} {text}"),
+                Event::ToolInputDelta {
+                    index,
+                    partial_json,
+                } => format!("input {index} {partial_json}"),
+                Event::BlockStop { index } => format!("stop {index}"),
+                Event::Logprobs(_) => "logprobs".into(),
+                Event::MessageStop { stop_reason } => format!("end {stop_reason:?}"),
+                Event::MessageStart { .. } | Event::Usage(_) => String::new(),
+                other => format!("{other:?}"),
+            })
+            .filter(|k| !k.is_empty())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start 0 Thinking",
+                "thinking 0 I should add.",
+                "stop 0",
+                "start 1 ToolUse { id: \"call_m1_1\", name: \"add\" }",
+                "input 1 {}",
+                "stop 1",
+                "end ToolUse",
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn without_a_parser_tags_are_text_and_a_cut_call_is_not_a_tool_turn() {
         let text_of = |evs: &[Event]| -> String {
             evs.iter()
@@ -596,7 +702,7 @@ mod tests {
             token(1, "<tool_call>{\"name\": \"add\"}</tool_call>", None),
             done(FinishReason::Stop, 1),
         ];
-        let got = canonical(evs, None).await;
+        let got = canonical(evs, Readers::default()).await;
         assert_eq!(text_of(&got), "<tool_call>{\"name\": \"add\"}</tool_call>");
         assert_eq!(
             got.last(),
@@ -628,7 +734,7 @@ mod tests {
             token(12, "é", Some(-1.0)),
             done(FinishReason::Stop, 3),
         ];
-        let got = canonical(evs, None).await;
+        let got = canonical(evs, Readers::default()).await;
         let lps: Vec<(&str, Vec<(String, f64)>)> = got
             .iter()
             .filter_map(|e| match e {
