@@ -346,8 +346,8 @@ type TokenText = Box<dyn Fn(u32) -> String + Send>;
 
 /// Engine events → canonical events. Dropping the stream cancels the generation.
 /// The text runs through the `readers`: `<think>` reasoning becomes thinking blocks and
-/// the answer's tool calls tool-use blocks. Logprobs follow the text they belong to; those of tokens
-/// that became a tool call are not reported (OpenAI reports none for calls either).
+/// the answer's tool calls tool-use blocks. Logprobs follow the text they belong to;
+/// those of reasoning or of a tool call are not reported (OpenAI reports none there).
 fn events(
     g: engine::Generation,
     token_text: TokenText,
