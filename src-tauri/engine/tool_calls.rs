@@ -9,7 +9,9 @@
 //!   anywhere in the answer, any number of times;
 //! - **bare JSON** (Llama 3.1/3.2): the whole answer is one object
 //!   `{"name": "get_weather", "parameters": {...}}` (optionally after `<|python_tag|>`),
-//!   or several separated by `;`.
+//!   or several separated by `;`;
+//! - **JSON array** (Mistral): the whole answer is `[{"name": …, "arguments": {…}}, …]`
+//!   (after the `[TOOL_CALLS]` control token, which the detokenizer leaves out).
 //!
 //! The parser is fed text as the detokenizer produces it and yields text and calls in
 //! order. It holds back only what may still turn into a call (a possible opening tag, or
@@ -23,11 +25,13 @@ use serde_json::Value;
 pub enum ToolCallFormat {
     Tagged,
     BareJson,
+    JsonArray,
 }
 
 const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
 const PYTHON_TAG: &str = "<|python_tag|>";
+const TOOL_CALLS: &str = "[TOOL_CALLS]";
 
 impl ToolCallFormat {
     /// The format a chat template asks for, if any we know.
@@ -40,8 +44,18 @@ impl ToolCallFormat {
                 || template_source.contains("<|eom_id|>"))
         {
             Some(ToolCallFormat::BareJson)
+        } else if template_source.contains(TOOL_CALLS) {
+            Some(ToolCallFormat::JsonArray)
         } else {
             None
+        }
+    }
+
+    /// The marker that may precede a whole-answer call (when the detokenizer keeps it).
+    fn marker(self) -> &'static str {
+        match self {
+            ToolCallFormat::JsonArray => TOOL_CALLS,
+            _ => PYTHON_TAG,
         }
     }
 }
@@ -80,7 +94,7 @@ impl ToolCallParser {
     pub fn new(format: ToolCallFormat, tools: Vec<String>) -> Self {
         let state = match format {
             ToolCallFormat::Tagged => State::Text,
-            ToolCallFormat::BareJson => State::MaybeJson,
+            ToolCallFormat::BareJson | ToolCallFormat::JsonArray => State::MaybeJson,
         };
         ToolCallParser {
             format,
@@ -126,11 +140,17 @@ impl ToolCallParser {
                     self.state = State::Text;
                 }
                 State::MaybeJson => {
+                    let marker = self.format.marker();
+                    let open = if self.format == ToolCallFormat::JsonArray {
+                        '['
+                    } else {
+                        '{'
+                    };
                     let t = self.buf.trim_start();
-                    let t = t.strip_prefix(PYTHON_TAG).unwrap_or(t).trim_start();
+                    let t = t.strip_prefix(marker).unwrap_or(t).trim_start();
                     let could_be = t.is_empty()
-                        || t.starts_with('{')
-                        || (PYTHON_TAG.starts_with(self.buf.trim_start())
+                        || t.starts_with(open)
+                        || (marker.starts_with(self.buf.trim_start())
                             && !self.buf.trim_start().is_empty());
                     if could_be {
                         return;
@@ -154,8 +174,12 @@ impl ToolCallParser {
             },
             State::MaybeJson => {
                 let t = rest.trim();
-                let t = t.strip_prefix(PYTHON_TAG).unwrap_or(t).trim();
-                let calls = self.calls_in(t);
+                let t = t.strip_prefix(self.format.marker()).unwrap_or(t).trim();
+                let calls = if self.format == ToolCallFormat::JsonArray {
+                    self.calls_in_array(t)
+                } else {
+                    self.calls_in(t)
+                };
                 match calls {
                     Some(calls) if !calls.is_empty() => out.extend(calls),
                     _ => self.text(rest, out),
@@ -196,6 +220,13 @@ impl ToolCallParser {
             name: name.to_string(),
             arguments: args.to_string(),
         })
+    }
+
+    /// A JSON array of calls, and nothing else.
+    fn calls_in_array(&self, s: &str) -> Option<Vec<Piece>> {
+        let items: Vec<Value> = serde_json::from_str(s).ok()?;
+        let calls: Option<Vec<Piece>> = items.iter().map(|v| self.call(&v.to_string())).collect();
+        calls.filter(|c| !c.is_empty())
     }
 
     /// One or more calls, separated by `;` or whitespace, and nothing else.
@@ -358,6 +389,38 @@ mod tests {
             ToolCallFormat::BareJson,
             "The weather is fine.",
             &[text("The weather is fine.")],
+        );
+    }
+
+    #[test]
+    fn json_array_calls() {
+        all_splits(
+            ToolCallFormat::JsonArray,
+            "[{\"name\": \"add\", \"arguments\": {\"a\": 1}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Bern\"}}]",
+            &[
+                call("add", r#"{"a":1}"#),
+                call("get_weather", r#"{"city":"Bern"}"#),
+            ],
+        );
+        all_splits(
+            ToolCallFormat::JsonArray,
+            "[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {}}]",
+            &[call("add", "{}")],
+        );
+        // Not calls: an empty array, a list of numbers, an unknown tool, prose.
+        for s in [
+            "[]",
+            "[1, 2]",
+            "[{\"name\": \"rm\", \"arguments\": {}}]",
+            "Sure: [1]",
+        ] {
+            all_splits(ToolCallFormat::JsonArray, s, &[text(s)]);
+        }
+        assert_eq!(
+            ToolCallFormat::detect(
+                "{%- if message.tool_calls %}[TOOL_CALLS][{{ calls }}]{% endif %}"
+            ),
+            Some(ToolCallFormat::JsonArray)
         );
     }
 
