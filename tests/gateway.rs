@@ -246,15 +246,8 @@ async fn openai_client_to_openai_upstream_streaming_with_usage() {
     let text = r.text().await.unwrap();
     let events = common::parse_sse(&text);
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|e| e.1 != "[DONE]")
-        .map(|e| serde_json::from_str(&e.1).unwrap())
-        .collect();
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let chunks = common::openai_chunks(&events);
+    let content = common::openai_text(&chunks);
     assert_eq!(content, "The capital of France is Paris.");
     assert!(
         chunks
@@ -307,16 +300,7 @@ async fn openai_client_to_anthropic_upstream_both_modes() {
         .await;
     let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    let content: String = events
-        .iter()
-        .filter(|e| e.1 != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(&e.1).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let content = common::openai_text(&common::openai_chunks(&events));
     assert_eq!(content, "The capital of France is Paris.");
 }
 
@@ -354,16 +338,7 @@ async fn anthropic_client_to_openai_upstream_both_modes() {
     assert_eq!(names.last(), Some(&"message_stop"));
     assert!(names.contains(&"content_block_start") && names.contains(&"content_block_stop"));
     assert_eq!(names[names.len() - 2], "message_delta");
-    let text: String = events
-        .iter()
-        .filter(|e| e.0.as_deref() == Some("content_block_delta"))
-        .map(|e| {
-            serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
+    let text = common::anthropic_deltas(&events, "text");
     assert_eq!(text, "The capital of France is Paris.");
     assert_eq!(
         gw.openai.last().body["stream_options"]["include_usage"],
@@ -430,8 +405,7 @@ async fn tools_round_trip_openai_client_through_anthropic_upstream() {
             let mut name = String::new();
             let mut args = String::new();
             let mut finish = String::new();
-            for e in events.iter().filter(|e| e.1 != "[DONE]") {
-                let c: Value = serde_json::from_str(&e.1).unwrap();
+            for c in common::openai_chunks(&events) {
                 if let Some(tc) = c["choices"][0]["delta"]["tool_calls"][0].as_object() {
                     assert_eq!(tc["index"], 0);
                     if let Some(n) = tc.get("function").and_then(|f| f["name"].as_str()) {
@@ -515,16 +489,7 @@ async fn tools_round_trip_anthropic_client_through_openai_upstream() {
             let start: Value = serde_json::from_str(&start.1).unwrap();
             assert_eq!(start["content_block"]["type"], "tool_use");
             assert_eq!(start["content_block"]["name"], "get_weather");
-            let json_text: String = events
-                .iter()
-                .filter(|e| e.0.as_deref() == Some("content_block_delta"))
-                .map(|e| {
-                    serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["partial_json"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .collect();
+            let json_text = common::anthropic_deltas(&events, "partial_json");
             assert_eq!(
                 serde_json::from_str::<Value>(&json_text).unwrap(),
                 json!({"city": "Paris"})

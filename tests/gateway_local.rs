@@ -108,16 +108,7 @@ async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx
     let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.first().unwrap().0.as_deref(), Some("message_start"));
     assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
-    let text: String = events
-        .iter()
-        .filter(|e| e.0.as_deref() == Some("content_block_delta"))
-        .map(|e| {
-            serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
+    let text = common::anthropic_deltas(&events, "text");
     assert_eq!(text, expected);
     let md: Value = serde_json::from_str(
         &events
@@ -139,11 +130,7 @@ async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx
         .await;
     let events = common::parse_sse(&r.text().await.unwrap());
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|e| e.1 != "[DONE]")
-        .map(|e| serde_json::from_str(&e.1).unwrap())
-        .collect();
+    let chunks = common::openai_chunks(&events);
     assert!(
         chunks
             .iter()
@@ -151,10 +138,7 @@ async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx
     );
     let usage = chunks.iter().find(|c| c["usage"].is_object()).unwrap();
     assert_eq!(usage["usage"]["completion_tokens"], 3);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let text = common::openai_text(&chunks);
     assert!(expected.starts_with(&text) && !text.is_empty(), "{text:?}");
 }
 
@@ -389,20 +373,13 @@ async fn local_logprobs_come_back_per_token_in_both_modes() {
     );
 
     let r = gw.post("/v1/chat/completions", body(true)).await;
-    let mut content = Vec::new();
-    let mut streamed = String::new();
-    for (_, data) in common::parse_sse(&r.text().await.unwrap()) {
-        if data == "[DONE]" {
-            continue;
-        }
-        let chunk: Value = serde_json::from_str(&data).unwrap();
-        if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
-            streamed.push_str(c);
-        }
-        if let Some(l) = chunk["choices"][0]["logprobs"]["content"].as_array() {
-            content.extend(l.iter().cloned());
-        }
-    }
-    assert_eq!(streamed, text);
+    let chunks = common::openai_chunks(&common::parse_sse(&r.text().await.unwrap()));
+    let content: Vec<Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["logprobs"]["content"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(common::openai_text(&chunks), text);
     check(&content, &text);
 }

@@ -141,3 +141,33 @@ pub fn parse_sse(body: &str) -> Vec<(Option<String>, String)> {
         })
         .collect()
 }
+
+/// The JSON chunks of an OpenAI SSE stream (every data frame but the final `[DONE]`).
+pub fn openai_chunks(events: &[(Option<String>, String)]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e.1 != "[DONE]")
+        .map(|e| serde_json::from_str(&e.1).expect("an OpenAI chunk is JSON"))
+        .collect()
+}
+
+/// The streamed answer text of OpenAI chunks (`choices[0].delta.content`, joined).
+pub fn openai_text(chunks: &[serde_json::Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+/// One field of an Anthropic SSE stream's `content_block_delta`s, joined: `text` for the
+/// answer, `partial_json` for a tool call's input.
+pub fn anthropic_deltas(events: &[(Option<String>, String)], field: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e.0.as_deref() == Some("content_block_delta"))
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.1).expect("an event is JSON");
+            v["delta"][field].as_str().unwrap_or("").to_string()
+        })
+        .collect()
+}
