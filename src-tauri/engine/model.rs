@@ -17,8 +17,9 @@ use mlx_rs::{Array, Dtype, Stream};
 
 pub type MlxResult<T> = std::result::Result<T, Exception>;
 
-/// A linear layer `y = x Wᵀ (+ b)`.
-#[derive(Debug)]
+/// A linear layer `y = x Wᵀ (+ b)`. Cloning gives another handle on the same weights
+/// (MLX arrays are reference-counted; nothing is copied).
+#[derive(Debug, Clone)]
 pub enum Linear {
     Dense {
         /// `[out, in]`, as stored.
@@ -76,34 +77,6 @@ impl Linear {
         match bias {
             Some(b) => ops::add(&y, b),
             None => Ok(y),
-        }
-    }
-
-    /// Another handle on the same weights (arrays are reference-counted, nothing is copied).
-    pub fn view(&self) -> Linear {
-        match self {
-            Linear::Dense { weight, bias } => Linear::Dense {
-                weight: weight.clone(),
-                bias: bias.clone(),
-            },
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                group_size,
-                bits,
-            } => Linear::Quantized {
-                weight: weight.clone(),
-                scales: scales.clone(),
-                biases: biases.clone(),
-                bias: bias.clone(),
-                group_size: *group_size,
-                bits: *bits,
-            },
-            Linear::Split { parts } => Linear::Split {
-                parts: parts.iter().map(|(p, s)| (p.view(), s.clone())).collect(),
-            },
         }
     }
 
@@ -569,7 +542,7 @@ mod tests {
             },
         ] {
             let whole = lin.forward(&x).unwrap();
-            let split = lin.view().split_rows(&streams).unwrap();
+            let split = lin.clone().split_rows(&streams).unwrap();
             assert!(matches!(split, Linear::Split { .. }));
             assert_eq!((split.out_features(), split.in_features()), (64, 128));
             let parts = split.forward(&x).unwrap();

@@ -370,7 +370,7 @@ impl Builder<'_> {
         let head_tied = !self.tensors.contains_key("lm_head.weight");
         let lm_head = if head_tied {
             // Tied: the head is the embedding matrix; split views of it when splitting pays.
-            let view = embed.0.view();
+            let view = embed.0.clone();
             match self.split(view)? {
                 split @ Linear::Split { .. } => Some(split),
                 _ => None,
