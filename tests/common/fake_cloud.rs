@@ -463,27 +463,49 @@ fn count_words(v: &Value) -> u64 {
 
 // ---------------------------------------------------------------- OpenAI chat completions
 
-async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
+/// What both generation endpoints do before answering: parse the body (recorded either
+/// way), 404 on the other API's path, a planned failure, the key check. The request, its
+/// script and whether to die mid-stream; or the response to send instead.
+async fn admit(
+    f: &Fake,
+    path: &str,
+    api: Api,
+    headers: &HeaderMap,
+    body: String,
+    bad_json: fn() -> Response,
+) -> Result<(Value, Script, bool), Response> {
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
-        f.record("/v1/chat/completions", &headers, Value::String(body));
-        return openai_error(
+        f.record(path, headers, Value::String(body));
+        return Err(bad_json());
+    };
+    let (fail, script) = f.record(path, headers, req.clone());
+    if f.api != api {
+        return Err(not_found().await);
+    }
+    let die = matches!(fail, Some(Failure::DieMidStream));
+    if let Some(r) = inject(f.api, &fail).await {
+        return Err(r);
+    }
+    if !f.authorized(headers) {
+        return Err(unauthorized(f.api));
+    }
+    Ok((req, script, die))
+}
+
+async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
+    let bad_json = || {
+        openai_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             None,
             "We could not parse the JSON body of your request.",
-        );
+        )
     };
-    let (fail, script) = f.record("/v1/chat/completions", &headers, req.clone());
-    if f.api != Api::OpenAi {
-        return not_found().await;
-    }
-    let die = matches!(fail, Some(Failure::DieMidStream));
-    if let Some(r) = inject(f.api, &fail).await {
-        return r;
-    }
-    if !f.authorized(&headers) {
-        return unauthorized(f.api);
-    }
+    let path = "/v1/chat/completions";
+    let (req, script, die) = match admit(&f, path, Api::OpenAi, &headers, body, bad_json).await {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
     let model = req["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
     let prompt_tokens = count_words(&req["messages"]);
     let completion_tokens = script.text.split_whitespace().count() as u64;
@@ -570,25 +592,18 @@ async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Respon
 // ---------------------------------------------------------------- Anthropic messages
 
 async fn messages(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
-    let Ok(req) = serde_json::from_str::<Value>(&body) else {
-        f.record("/v1/messages", &headers, Value::String(body));
-        return anthropic_error(
+    let bad_json = || {
+        anthropic_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "There was an issue with the format of your request: invalid JSON",
-        );
+        )
     };
-    let (fail, script) = f.record("/v1/messages", &headers, req.clone());
-    if f.api != Api::Anthropic {
-        return not_found().await;
-    }
-    let die = matches!(fail, Some(Failure::DieMidStream));
-    if let Some(r) = inject(f.api, &fail).await {
-        return r;
-    }
-    if !f.authorized(&headers) {
-        return unauthorized(f.api);
-    }
+    let path = "/v1/messages";
+    let (req, script, die) = match admit(&f, path, Api::Anthropic, &headers, body, bad_json).await {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
     if req["max_tokens"].as_u64().is_none() {
         return anthropic_error(
             StatusCode::BAD_REQUEST,
