@@ -383,7 +383,7 @@ impl ModelHandle {
             ));
         }
         let tk = &self.inner.tokenizer;
-        t.render_thinking(
+        t.render(
             messages,
             tools,
             add_generation_prompt,

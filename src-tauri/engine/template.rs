@@ -106,27 +106,9 @@ impl ChatTemplate {
     /// Render the conversation. `tools` is the OpenAI-style list of tool definitions
     /// (passed as `tools` to templates that support them). A template that raises
     /// (e.g. "roles must alternate") is the caller's fault: `invalid_request`.
+    /// `enable_thinking` is passed to templates that read it (Qwen3's switch); `None`
+    /// leaves it undefined, the template's own default.
     pub fn render(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&serde_json::Value>,
-        add_generation_prompt: bool,
-        bos_token: Option<&str>,
-        eos_token: Option<&str>,
-    ) -> Result<String> {
-        self.render_thinking(
-            messages,
-            tools,
-            add_generation_prompt,
-            bos_token,
-            eos_token,
-            None,
-        )
-    }
-
-    /// [`ChatTemplate::render`] with `enable_thinking` set (Qwen3-style templates read
-    /// it; `None` leaves it undefined, the template's own default).
-    pub fn render_thinking(
         &self,
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
@@ -404,7 +386,14 @@ mod tests {
     fn chatml_with_an_injected_system_prompt_renders_like_transformers() {
         let t = ChatTemplate::new(SMOLLM2.into()).unwrap();
         let out = t
-            .render(&[ChatMessage::new("user", "Hi")], None, true, None, None)
+            .render(
+                &[ChatMessage::new("user", "Hi")],
+                None,
+                true,
+                None,
+                None,
+                None,
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -418,6 +407,7 @@ mod tests {
                 ],
                 None,
                 false,
+                None,
                 None,
                 None,
             )
@@ -434,7 +424,7 @@ mod tests {
         let src = "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}[{{ enable_thinking is defined }}]<think>";
         let t = ChatTemplate::new(src.into()).unwrap();
         assert!(t.thinks());
-        let render = |on| t.render_thinking(&[], None, true, None, None, on).unwrap();
+        let render = |on| t.render(&[], None, true, None, None, on).unwrap();
         assert_eq!(render(None), "[False]<think>");
         assert_eq!(render(Some(true)), "[True]<think>");
         assert_eq!(render(Some(false)), "<think>\n\n</think>\n\n[True]<think>");
@@ -475,6 +465,7 @@ mod tests {
                 false,
                 None,
                 None,
+                None,
             )
             .unwrap();
         assert_eq!(
@@ -489,7 +480,7 @@ mod tests {
         let mut m = ChatMessage::new("user", "");
         m.extra
             .insert("extra".into(), json!({"a": [1, {}], "b": null, "c": []}));
-        let out = t.render(&[m], None, false, None, None).unwrap();
+        let out = t.render(&[m], None, false, None, None, None).unwrap();
         assert_eq!(
             out,
             "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": null,\n  \"c\": []\n}"
@@ -507,6 +498,7 @@ mod tests {
                 &[ChatMessage::new("assistant", "x")],
                 None,
                 true,
+                None,
                 None,
                 None,
             )
