@@ -216,6 +216,8 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Ve
     let enable_thinking = match req.thinking {
         Some(ThinkingConfig::Enabled { .. }) => Some(true),
         Some(ThinkingConfig::Disabled) => Some(false),
+        // The model decides: its template's own default.
+        Some(ThinkingConfig::Adaptive) => None,
         None => None,
     };
     handle.chat_prompt_with(&messages, tools.as_ref(), enable_thinking)

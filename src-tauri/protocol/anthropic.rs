@@ -69,11 +69,7 @@ pub fn decode_count_tokens_request(body: &[u8]) -> Result<Request> {
 }
 
 pub fn request_from_wire(w: MessagesRequest) -> Result<Request> {
-    for (field, v) in [
-        ("container", &w.container),
-        ("mcp_servers", &w.mcp_servers),
-        ("context_management", &w.context_management),
-    ] {
+    for (field, v) in [("container", &w.container), ("mcp_servers", &w.mcp_servers)] {
         if v.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(unsupported(field, SWITCHYARD));
         }
@@ -86,6 +82,25 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<Request> {
         user: w.metadata.and_then(|m| m.user_id),
         ..Default::default()
     };
+    // Advisory: how the context is managed and which capacity tier serves it change
+    // cost and latency, not what a model answers.
+    if w.context_management.as_ref().is_some_and(|v| !v.is_null()) {
+        req.drop_field("context_management");
+    }
+    if w.service_tier.as_ref().is_some_and(|v| !v.is_null()) {
+        req.drop_field("service_tier");
+    }
+    if let Some(oc) = w.output_config {
+        req.reasoning_effort = oc.effort;
+        req.response_format = oc.format.map(|f| match f {
+            OutputFormat::JsonSchema { schema } => ResponseFormat::JsonSchema {
+                name: "response".into(),
+                description: None,
+                schema: Some(schema),
+                strict: Some(true),
+            },
+        });
+    }
     req.system = match w.system {
         None => vec![],
         Some(Content::Text(text)) => vec![SystemBlock {
@@ -143,6 +158,26 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<Request> {
                     .collect::<Result<Vec<_>>>()?;
                 req.messages.push(Message::new(Role::Assistant, content));
             }
+            wire::Role::System => {
+                let content = blocks
+                    .into_iter()
+                    .map(|b| match b {
+                        ContentBlock::Text {
+                            text,
+                            cache_control,
+                            ..
+                        } => Ok(Block::Text {
+                            text,
+                            cache_control: cc_from(cache_control),
+                        }),
+                        other => Err(invalid(format!(
+                            "messages[{i}]: a system message holds text blocks only, not {}",
+                            other.type_name()
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                req.messages.push(Message::new(Role::System, content));
+            }
         }
     }
     for (i, t) in w.tools.unwrap_or_default().into_iter().enumerate() {
@@ -151,6 +186,13 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<Request> {
                 format!("built-in/server tool `{kind}` (tools[{i}])"),
                 SWITCHYARD,
             ));
+        }
+        // A deferred tool is not shown to the model until it searches for it (tool
+        // search, a client tool here). A target without tool search would show it at
+        // once; leaving it out is what the model would have seen.
+        if t.defer_loading == Some(true) {
+            req.drop_field("tools.defer_loading");
+            continue;
         }
         let Some(schema) = t.input_schema else {
             return Err(invalid(format!("tools[{i}].input_schema: Field required")));
@@ -181,11 +223,23 @@ pub fn request_from_wire(w: MessagesRequest) -> Result<Request> {
     req.sampling.temperature = w.temperature;
     req.sampling.top_p = w.top_p;
     req.sampling.top_k = w.top_k;
-    req.thinking = w.thinking.map(|t| match t {
-        ThinkingParam::Enabled { budget_tokens } => ThinkingConfig::Enabled { budget_tokens },
-        ThinkingParam::Disabled => ThinkingConfig::Disabled,
-    });
+    (req.thinking, req.thinking_display) = thinking_from_wire(w.thinking);
     Ok(req)
+}
+
+/// The `thinking` object (Anthropic's, or the same object sent by an OpenAI client).
+pub(crate) fn thinking_from_wire(
+    t: Option<ThinkingParam>,
+) -> (Option<ThinkingConfig>, Option<String>) {
+    match t {
+        None => (None, None),
+        Some(ThinkingParam::Enabled {
+            budget_tokens,
+            display,
+        }) => (Some(ThinkingConfig::Enabled { budget_tokens }), display),
+        Some(ThinkingParam::Adaptive { display }) => (Some(ThinkingConfig::Adaptive), display),
+        Some(ThinkingParam::Disabled) => (Some(ThinkingConfig::Disabled), None),
+    }
 }
 
 fn block_from_wire(b: ContentBlock, msg: usize, assistant: bool) -> Result<Block> {
@@ -314,30 +368,63 @@ fn image_from_wire(s: ImageSourceParam) -> Result<ImageSource> {
 
 // ================================================================ requests: encode
 
-/// Map OpenAI's `reasoning_effort` to an Anthropic thinking budget: none → no thinking,
-/// minimal → 1024, low → 2048, medium → 8192, high → 16384 tokens; the budget must stay
-/// below `max_tokens` (Anthropic's rule) and at least 1024 (its minimum).
-pub fn effort_budget(effort: &str, max_tokens: u64) -> Result<Option<u64>> {
-    let budget: u64 = match effort {
-        "none" => return Ok(None),
+/// Map a reasoning effort (OpenAI's `reasoning_effort` / Responses `reasoning.effort`) to
+/// an Anthropic thinking budget and `max_tokens`: none → no thinking, minimal → 1024,
+/// low → 2048, medium → 8192, high → 16384, xhigh/max → 32768 tokens.
+///
+/// Anthropic counts thinking inside `max_tokens`. Without a client `max_tokens` the answer
+/// keeps `default_max` tokens on top of the budget; with one, the budget takes at most half
+/// of it (the answer keeps the rest), and Anthropic's minimum budget of 1024 then needs
+/// `max_tokens` ≥ 2048. Returns `(budget, max_tokens)`.
+pub fn effort_thinking(
+    effort: &str,
+    client_max: Option<u64>,
+    default_max: u64,
+) -> Result<(Option<u64>, u64)> {
+    let table: u64 = match effort {
+        "none" => return Ok((None, client_max.unwrap_or(default_max))),
         "minimal" => 1024,
         "low" => 2048,
         "medium" => 8192,
         "high" => 16384,
+        "xhigh" | "max" => 32768,
         other => {
-            return Err(unsupported(format!("reasoning_effort `{other}`"), UPSTREAM));
+            return Err(unsupported(format!("reasoning effort `{other}`"), UPSTREAM));
         }
     };
-    let budget = budget.min(max_tokens.saturating_sub(1));
+    let Some(max) = client_max else {
+        return Ok((Some(table), default_max + table));
+    };
+    let budget = table.min(max / 2);
     if budget < 1024 {
         return Err(unsupported(
             format!(
-                "reasoning_effort `{effort}` with max_tokens {max_tokens} (Anthropic needs a thinking budget of at least 1024 tokens below max_tokens)"
+                "reasoning effort `{effort}` with max_tokens {max} (Anthropic needs a thinking budget of at least 1024 tokens inside max_tokens; give max_tokens of 2048 or more)"
             ),
             UPSTREAM,
         ));
     }
-    Ok(Some(budget))
+    Ok((Some(budget), max))
+}
+
+/// Advisory fields an Anthropic upstream request cannot carry, for `x-switchyard-dropped`.
+pub fn dropped(req: &Request) -> Vec<&'static str> {
+    let mut out = req.dropped.clone();
+    let detail = req.messages.iter().any(|m| {
+        m.content.iter().any(|b| {
+            matches!(
+                b,
+                Block::Image {
+                    detail: Some(_),
+                    ..
+                }
+            )
+        })
+    });
+    if detail {
+        out.push("image_url.detail");
+    }
+    out
 }
 
 /// Encode a canonical request as an upstream Messages body.
@@ -358,33 +445,66 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
             return Err(unsupported(name, UPSTREAM));
         }
     }
+    // top_p 1 is "no nucleus cut", the default: not sent. Claude models from 4.5 on refuse
+    // temperature and top_p together, and either alone would sample differently.
+    let top_p = s.top_p.filter(|p| *p != 1.0);
+    if s.temperature.is_some() && top_p.is_some() {
+        return Err(unsupported(
+            "temperature together with top_p (Claude models take one of them; send only one)",
+            UPSTREAM,
+        ));
+    }
     if req.logprobs {
         return Err(unsupported("logprobs", UPSTREAM));
     }
     if req.top_logprobs.is_some() {
         return Err(unsupported("top_logprobs", UPSTREAM));
     }
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
+    let format = match &req.response_format {
+        None | Some(ResponseFormat::Text) => None,
         Some(ResponseFormat::JsonObject) => {
-            return Err(unsupported("response_format json_object", UPSTREAM));
+            return Err(unsupported(
+                "response_format json_object (use json_schema)",
+                UPSTREAM,
+            ));
         }
-        Some(ResponseFormat::JsonSchema { .. }) => {
-            return Err(unsupported("response_format json_schema", UPSTREAM));
-        }
-    }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => Some(OutputFormat::JsonSchema {
+            schema: schema
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+        }),
+    };
     if req.verbosity.is_some() {
         return Err(unsupported("verbosity", UPSTREAM));
     }
-    let max_tokens = req.max_tokens.unwrap_or(opts.default_max_tokens);
-    let thinking = match (&req.thinking, &req.reasoning_effort) {
-        (Some(ThinkingConfig::Enabled { budget_tokens }), _) => Some(ThinkingParam::Enabled {
-            budget_tokens: *budget_tokens,
-        }),
-        (Some(ThinkingConfig::Disabled), _) => Some(ThinkingParam::Disabled),
-        (None, Some(effort)) => effort_budget(effort, max_tokens)?
-            .map(|budget_tokens| ThinkingParam::Enabled { budget_tokens }),
-        (None, None) => None,
+    let display = req.thinking_display.clone();
+    let (thinking, max_tokens) = match (&req.thinking, &req.reasoning_effort) {
+        (Some(ThinkingConfig::Enabled { budget_tokens }), _) => (
+            Some(ThinkingParam::Enabled {
+                budget_tokens: *budget_tokens,
+                display,
+            }),
+            req.max_tokens.unwrap_or(opts.default_max_tokens),
+        ),
+        (Some(ThinkingConfig::Adaptive), _) => (
+            Some(ThinkingParam::Adaptive { display }),
+            req.max_tokens.unwrap_or(opts.default_max_tokens),
+        ),
+        (Some(ThinkingConfig::Disabled), _) => (
+            Some(ThinkingParam::Disabled),
+            req.max_tokens.unwrap_or(opts.default_max_tokens),
+        ),
+        (None, Some(effort)) => {
+            let (budget, max) = effort_thinking(effort, req.max_tokens, opts.default_max_tokens)?;
+            (
+                budget.map(|budget_tokens| ThinkingParam::Enabled {
+                    budget_tokens,
+                    display,
+                }),
+                max,
+            )
+        }
+        (None, None) => (None, req.max_tokens.unwrap_or(opts.default_max_tokens)),
     };
 
     let system = match req.system.as_slice() {
@@ -462,7 +582,15 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
                     {
                         continue;
                     }
+                    // Anthropic rejects empty text blocks; OpenAI clients send
+                    // `content: ""` beside tool calls.
+                    if matches!(b, Block::Text { text, .. } if text.is_empty()) {
+                        continue;
+                    }
                     blocks.push(block_to_wire(b, i, Role::Assistant)?);
+                }
+                if blocks.is_empty() {
+                    continue; // nothing was said; an empty assistant turn is refused
                 }
                 messages.push(MessageParam {
                     role: wire::Role::Assistant,
@@ -478,6 +606,7 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
                 .iter()
                 .map(|t| ToolParam {
                     kind: None,
+                    defer_loading: None,
                     name: t.name.clone(),
                     description: t.description.clone(),
                     input_schema: Some(t.input_schema.clone().unwrap_or_else(
@@ -518,11 +647,15 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
         stop_sequences: (!req.stop.is_empty()).then(|| req.stop.clone()),
         stream: req.stream.then_some(true),
         temperature: s.temperature,
-        top_p: s.top_p,
+        top_p,
         top_k: s.top_k,
         tools,
         tool_choice,
         thinking,
+        output_config: format.map(|f| OutputConfig {
+            effort: None,
+            format: Some(f),
+        }),
         ..Default::default()
     })
 }

@@ -35,7 +35,11 @@ pub struct Request {
     pub user: Option<String>,
     /// Anthropic extended thinking (OpenAI clients may send the same object as an extension).
     pub thinking: Option<ThinkingConfig>,
-    /// OpenAI `reasoning_effort` (`none|minimal|low|medium|high`, passed as given).
+    /// Anthropic `thinking.display`: `summarized` or `omitted` (reasoning not shown).
+    pub thinking_display: Option<String>,
+    /// How hard to think: OpenAI `reasoning_effort` / Responses `reasoning.effort`
+    /// (`none|minimal|low|medium|high|xhigh`) or Anthropic `output_config.effort`
+    /// (`low|medium|high|max`), as given.
     pub reasoning_effort: Option<String>,
     /// OpenAI `verbosity` (GPT-5).
     pub verbosity: Option<String>,
@@ -45,6 +49,40 @@ pub struct Request {
     /// The request came from `/v1/completions`: the single user text is a raw prompt, to
     /// be fed to the model without a chat template.
     pub raw_prompt: bool,
+    /// Advisory fields the client sent that the canonical model does not carry
+    /// (`context_management`, `service_tier`, …): whoever translates the request names
+    /// them in `x-switchyard-dropped`. Fields that would change the answer are never
+    /// here: decoding refuses them instead.
+    pub dropped: Vec<&'static str>,
+}
+
+impl Request {
+    /// Record an advisory field as dropped (once).
+    pub fn drop_field(&mut self, name: &'static str) {
+        if !self.dropped.contains(&name) {
+            self.dropped.push(name);
+        }
+    }
+
+    /// Whether any block, system block or tool carries a prompt-caching hint.
+    pub fn has_cache_control(&self) -> bool {
+        fn block(b: &Block) -> bool {
+            match b {
+                Block::Text { cache_control, .. }
+                | Block::Image { cache_control, .. }
+                | Block::ToolUse { cache_control, .. } => cache_control.is_some(),
+                Block::ToolResult {
+                    cache_control,
+                    content,
+                    ..
+                } => cache_control.is_some() || content.iter().any(block),
+                Block::Thinking { .. } | Block::RedactedThinking { .. } => false,
+            }
+        }
+        self.system.iter().any(|s| s.cache_control.is_some())
+            || self.tools.iter().any(|t| t.cache_control.is_some())
+            || self.messages.iter().any(|m| m.content.iter().any(block))
+    }
 }
 
 /// Sampling parameters. Every field is optional and an explicit value is kept exactly as
@@ -194,7 +232,11 @@ pub enum ToolChoice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThinkingConfig {
-    Enabled { budget_tokens: u64 },
+    Enabled {
+        budget_tokens: u64,
+    },
+    /// The model decides whether and how much to think (effort may guide it).
+    Adaptive,
     Disabled,
 }
 

@@ -129,6 +129,8 @@ pub mod anthropic;
 pub mod canonical;
 mod errors;
 pub mod openai;
+pub mod passthrough;
+pub mod responses;
 pub mod sse;
 pub mod wire;
 

@@ -9,7 +9,7 @@ use super::canonical::{
     Block, ImageSource, Message, Request, ResponseFormat, Role, StopReason, SystemBlock,
     ThinkingConfig, TokenLogprob, Tool, TopLogprob, Usage,
 };
-use super::wire::{Content, ThinkingParam};
+use super::wire::Content;
 use super::{invalid, unsupported};
 use crate::error::{Code, Error, Result};
 use wire::*;
@@ -89,6 +89,17 @@ pub fn chat_request_from_wire(w: ChatRequest) -> Result<Request> {
         model: w.model,
         ..Default::default()
     };
+    for (name, v) in [
+        ("store", &w.store),
+        ("metadata", &w.metadata),
+        ("service_tier", &w.service_tier),
+        ("prompt_cache_key", &w.prompt_cache_key),
+        ("safety_identifier", &w.safety_identifier),
+    ] {
+        if v.as_ref().is_some_and(|v| !v.is_null()) {
+            req.drop_field(name);
+        }
+    }
     let mut leading = true;
     for (i, m) in w.messages.into_iter().enumerate() {
         match m {
@@ -144,6 +155,9 @@ pub fn chat_request_from_wire(w: ChatRequest) -> Result<Request> {
                 let mut blocks = Vec::new();
                 match content {
                     None => {}
+                    // `content: ""` beside tool calls says nothing; an empty text block
+                    // would be refused by Anthropic upstreams.
+                    Some(Content::Text(t)) if t.is_empty() => {}
                     Some(Content::Text(t)) => blocks.push(Block::text(t)),
                     Some(Content::Parts(parts)) => {
                         for p in parts {
@@ -256,10 +270,7 @@ pub fn chat_request_from_wire(w: ChatRequest) -> Result<Request> {
     req.top_logprobs = w.top_logprobs;
     req.reasoning_effort = w.reasoning_effort;
     req.verbosity = w.verbosity;
-    req.thinking = w.thinking.map(|t| match t {
-        ThinkingParam::Enabled { budget_tokens } => ThinkingConfig::Enabled { budget_tokens },
-        ThinkingParam::Disabled => ThinkingConfig::Disabled,
-    });
+    (req.thinking, req.thinking_display) = super::anthropic::thinking_from_wire(w.thinking);
     req.response_format = w.response_format.map(|f| match f {
         wire::ResponseFormat::Text => ResponseFormat::Text,
         wire::ResponseFormat::JsonObject => ResponseFormat::JsonObject,
@@ -338,11 +349,56 @@ pub fn effort_for_budget(budget_tokens: u64) -> &'static str {
     }
 }
 
+/// The longest `user` OpenAI accepts.
+pub const MAX_USER_CHARS: usize = 64;
+
+/// Advisory fields an OpenAI(-compatible) upstream request cannot carry, for
+/// `x-switchyard-dropped`.
+pub fn dropped(req: &Request) -> Vec<&'static str> {
+    let mut out = req.dropped.clone();
+    if req.has_cache_control() {
+        out.push("cache_control");
+    }
+    if req
+        .user
+        .as_ref()
+        .is_some_and(|u| u.chars().count() > MAX_USER_CHARS)
+    {
+        out.push("user");
+    }
+    out
+}
+
+/// Reasoning effort for Chat Completions: the client's effort (Anthropic's `max` is
+/// OpenAI's `high`), else one derived from a thinking budget; adaptive thinking without an
+/// effort leaves the model's default.
+fn chat_effort(req: &Request) -> Option<String> {
+    match (&req.reasoning_effort, &req.thinking) {
+        (Some(e), _) if e == "max" => Some("high".into()),
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(ThinkingConfig::Enabled { budget_tokens })) => {
+            Some(effort_for_budget(*budget_tokens).to_owned())
+        }
+        // Disabled thinking is the default of a chat request: nothing to send.
+        (None, _) => None,
+    }
+}
+
 /// Encode a canonical request as an upstream Chat Completions body.
 pub fn encode_chat_request(req: &Request, dialect: Dialect) -> Result<ChatRequest> {
     let target = dialect.target();
     if req.raw_prompt {
         return Err(unsupported("a raw prompt (/v1/completions)", target));
+    }
+    if req
+        .messages
+        .last()
+        .is_some_and(|m| m.role == Role::Assistant)
+    {
+        return Err(unsupported(
+            "a final assistant message to continue (prefill; a chat completion answers in a new turn)",
+            target,
+        ));
     }
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if !req.system.is_empty() {
@@ -394,14 +450,7 @@ pub fn encode_chat_request(req: &Request, dialect: Dialect) -> Result<ChatReques
         Dialect::OpenAi => (None, req.max_tokens),
         Dialect::Compatible => (req.max_tokens, None),
     };
-    let reasoning_effort = match (&req.reasoning_effort, &req.thinking) {
-        (Some(e), _) => Some(e.clone()),
-        (None, Some(ThinkingConfig::Enabled { budget_tokens })) => {
-            Some(effort_for_budget(*budget_tokens).to_owned())
-        }
-        // Disabled thinking is the default of a chat request: nothing to send.
-        (None, _) => None,
-    };
+    let reasoning_effort = chat_effort(req);
     Ok(ChatRequest {
         model: req.model.clone(),
         messages,
@@ -440,7 +489,10 @@ pub fn encode_chat_request(req: &Request, dialect: Dialect) -> Result<ChatReques
                 },
             },
         }),
-        user: req.user.clone(),
+        user: req
+            .user
+            .clone()
+            .filter(|u| u.chars().count() <= MAX_USER_CHARS),
         reasoning_effort,
         verbosity: req.verbosity.clone(),
         ..Default::default()

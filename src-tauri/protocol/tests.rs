@@ -170,6 +170,20 @@ fn user_message(f: Flavor) -> BoxedStrategy<Message> {
         .boxed()
 }
 
+/// Assistant text is never empty: an empty text block says nothing, and both decoders
+/// and the Anthropic encoder leave it out.
+fn assistant_text(f: Flavor) -> BoxedStrategy<Block> {
+    (
+        "[a-zA-Z0-9 ,.!?'\"{}\\n\\\\é世🙂]{1,16}",
+        cache_control(f == Flavor::Anthropic),
+    )
+        .prop_map(|(text, cache_control)| Block::Text {
+            text,
+            cache_control,
+        })
+        .boxed()
+}
+
 fn assistant_message(f: Flavor) -> BoxedStrategy<Message> {
     if f == Flavor::Anthropic {
         let thinking =
@@ -181,16 +195,25 @@ fn assistant_message(f: Flavor) -> BoxedStrategy<Message> {
             });
         let redacted = "[A-Za-z0-9+/=]{1,24}".prop_map(|data| Block::RedactedThinking { data });
         vec(
-            prop_oneof![text_block(f), tool_use(f), thinking, redacted],
-            0..5,
+            prop_oneof![assistant_text(f), tool_use(f), thinking, redacted],
+            1..5,
         )
         .prop_map(|content| Message::new(Role::Assistant, content))
         .boxed()
     } else {
-        // OpenAI carries text and tool calls in separate fields: text first.
-        (vec(text_block(f), 0..3), vec(tool_use(f), 0..3), name(f))
-            .prop_map(|(mut content, tools, name)| {
+        // OpenAI carries text and tool calls in separate fields: text first. A turn says
+        // something (an empty assistant turn is dropped on the way to Anthropic).
+        (
+            vec(assistant_text(f), 0..3),
+            vec(tool_use(f), 0..3),
+            name(f),
+            assistant_text(f),
+        )
+            .prop_map(|(mut content, tools, name, fallback)| {
                 content.extend(tools);
+                if content.is_empty() {
+                    content.push(fallback);
+                }
                 Message {
                     role: Role::Assistant,
                     content,
@@ -276,9 +299,15 @@ fn messages(f: Flavor) -> BoxedStrategy<Vec<Message>> {
         .boxed(),
         _ => user_message(f),
     };
-    (first, vec(any_msg, 0..6))
-        .prop_map(move |(first, rest)| {
-            let all: Vec<Message> = std::iter::once(first).chain(rest).collect();
+    (first, vec(any_msg, 0..6), user_message(f))
+        .prop_map(move |(first, rest, last_user)| {
+            let mut all: Vec<Message> = std::iter::once(first).chain(rest).collect();
+            // A final assistant message asks the model to continue it (prefill), which
+            // only Anthropic and local models do: end such conversations with a user turn
+            // where they must cross to OpenAI.
+            if f != Flavor::Anthropic && all.last().is_some_and(|m| m.role == Role::Assistant) {
+                all.push(last_user);
+            }
             if f == Flavor::Anthropic {
                 all
             } else {
@@ -372,13 +401,20 @@ fn sampling(f: Flavor) -> BoxedStrategy<Sampling> {
         },
     )
         .prop_map(
-            |(temperature, top_p, top_k, seed, presence_penalty, frequency_penalty)| Sampling {
-                temperature,
-                top_p,
-                top_k,
-                seed,
-                presence_penalty,
-                frequency_penalty,
+            move |(temperature, top_p, top_k, seed, presence_penalty, frequency_penalty)| {
+                Sampling {
+                    temperature,
+                    // Anthropic takes temperature or top_p, not both, and top_p 1 is its
+                    // default (left out on the way there).
+                    top_p: match f {
+                        Flavor::OpenAi => top_p,
+                        _ => top_p.filter(|p| temperature.is_none() && *p != 1.0),
+                    },
+                    top_k,
+                    seed,
+                    presence_penalty,
+                    frequency_penalty,
+                }
             },
         )
         .boxed()
@@ -453,15 +489,25 @@ fn openai_only(f: Flavor) -> BoxedStrategy<OpenAiOnly> {
 }
 
 fn request(f: Flavor) -> BoxedStrategy<Request> {
-    let thinking: BoxedStrategy<Option<ThinkingConfig>> = if f == Flavor::Anthropic {
-        option::of(prop_oneof![
-            (1024u64..64000).prop_map(|budget_tokens| ThinkingConfig::Enabled { budget_tokens }),
-            Just(ThinkingConfig::Disabled)
-        ])
-        .boxed()
-    } else {
-        Just(None).boxed()
-    };
+    let thinking: BoxedStrategy<(Option<ThinkingConfig>, Option<String>)> =
+        if f == Flavor::Anthropic {
+            let display = option::of(prop_oneof![
+                Just("summarized".to_string()),
+                Just("omitted".to_string())
+            ]);
+            prop_oneof![
+                Just((None, None)),
+                ((1024u64..64000), display.clone()).prop_map(|(budget_tokens, d)| (
+                    Some(ThinkingConfig::Enabled { budget_tokens }),
+                    d
+                )),
+                display.prop_map(|d| (Some(ThinkingConfig::Adaptive), d)),
+                Just((Some(ThinkingConfig::Disabled), None)),
+            ]
+            .boxed()
+        } else {
+            Just((None, None)).boxed()
+        };
     let max_tokens: BoxedStrategy<Option<u64>> = if f == Flavor::OpenAi {
         option::of(1u64..100_000).boxed()
     } else {
@@ -503,13 +549,15 @@ fn request(f: Flavor) -> BoxedStrategy<Request> {
                     stream,
                     include_usage: stream && o.include_usage,
                     user,
-                    thinking,
+                    thinking: thinking.0,
                     reasoning_effort: o.reasoning_effort,
                     verbosity: o.verbosity,
                     response_format: o.response_format,
                     logprobs: o.logprobs,
                     top_logprobs: o.top_logprobs,
                     raw_prompt: false,
+                    thinking_display: thinking.1,
+                    dropped: vec![],
                 }
             },
         )

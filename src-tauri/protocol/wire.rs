@@ -40,10 +40,20 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Content<T> {
 }
 
 /// Anthropic's `thinking` parameter; OpenAI clients may send the same object.
+/// `display` (`summarized` | `omitted`) says how the reasoning is shown to the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ThinkingParam {
-    Enabled { budget_tokens: u64 },
+    Enabled {
+        budget_tokens: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display: Option<String>,
+    },
+    /// The model decides whether and how much to think (Claude 4.6+).
+    Adaptive {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display: Option<String>,
+    },
     Disabled,
 }
 

@@ -215,9 +215,15 @@ fn unsupported_or_malformed_requests_are_refused_with_a_code_naming_the_feature(
             "container",
         ),
         (
-            base(json!({"messages": [{"role": "system", "content": "x"}]})),
+            base(json!({"messages": [{"role": "system", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://x.example/a.png"}}]}]})),
             Code::InvalidRequest,
-            "system",
+            "system message holds text blocks only",
+        ),
+        (
+            base(json!({"messages": [{"role": "wizard", "content": "x"}]})),
+            Code::InvalidRequest,
+            "wizard",
         ),
     ];
     for (body, code, needle) in cases {
@@ -286,11 +292,8 @@ fn what_anthropic_cannot_express_is_refused_by_name() {
             json!({"response_format": {"type": "json_object"}}),
             "json_object",
         ),
-        (
-            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}),
-            "json_schema",
-        ),
         (json!({"verbosity": "low"}), "verbosity"),
+        (json!({"temperature": 0.5, "top_p": 0.9}), "top_p"),
         (json!({"reasoning_effort": "extreme"}), "extreme"),
         (
             json!({"reasoning_effort": "low", "max_tokens": 1000}),
@@ -325,9 +328,10 @@ fn openai_defaults_that_mean_nothing_pass_and_mappings_apply() {
     .unwrap();
     assert_eq!(v["metadata"], json!({"user_id": "u1"}));
     assert_eq!(v["stop_sequences"], json!(["END"]));
+    // Thinking takes at most half of the client's max_tokens.
     assert_eq!(
         v["thinking"],
-        json!({"type": "enabled", "budget_tokens": 16384})
+        json!({"type": "enabled", "budget_tokens": 10000})
     );
     assert_eq!(v["max_tokens"], 20000);
     assert_eq!(v["temperature"], json!(0.0));
@@ -339,10 +343,35 @@ fn openai_defaults_that_mean_nothing_pass_and_mappings_apply() {
         v["tool_choice"],
         json!({"type": "any", "disable_parallel_tool_use": true})
     );
-    // max_tokens defaults when the OpenAI client gave none; effort budgets shrink below it
+    // Without a client max_tokens the answer keeps the default on top of the budget
+    // (it used to be max_tokens - 1 of thinking and one token of answer).
     let v = encode_json(&oa_request(json!({"reasoning_effort": "high"}))).unwrap();
-    assert_eq!(v["max_tokens"], DEFAULT_MAX_TOKENS);
-    assert_eq!(v["thinking"]["budget_tokens"], DEFAULT_MAX_TOKENS - 1);
+    assert_eq!(v["max_tokens"], DEFAULT_MAX_TOKENS + 16384);
+    assert_eq!(v["thinking"]["budget_tokens"], 16384);
+    // top_p 1 is the default and is left out, so it can go with a temperature.
+    let v = encode_json(&oa_request(json!({"temperature": 0.2, "top_p": 1}))).unwrap();
+    assert_eq!(v["temperature"], json!(0.2));
+    assert!(v.get("top_p").is_none());
+    // A JSON schema becomes Anthropic's structured output.
+    let v = encode_json(&oa_request(json!({"response_format": {"type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}})))
+    .unwrap();
+    assert_eq!(
+        v["output_config"],
+        json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}})
+    );
+    // An assistant turn of `content: ""` plus tool calls has no empty text block.
+    let v = encode_json(&oa_request(json!({"messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "r"}
+    ]})))
+    .unwrap();
+    assert_eq!(
+        v["messages"][1]["content"],
+        json!([{"type": "tool_use", "id": "a", "name": "f", "input": {}}])
+    );
     let v = encode_json(&oa_request(json!({"reasoning_effort": "none"}))).unwrap();
     assert!(v.get("thinking").is_none());
     // parallel flag alone rides on an auto tool_choice, but only when there are tools
@@ -753,15 +782,46 @@ fn stop_reasons_map_both_ways() {
 }
 
 #[test]
-fn effort_budgets_follow_the_table_and_stay_below_max_tokens() {
-    assert_eq!(effort_budget("minimal", 64000).unwrap(), Some(1024));
-    assert_eq!(effort_budget("low", 64000).unwrap(), Some(2048));
-    assert_eq!(effort_budget("medium", 64000).unwrap(), Some(8192));
-    assert_eq!(effort_budget("high", 64000).unwrap(), Some(16384));
-    assert_eq!(effort_budget("high", 4000).unwrap(), Some(3999));
-    assert_eq!(effort_budget("none", 10).unwrap(), None);
+fn effort_budgets_follow_the_table_and_leave_the_answer_room() {
+    let d = DEFAULT_MAX_TOKENS;
+    // Without a client max_tokens the answer keeps the default on top of the budget
+    // (it used to get max_tokens - budget = 1 token).
     assert_eq!(
-        effort_budget("minimal", 1024).unwrap_err().code,
+        effort_thinking("minimal", None, d).unwrap(),
+        (Some(1024), d + 1024)
+    );
+    assert_eq!(
+        effort_thinking("low", None, d).unwrap(),
+        (Some(2048), d + 2048)
+    );
+    assert_eq!(
+        effort_thinking("medium", None, d).unwrap(),
+        (Some(8192), d + 8192)
+    );
+    assert_eq!(
+        effort_thinking("high", None, d).unwrap(),
+        (Some(16384), d + 16384)
+    );
+    assert_eq!(
+        effort_thinking("max", None, d).unwrap(),
+        (Some(32768), d + 32768)
+    );
+    // With one, thinking takes at most half.
+    assert_eq!(
+        effort_thinking("high", Some(64000), d).unwrap(),
+        (Some(16384), 64000)
+    );
+    assert_eq!(
+        effort_thinking("high", Some(4000), d).unwrap(),
+        (Some(2000), 4000)
+    );
+    assert_eq!(effort_thinking("none", Some(10), d).unwrap(), (None, 10));
+    assert_eq!(
+        effort_thinking("minimal", Some(2000), d).unwrap_err().code,
+        Code::UnsupportedFeature
+    );
+    assert_eq!(
+        effort_thinking("extreme", None, d).unwrap_err().code,
         Code::UnsupportedFeature
     );
 }
@@ -774,4 +834,49 @@ fn ping_frame_is_what_anthropic_sends_and_decoders_skip() {
         "event: ping\ndata: {\"type\":\"ping\"}\n\n"
     );
     assert!(StreamDecoder::new().push_data(&f.data).unwrap().is_empty());
+}
+
+/// What Claude Code 2.1 sends (captured, trimmed): adaptive thinking, effort, context
+/// management, a system message inside the conversation, a deferred tool.
+#[test]
+fn a_claude_code_request_decodes_with_advisory_fields_named() {
+    let req = decode(&json!({
+        "model": "claude-opus-5-5", "max_tokens": 128000, "stream": true,
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "output_config": {"effort": "medium"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "{\"device_id\":\"3e41a5a3db8c47e66567e3615a701f0114cd3ec9555a3206a7c94d2d60188faf\",\"session_id\":\"s\"}"},
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+                   {"type": "text", "text": "You are Claude.", "cache_control": {"type": "ephemeral"}}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}},
+                  {"name": "DeferredToolPlaceholder", "input_schema": {"type": "object"}, "defer_loading": true}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Run echo hello"}]},
+            {"role": "system", "content": "# Environment"},
+        ]
+    }))
+    .unwrap();
+    assert_eq!(req.thinking, Some(ThinkingConfig::Adaptive));
+    assert_eq!(req.thinking_display.as_deref(), Some("omitted"));
+    assert_eq!(req.reasoning_effort.as_deref(), Some("medium"));
+    assert_eq!(req.messages[1].role, Role::System);
+    assert_eq!(req.tools.len(), 1);
+    assert_eq!(
+        req.dropped,
+        vec!["context_management", "tools.defer_loading"]
+    );
+    // Longer than OpenAI's 64-character `user`: not sent there, and named.
+    assert!(req.user.as_ref().unwrap().len() > 64);
+    let dropped = crate::protocol::openai::dropped(&req);
+    assert!(
+        dropped.contains(&"user") && dropped.contains(&"cache_control"),
+        "{dropped:?}"
+    );
+    let wire = crate::protocol::openai::encode_chat_request(
+        &req,
+        crate::protocol::openai::Dialect::Compatible,
+    )
+    .unwrap();
+    assert_eq!(wire.user, None);
+    assert_eq!(wire.reasoning_effort.as_deref(), Some("medium"));
 }

@@ -34,13 +34,35 @@ pub struct MessagesRequest {
     pub tool_choice: Option<ToolChoiceParam>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<ThinkingParam>,
+    /// `effort` and structured-output `format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig>,
+    // ---- advisory: accepted, not carried across protocols (named in x-switchyard-dropped)
+    #[serde(default, skip_serializing)]
+    pub context_management: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub service_tier: Option<Value>,
     // ---- defined by the API, not carried (decode answers `unsupported_feature`)
     #[serde(default, skip_serializing)]
     pub container: Option<Value>,
     #[serde(default, skip_serializing)]
     pub mcp_servers: Option<Value>,
-    #[serde(default, skip_serializing)]
-    pub context_management: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputConfig {
+    /// `low` | `medium` | `high` | `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// `{"type":"json_schema","schema":{…}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    JsonSchema { schema: Value },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +86,8 @@ pub enum SystemBlockParam {
 pub enum Role {
     User,
     Assistant,
+    /// A system message inside the conversation (Claude Code sends its environment so).
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +199,9 @@ pub struct ToolParam {
     pub strict: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControlParam>,
+    /// Tool search: the definition is loaded only when the model searches for it.
+    #[serde(default, skip_serializing)]
+    pub defer_loading: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

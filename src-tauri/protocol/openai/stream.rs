@@ -142,7 +142,37 @@ impl ChatStreamDecoder {
     }
 
     fn tool_delta(&mut self, tc: ToolCallDelta, out: &mut Vec<Event>) -> Result<()> {
-        let idx = tc.index;
+        // Without an `index`, a delta that brings a new call id (or a name while the
+        // current call already has one) starts the next call; anything else continues
+        // the last one. Merging them all into call 0 would fuse several calls into one.
+        let idx = match tc.index {
+            Some(i) => i,
+            None => {
+                let last = self.tools.iter().next_back();
+                let starts_new = match last {
+                    None => true,
+                    Some((_, slot)) => {
+                        let new_id = tc
+                            .id
+                            .as_deref()
+                            .is_some_and(|id| !id.is_empty() && slot.id.as_deref() != Some(id));
+                        let new_name = tc
+                            .function
+                            .as_ref()
+                            .and_then(|f| f.name.as_deref())
+                            .is_some_and(|n| {
+                                !n.is_empty() && slot.name.is_some() && tc.id.is_none()
+                            });
+                        new_id || new_name
+                    }
+                };
+                match (last, starts_new) {
+                    (Some((&i, _)), false) => i,
+                    (Some((&i, _)), true) => i + 1,
+                    (None, _) => 0,
+                }
+            }
+        };
         let slot = self.tools.entry(idx).or_default();
         if let Some(id) = tc.id.filter(|s| !s.is_empty()) {
             slot.id.get_or_insert(id);
@@ -303,7 +333,7 @@ impl ChatStreamEncoder {
                 vec![self.chunk(
                     Delta {
                         tool_calls: Some(vec![ToolCallDelta {
-                            index,
+                            index: Some(index),
                             id: Some(id.clone()),
                             kind: Some("function".into()),
                             function: Some(FunctionDelta {
@@ -341,7 +371,7 @@ impl ChatStreamEncoder {
                 Some(index) => vec![self.chunk(
                     Delta {
                         tool_calls: Some(vec![ToolCallDelta {
-                            index,
+                            index: Some(index),
                             id: None,
                             kind: None,
                             function: Some(FunctionDelta {

@@ -924,3 +924,36 @@ fn sse_layer_frames_the_client_stream() {
     assert!(text.starts_with("data: {\"id\":\"msg_1\""));
     assert!(text.ends_with("data: [DONE]\n\n"));
 }
+
+#[test]
+fn tool_call_deltas_without_an_index_are_told_apart_by_their_ids() {
+    // Some compatible servers leave `index` out. Each new id starts the next call; deltas
+    // without an id continue the last one. (They used to be merged into one call.)
+    let events = feed(&[
+        chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{\"x\":"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"function": {"arguments": "1}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [
+            {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("tool_calls")),
+        "[DONE]".into(),
+    ])
+    .unwrap();
+    let resp = aggregate(&events);
+    assert_eq!(resp.content.len(), 2, "{:?}", resp.content);
+    assert!(
+        matches!(&resp.content[0], Block::ToolUse { id, name, input, .. } if id == "a" && name == "f" && input == &json!({"x": 1}))
+    );
+    assert!(
+        matches!(&resp.content[1], Block::ToolUse { id, name, .. } if id == "b" && name == "g")
+    );
+}

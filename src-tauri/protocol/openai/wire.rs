@@ -61,6 +61,17 @@ pub struct ChatRequest {
     /// Extension: Anthropic's thinking object, accepted from OpenAI clients.
     #[serde(default, skip_serializing)]
     pub thinking: Option<ThinkingParam>,
+    // ---- advisory: accepted, not carried across protocols (named in x-switchyard-dropped)
+    #[serde(default, skip_serializing)]
+    pub store: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub service_tier: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub prompt_cache_key: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub safety_identifier: Option<Value>,
     // ---- defined by the API, not carried (decode answers `unsupported_feature`)
     #[serde(default, skip_serializing)]
     pub logit_bias: Option<Value>,
@@ -378,7 +389,10 @@ pub struct Delta {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ToolCallDelta {
-    pub index: u32,
+    /// Which call this delta belongs to. Some compatible servers leave it out; see
+    /// `ChatStreamDecoder` for how such deltas are told apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
