@@ -68,6 +68,8 @@ pub enum Code {
     Cancelled,
     // ---- gateway
     EndpointNotFound,
+    /// `previous_response_id` names a response this gateway did not store (or no longer has).
+    ResponseNotFound,
     HostNotAllowed,
     OriginNotAllowed,
     Unauthorized,
@@ -123,6 +125,7 @@ impl Code {
             Engine => "engine_error",
             Cancelled => "cancelled",
             EndpointNotFound => "endpoint_not_found",
+            ResponseNotFound => "response_not_found",
             HostNotAllowed => "host_not_allowed",
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
@@ -143,7 +146,8 @@ impl Code {
         use Code::*;
         match self {
             Usage => 2,
-            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 3,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
+            | ResponseNotFound => 3,
             InvalidArgument
             | ConfirmationRequired
             | ProviderExists
@@ -174,7 +178,8 @@ impl Code {
             | ConfirmationRequired => 400,
             Unauthorized => 401,
             HostNotAllowed | OriginNotAllowed => 403,
-            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound => 404,
+            ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
+            | ResponseNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
             BodyTooLarge => 413,
             ProviderInvalidUrl
@@ -356,6 +361,7 @@ mod tests {
         Code::Engine,
         Code::Cancelled,
         Code::EndpointNotFound,
+        Code::ResponseNotFound,
         Code::HostNotAllowed,
         Code::OriginNotAllowed,
         Code::Unauthorized,

@@ -279,6 +279,8 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// The EOS token that ended generation (not sent as a token event).
     pub stop_token: Option<u32>,
+    /// The stop string that ended generation (never part of the text).
+    pub stop_sequence: Option<String>,
     pub usage: Usage,
     pub timings: Timings,
     /// MLX's peak memory during the request (process-wide).

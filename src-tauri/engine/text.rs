@@ -78,6 +78,8 @@ pub struct StopStep {
     pub emit: String,
     /// A stop string matched: generation ends, nothing after it is emitted.
     pub stopped: bool,
+    /// Which stop string matched (clients are told, e.g. Anthropic's `stop_sequence`).
+    pub matched: Option<String>,
 }
 
 impl StopMatcher {
@@ -93,21 +95,24 @@ impl StopMatcher {
             return StopStep {
                 emit: delta.to_string(),
                 stopped: false,
+                matched: None,
             };
         }
         self.pending.push_str(delta);
         // Earliest match wins; among matches at the same place, any (they cut the same).
-        if let Some(pos) = self
+        if let Some((pos, stop)) = self
             .stops
             .iter()
-            .filter_map(|s| self.pending.find(s.as_str()))
-            .min()
+            .filter_map(|s| self.pending.find(s.as_str()).map(|p| (p, s)))
+            .min_by_key(|(p, _)| *p)
         {
             let emit = self.pending[..pos].to_string();
+            let matched = Some(stop.clone());
             self.pending.clear();
             return StopStep {
                 emit,
                 stopped: true,
+                matched,
             };
         }
         let hold = self.held_suffix_len();
@@ -117,6 +122,7 @@ impl StopMatcher {
         StopStep {
             emit,
             stopped: false,
+            matched: None,
         }
     }
 

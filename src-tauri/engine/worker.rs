@@ -290,6 +290,7 @@ impl Worker {
         let mut generated = 0usize;
         let mut t_first: Option<Instant> = None;
         let mut stop_token = None;
+        let mut stop_sequence = None;
         let finish = loop {
             let raw = req.logprobs.is_some().then(|| logits.clone());
             let token = sampler.sample(&mut logits, &history);
@@ -303,6 +304,9 @@ impl Worker {
                 decoder.push(token, decode)?
             };
             let step = stops.push(&delta);
+            if step.matched.is_some() {
+                stop_sequence.clone_from(&step.matched);
+            }
             let mut text = step.emit;
             let mut finish = if is_eos || step.stopped {
                 Some(FinishReason::Stop)
@@ -324,6 +328,7 @@ impl Worker {
                 text.push_str(&tail_step.emit);
                 if tail_step.stopped {
                     finish = Some(FinishReason::Stop);
+                    stop_sequence = tail_step.matched;
                 } else {
                     text.push_str(&stops.finish());
                 }
@@ -380,7 +385,8 @@ impl Worker {
             history.truncate(held);
             self.prefix.put(history, cache);
         }
-        let done = self.finish(finish, stop_token, usage, timings);
+        let mut done = self.finish(finish, stop_token, usage, timings);
+        done.stop_sequence = stop_sequence;
         let _ = events.send(Event::Done(done));
         Ok(())
     }
@@ -395,6 +401,7 @@ impl Worker {
         Completion {
             finish_reason,
             stop_token,
+            stop_sequence: None,
             usage,
             timings,
             peak_memory_bytes: mlx_rs::memory::peak_memory().unwrap_or(0) as u64,

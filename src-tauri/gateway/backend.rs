@@ -2,18 +2,82 @@
 //! name, fallback), one attempt per target, and the fallback rule — retry once on the
 //! rule's fallback target when the primary fails *before any byte reached the client*
 //! with a connect error, a timeout, a 5xx or a 429.
+//!
+//! An attempt is one of two kinds. A client routed to a provider of its own protocol is
+//! *relayed*: its bytes go up with only `model` changed and the upstream's bytes come
+//! back ([`Started::Raw`]). Anything else is *translated*: the body is decoded once into
+//! the canonical request (only when an attempt needs it) and the backend's answer comes
+//! back as canonical events ([`Started::Events`]) for the client's encoder.
 
 use super::GatewayState;
 use crate::error::{Code, Error, Result};
 use crate::protocol::canonical::{self, Event, Request};
-use crate::protocol::{anthropic, openai};
+use crate::protocol::passthrough::{self, Peek};
+use crate::protocol::{Protocol, anthropic, openai, responses};
 use crate::routing::Target;
 use crate::settings::providers::ProviderKind;
 use crate::upstream::{self, Failure, ProviderEntry};
 use crate::vault::SecretString;
+use axum::http::HeaderMap;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
+
+/// Which endpoint a request came in on: decides decoding, encoding and what passes
+/// through to which provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Responses,
+    Embeddings,
+    Messages,
+    CountTokens,
+}
+
+impl Endpoint {
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
+            _ => Protocol::OpenAi,
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+        }
+    }
+
+    /// Whether a request here goes to a provider of this kind as it is. The Responses
+    /// API is OpenAI's own: chat-only compatible servers get it translated to chat.
+    pub fn passes_through_to(self, kind: ProviderKind) -> bool {
+        use ProviderKind::*;
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => kind == Anthropic,
+            Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings => {
+                matches!(kind, OpenAi | OpenAiCompatible)
+            }
+            Endpoint::Responses => kind == OpenAi,
+        }
+    }
+
+    fn api(self) -> passthrough::Api {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => passthrough::Api::AnthropicMessages,
+            Endpoint::Chat => passthrough::Api::OpenAiChat,
+            Endpoint::Completions => passthrough::Api::OpenAiCompletions,
+            Endpoint::Responses => passthrough::Api::OpenAiResponses,
+            Endpoint::Embeddings => passthrough::Api::OpenAiEmbeddings,
+        }
+    }
+}
 
 /// The routing decision for one request.
 #[derive(Debug, Clone)]
@@ -53,19 +117,154 @@ pub async fn plan(state: &GatewayState, requested: &str) -> Result<Plan> {
     ))
 }
 
-/// A backend that accepted the request: its first event is already in hand (so a
-/// backend that fails before producing anything can still fall back).
-pub struct Started {
-    pub first: Event,
-    pub rest: BoxStream<'static, Event>,
-    pub backend: String,
+/// A Responses request decoded: what the encoder and the response store need besides
+/// the canonical request.
+#[derive(Debug, Clone)]
+pub struct ResponsesInput {
+    pub opts: responses::EncodeOptions,
+    pub previous: Option<String>,
+    /// This request's input items (what is stored with its answer).
+    pub items: Vec<serde_json::Value>,
+    pub store: bool,
 }
 
-/// Headers from the client that may reach an upstream of the same protocol: only
-/// feature flags, never credentials.
-#[derive(Debug, Clone, Default)]
-pub struct ClientHints {
-    pub anthropic_beta: Option<String>,
+/// The canonical form of a client's request.
+#[derive(Debug)]
+pub struct Decoded {
+    pub req: Request,
+    pub responses: Option<ResponsesInput>,
+}
+
+/// A client's request as the backends need it: its bytes (for relaying) and, decoded
+/// once on first need, its canonical form (for translating).
+pub struct ClientRequest {
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+    pub peek: Peek,
+    pub query: Option<String>,
+    /// The client's protocol headers that may reach a same-protocol upstream: feature
+    /// flags and versions, never credentials.
+    pub protocol_headers: Vec<(&'static str, String)>,
+    decoded: tokio::sync::OnceCell<Arc<Decoded>>,
+}
+
+/// Client headers relayed to a provider of the client's protocol.
+const PROTOCOL_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
+
+impl ClientRequest {
+    pub fn new(
+        endpoint: Endpoint,
+        body: Bytes,
+        peek: Peek,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Self {
+        let protocol_headers = PROTOCOL_HEADERS
+            .iter()
+            .filter_map(|&name| {
+                let v = headers.get(name)?.to_str().ok()?;
+                Some((name, v.to_string()))
+            })
+            .collect();
+        ClientRequest {
+            endpoint,
+            body,
+            peek,
+            query: query.map(str::to_string),
+            protocol_headers,
+            decoded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The canonical request, decoded on first use (a decoding error is the client's:
+    /// 400, no fallback).
+    pub async fn decoded(&self, state: &GatewayState) -> Result<Arc<Decoded>> {
+        self.decoded
+            .get_or_try_init(|| async {
+                decode(state, self.endpoint, &self.body).await.map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The decoded request if some attempt decoded it.
+    pub fn decoded_now(&self) -> Option<Arc<Decoded>> {
+        self.decoded.get().cloned()
+    }
+}
+
+async fn decode(state: &GatewayState, endpoint: Endpoint, body: &[u8]) -> Result<Decoded> {
+    let req = match endpoint {
+        Endpoint::Chat => openai::decode_chat_request(body)?,
+        Endpoint::Completions => openai::decode_completion_request(body)?,
+        Endpoint::Messages => anthropic::decode_request(body)?,
+        Endpoint::CountTokens => anthropic::decode_count_tokens_request(body)?,
+        Endpoint::Embeddings => {
+            return Err(Error::new(
+                Code::UnsupportedFeature,
+                "embeddings are served by OpenAI and OpenAI-compatible providers only (no local embedding models yet)",
+            ));
+        }
+        Endpoint::Responses => {
+            let w = responses::parse_request(body)?;
+            let items = responses::input_items(&w)?;
+            let history = match &w.previous_response_id {
+                Some(id) => super::stored::history(&state.app.db, id).await?,
+                None => Vec::new(),
+            };
+            let (req, opts) = responses::to_canonical(&w, &history, &items)?;
+            return Ok(Decoded {
+                req,
+                responses: Some(ResponsesInput {
+                    opts,
+                    previous: w.previous_response_id.clone(),
+                    items,
+                    store: w.store.unwrap_or(true),
+                }),
+            });
+        }
+    };
+    Ok(Decoded {
+        req,
+        responses: None,
+    })
+}
+
+/// A backend that accepted the request, with its first bytes or event already in hand
+/// (so that a backend failing before it produced anything can still fall back).
+pub enum Started {
+    /// Canonical events for the client's encoder (a translated or local route), and the
+    /// advisory fields the translation could not carry.
+    Events {
+        first: Event,
+        rest: BoxStream<'static, Event>,
+        dropped: Vec<&'static str>,
+    },
+    /// The upstream's own answer, for a client of the same protocol.
+    Raw(Raw),
+}
+
+/// An upstream answer relayed as it is.
+pub struct Raw {
+    pub status: u16,
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    pub body: RawBody,
+    pub api: passthrough::Api,
+}
+
+pub enum RawBody {
+    Full(Bytes),
+    /// An event stream: its first chunk, and the rest.
+    Stream {
+        first: Bytes,
+        rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    },
+}
+
+/// What served, and how.
+pub struct Attempt {
+    pub started: Started,
+    pub backend: String,
 }
 
 /// Try the plan's target, then (once) its fallback. Returns what served, and whether
@@ -73,20 +272,16 @@ pub struct ClientHints {
 pub async fn start_with_fallback(
     state: &GatewayState,
     plan: &Plan,
-    req: &Request,
-    hints: &ClientHints,
-) -> Result<(Started, bool), Error> {
-    match start(state, &plan.target, &plan.model, req, hints).await {
-        Ok(s) => Ok((s, false)),
+    creq: &ClientRequest,
+) -> Result<(Attempt, bool), Failure> {
+    match start(state, &plan.target, &plan.model, creq).await {
+        Ok(a) => Ok((a, false)),
         Err(f) => match (&plan.fallback, f.retryable) {
             (Some(fb), true) => {
                 tracing::info!(target = %plan.target, fallback = %fb, code = %f.error.code, "primary failed; trying the fallback");
-                start(state, fb, &plan.model, req, hints)
-                    .await
-                    .map(|s| (s, true))
-                    .map_err(|f2| f2.error)
+                start(state, fb, &plan.model, creq).await.map(|a| (a, true))
             }
-            _ => Err(f.error),
+            _ => Err(f),
         },
     }
 }
@@ -96,20 +291,18 @@ pub async fn start(
     state: &GatewayState,
     target: &Target,
     model: &str,
-    req: &Request,
-    hints: &ClientHints,
-) -> Result<Started, Failure> {
-    let (backend, mut events) = match target {
+    creq: &ClientRequest,
+) -> Result<Attempt, Failure> {
+    let (backend, events, dropped) = match target {
         Target::Local => {
-            let events = state.local.generate(model, req).await.map_err(|e| {
+            let d = creq.decoded(state).await?;
+            let dropped = super::local::dropped(&d.req);
+            let events = state.local.generate(model, &d.req).await.map_err(|e| {
                 // A local model that fails to load or run is the local equivalent of a 5xx.
                 let retryable = matches!(e.code, Code::Engine | Code::ModelInvalid);
-                Failure {
-                    error: e,
-                    retryable,
-                }
+                Failure::new(e, retryable)
             })?;
-            ("local".to_string(), events)
+            ("local".to_string(), events, dropped)
         }
         Target::Provider { id, name } => {
             let p = state.providers.get(*id).ok_or_else(|| {
@@ -118,9 +311,19 @@ pub async fn start(
                     format!("provider {name} no longer exists"),
                 ))
             })?;
-            (name.to_string(), cloud(state, &p, model, req, hints).await?)
+            if creq.endpoint.passes_through_to(p.kind) {
+                let raw = relay(state, &p, model, creq).await?;
+                return Ok(Attempt {
+                    started: Started::Raw(raw),
+                    backend: name.to_string(),
+                });
+            }
+            let d = creq.decoded(state).await?;
+            let (events, dropped) = cloud(state, &p, model, &d.req).await?;
+            (name.to_string(), events, dropped)
         }
     };
+    let mut events = events;
     let first = match events.next().await {
         Some(Event::Error(e)) => {
             let e: Error = e.into();
@@ -132,25 +335,25 @@ pub async fn start(
                     | Code::RateLimited
                     | Code::Engine
             );
-            return Err(Failure {
-                error: e,
-                retryable,
-            });
+            return Err(Failure::new(e, retryable));
         }
         Some(ev) => ev,
         None => {
-            return Err(Failure {
-                error: Error::new(
+            return Err(Failure::new(
+                Error::new(
                     Code::UpstreamError,
                     format!("{backend} ended the answer before it began"),
                 ),
-                retryable: true,
-            });
+                true,
+            ));
         }
     };
-    Ok(Started {
-        first,
-        rest: events,
+    Ok(Attempt {
+        started: Started::Events {
+            first,
+            rest: events,
+            dropped,
+        },
         backend,
     })
 }
@@ -182,21 +385,107 @@ pub(super) async fn provider_key(
     })
 }
 
+/// Relay the client's request to a provider of its own protocol: the same bytes with
+/// `model` replaced (and, for an OpenAI chat stream, the usage report the request log
+/// needs), the client's protocol headers and query string; the provider's key, never the
+/// client's credentials.
+pub async fn relay(
+    state: &GatewayState,
+    p: &Arc<ProviderEntry>,
+    model: &str,
+    creq: &ClientRequest,
+) -> Result<Raw, Failure> {
+    let force_usage = creq.endpoint == Endpoint::Chat;
+    let body = creq.peek.rewrite(&creq.body, model, force_usage);
+    let key = provider_key(state, p).await?;
+    let resp = state
+        .upstreams
+        .send(
+            p,
+            key.as_ref(),
+            reqwest::Method::POST,
+            creq.endpoint.path(),
+            creq.query.as_deref(),
+            Some(body),
+            &creq.protocol_headers,
+        )
+        .await;
+    drop(key);
+    let resp = resp.map_err(|mut f| {
+        f.relayed = true;
+        f
+    })?;
+    let status = resp.status().as_u16();
+    let headers = upstream::relayed_headers(resp.headers());
+    let idle = state.upstreams.timeouts().idle;
+    let is_stream = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let api = creq.endpoint.api();
+    if !is_stream {
+        let body = upstream::read_body(resp, idle, &p.name)
+            .await
+            .map_err(|e| Failure::new(e, true))?;
+        return Ok(Raw {
+            status,
+            headers,
+            body: RawBody::Full(Bytes::from(body)),
+            api,
+        });
+    }
+    let mut rest = resp.bytes_stream().boxed();
+    // The first chunk before anything is committed to the client: an upstream that
+    // breaks off here can still be replaced by the fallback.
+    let first = loop {
+        match tokio::time::timeout(idle, rest.next()).await {
+            Err(_) => {
+                return Err(Failure::new(
+                    Error::new(
+                        Code::UpstreamTimeout,
+                        format!("provider {} stopped streaming before it began", p.name),
+                    ),
+                    true,
+                ));
+            }
+            Ok(None) => {
+                return Err(Failure::new(
+                    Error::new(
+                        Code::UpstreamError,
+                        format!("provider {} ended the answer before it began", p.name),
+                    ),
+                    true,
+                ));
+            }
+            Ok(Some(Err(e))) => return Err(upstream::transport_failure(&p.name, e)),
+            Ok(Some(Ok(b))) if b.is_empty() => continue,
+            Ok(Some(Ok(b))) => break b,
+        }
+    };
+    Ok(Raw {
+        status,
+        headers,
+        body: RawBody::Stream { first, rest },
+        api,
+    })
+}
+
+/// Translate a canonical request for a provider of the other protocol (or a chat-only
+/// OpenAI-compatible server for a Responses client).
 async fn cloud(
     state: &GatewayState,
     p: &Arc<ProviderEntry>,
     model: &str,
     req: &Request,
-    hints: &ClientHints,
-) -> Result<BoxStream<'static, Event>, Failure> {
+) -> Result<(BoxStream<'static, Event>, Vec<&'static str>), Failure> {
     let mut up = req.clone();
     up.model = model.to_string();
     // Always ask a streaming OpenAI upstream for its usage chunk: the request log (and an
     // Anthropic client's message_delta) needs the counts. The client's own choice is
     // applied by its encoder, from the original request.
     up.include_usage = up.stream;
-    let mut headers: Vec<(&'static str, String)> = Vec::new();
-    let (path, body) = match p.kind {
+    let (path, body, dropped) = match p.kind {
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
             let dialect = if p.kind == ProviderKind::OpenAi {
                 openai::Dialect::OpenAi
@@ -207,54 +496,48 @@ async fn cloud(
             (
                 "/v1/chat/completions",
                 serde_json::to_vec(&wire).map_err(|e| Failure::from(Error::from(e)))?,
+                openai::dropped(&up),
             )
         }
         ProviderKind::Anthropic => {
             let wire = anthropic::encode_request(&up, &anthropic::UpstreamOptions::default())?;
-            if let Some(beta) = &hints.anthropic_beta {
-                headers.push(("anthropic-beta", beta.clone()));
-            }
             (
                 "/v1/messages",
                 serde_json::to_vec(&wire).map_err(|e| Failure::from(Error::from(e)))?,
+                anthropic::dropped(&up),
             )
         }
     };
     let key = provider_key(state, p).await?;
-    let resp = state
-        .upstreams
-        .post(p, key.as_ref(), path, body, &headers)
-        .await;
+    let resp = state.upstreams.post(p, key.as_ref(), path, body, &[]).await;
     drop(key);
     let resp = resp?;
     let idle = state.upstreams.timeouts().idle;
     if up.stream {
-        return Ok(upstream::sse_events(
-            resp,
-            p.protocol(),
-            idle,
-            p.name.clone(),
-        ));
+        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone());
+        return Ok((events, dropped));
     }
     let bytes = upstream::read_body(resp, idle, &p.name)
         .await
-        .map_err(|e| Failure {
-            error: e,
-            retryable: true,
-        })?;
+        .map_err(|e| Failure::new(e, true))?;
     let decoded = match p.kind {
         ProviderKind::Anthropic => anthropic::decode_response(&bytes),
         _ => openai::decode_chat_response(&bytes),
     };
-    let resp = decoded.map_err(|e| Failure {
-        error: Error::new(
-            Code::UpstreamError,
-            format!(
-                "provider {} sent an answer we cannot read: {}",
-                p.name, e.message
+    let resp = decoded.map_err(|e| {
+        Failure::new(
+            Error::new(
+                Code::UpstreamError,
+                format!(
+                    "provider {} sent an answer we cannot read: {}",
+                    p.name, e.message
+                ),
             ),
-        ),
-        retryable: true,
+            true,
+        )
     })?;
-    Ok(futures_util::stream::iter(canonical::response_to_events(&resp)).boxed())
+    Ok((
+        futures_util::stream::iter(canonical::response_to_events(&resp)).boxed(),
+        dropped,
+    ))
 }

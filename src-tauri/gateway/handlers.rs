@@ -1,46 +1,30 @@
-//! The endpoints. Each is decode → plan → start (with fallback) → encode, in the
-//! client's protocol, plus one request-log row; the work itself lives elsewhere.
+//! The endpoints. Each is read → plan → start (with fallback) → answer, in the client's
+//! protocol, plus one request-log row; the work itself lives elsewhere.
+//!
+//! An answer is either relayed (a same-protocol route: the upstream's status, headers
+//! that may cross, and bytes, with usage read on the side) or encoded from canonical
+//! events (a translated or local route: JSON, or SSE with keep-alives while the backend
+//! is silent).
 
-use super::backend::{self, ClientHints, Plan, Started};
+use super::backend::{self, Attempt, ClientRequest, Endpoint, Plan, Raw, RawBody, Started};
 use super::guards::body_too_large;
 use super::log::Entry;
 use super::{GatewayState, error_response};
 use crate::error::{Code, Error, Result};
-use crate::protocol::canonical::{Aggregator, Event, Request, Usage};
+use crate::protocol::canonical::{Aggregator, Event, OmitThinking, Usage};
+use crate::protocol::passthrough::{self, StreamTap};
+use crate::protocol::responses::stream::ResponsesEncoder;
 use crate::protocol::sse::Frame;
 use crate::protocol::{Protocol, anthropic, openai};
 use crate::routing::Target;
+use crate::upstream::Failure;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use std::time::Instant;
-
-/// Which endpoint a request came in on: decides decoding and encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Chat,
-    Completions,
-    Messages,
-}
-
-impl Endpoint {
-    fn protocol(self) -> Protocol {
-        match self {
-            Endpoint::Messages => Protocol::Anthropic,
-            _ => Protocol::OpenAi,
-        }
-    }
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-            Endpoint::Messages => "/v1/messages",
-        }
-    }
-}
 
 fn protocol_name(p: Protocol) -> &'static str {
     match p {
@@ -60,7 +44,7 @@ pub async fn health() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-pub async fn not_found(uri: axum::http::Uri) -> Response {
+pub async fn not_found(uri: Uri) -> Response {
     let p = super::guards::protocol_of(uri.path());
     error_response(
         p,
@@ -81,21 +65,46 @@ async fn read_body(state: &GatewayState, body: Body) -> Result<Bytes> {
 pub async fn chat_completions(
     State(s): State<GatewayState>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Chat, headers, body).await
+    generate(s, Endpoint::Chat, headers, uri, body).await
 }
 
 pub async fn completions(
     State(s): State<GatewayState>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Completions, headers, body).await
+    generate(s, Endpoint::Completions, headers, uri, body).await
 }
 
-pub async fn messages(State(s): State<GatewayState>, headers: HeaderMap, body: Body) -> Response {
-    generate(s, Endpoint::Messages, headers, body).await
+pub async fn responses(
+    State(s): State<GatewayState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    generate(s, Endpoint::Responses, headers, uri, body).await
+}
+
+pub async fn embeddings(
+    State(s): State<GatewayState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    generate(s, Endpoint::Embeddings, headers, uri, body).await
+}
+
+pub async fn messages(
+    State(s): State<GatewayState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    generate(s, Endpoint::Messages, headers, uri, body).await
 }
 
 /// What the request log needs to know, filled in as the request goes. Exactly one row
@@ -123,6 +132,10 @@ impl Trace {
     fn elapsed_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
+    fn usage(&mut self, u: &Usage) {
+        self.entry.tokens_in = u.input_tokens;
+        self.entry.tokens_out = u.output_tokens;
+    }
     fn finish(&mut self, status: u16, error: Option<&'static str>) {
         if let Some(log) = self.log.take() {
             self.entry.status = status;
@@ -149,6 +162,7 @@ async fn generate(
     state: GatewayState,
     endpoint: Endpoint,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Response {
     let protocol = endpoint.protocol();
@@ -157,63 +171,102 @@ async fn generate(
         Ok(b) => b,
         Err(e) => return trace.fail(protocol, &e),
     };
-    let decoded = match endpoint {
-        Endpoint::Chat => openai::decode_chat_request(&bytes),
-        Endpoint::Completions => openai::decode_completion_request(&bytes),
-        Endpoint::Messages => anthropic::decode_request(&bytes),
-    };
-    let req = match decoded {
-        Ok(r) => r,
+    let peek = match passthrough::peek(&bytes) {
+        Ok(p) => p,
         Err(e) => return trace.fail(protocol, &e),
     };
-    trace.entry.requested_model = Some(req.model.clone());
-    trace.entry.stream = req.stream;
-    let plan = match backend::plan(&state, &req.model).await {
+    trace.entry.requested_model = Some(peek.model.clone());
+    trace.entry.stream = peek.stream;
+    let plan = match backend::plan(&state, &peek.model).await {
         Ok(p) => p,
         Err(e) => return trace.fail(protocol, &e),
     };
     trace.entry.rule_id = plan.rule_id;
     trace.entry.upstream_model = Some(plan.model.clone());
-    if endpoint == Endpoint::Completions && !plan.target.is_local() {
-        let e = Error::new(
-            Code::UnsupportedFeature,
-            "legacy /v1/completions is served by local models only; use /v1/chat/completions for cloud models",
-        );
-        return trace.fail(protocol, &e);
-    }
-    let hints = ClientHints {
-        anthropic_beta: headers
-            .get("anthropic-beta")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
-    let (started, fell_back) = match backend::start_with_fallback(&state, &plan, &req, &hints).await
-    {
+    let creq = ClientRequest::new(endpoint, bytes, peek, uri.query(), &headers);
+    let (attempt, fell_back) = match backend::start_with_fallback(&state, &plan, &creq).await {
         Ok(s) => s,
-        Err(e) => {
+        Err(f) => {
             trace.entry.backend = Some(plan.target.label().to_string());
-            return trace.fail(protocol, &e);
+            return failure_response(trace, protocol, f);
         }
     };
-    trace.entry.backend = Some(started.backend.clone());
+    trace.entry.backend = Some(attempt.backend.clone());
     trace.entry.fallback = fell_back;
-    let route_headers = route_headers(&plan, &started, fell_back);
-    if req.stream {
-        stream_response(endpoint, &req, started, trace, route_headers)
-    } else {
-        json_response(endpoint, started, trace, route_headers).await
+    let Attempt { started, backend } = attempt;
+    match started {
+        Started::Raw(raw) => {
+            let headers = route_headers(&plan, &backend, fell_back, &[]);
+            let hide_usage = endpoint == Endpoint::Chat && creq.peek.forces_usage();
+            relay_response(raw, trace, headers, protocol, hide_usage)
+        }
+        Started::Events {
+            first,
+            rest,
+            dropped,
+        } => {
+            // Events come only from a decoded request (translated or local routes).
+            let Some(decoded) = creq.decoded_now() else {
+                return trace.fail(
+                    protocol,
+                    &Error::internal("a translated answer without a decoded request"),
+                );
+            };
+            let headers = route_headers(&plan, &backend, fell_back, &dropped);
+            let mut events = futures_util::stream::iter([first]).chain(rest).boxed();
+            if decoded.req.thinking_display.as_deref() == Some("omitted") {
+                let mut f = OmitThinking::default();
+                events = events
+                    .filter(move |e| std::future::ready(f.keep(e)))
+                    .boxed();
+            }
+            let store = store_ctx(&state, &decoded, &plan.model);
+            let encoder = Encoder::new(endpoint, &decoded);
+            if decoded.req.stream {
+                stream_response(&state, encoder, events, trace, headers, store)
+            } else {
+                json_response(protocol, encoder, events, trace, headers, store).await
+            }
+        }
     }
+}
+
+/// A failed request: the upstream's own answer for a same-protocol client (relayed
+/// verbatim), else our coded error in the client's shape — with the upstream's
+/// `retry-after` either way.
+fn failure_response(mut trace: Trace, protocol: Protocol, f: Failure) -> Response {
+    let code = f.error.code.as_str();
+    if let (true, Some(raw)) = (f.relayed, &f.raw) {
+        let mut r = Response::new(Body::from(raw.body.clone()));
+        *r.status_mut() = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        for (k, v) in &raw.headers {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+        trace.finish(raw.status, Some(code));
+        return r;
+    }
+    let mut r = error_response(protocol, &f.error);
+    if let Some(raw) = &f.raw {
+        for name in ["retry-after", "retry-after-ms"] {
+            if let Some(v) = raw.header(name) {
+                r.headers_mut().insert(name, v.clone());
+            }
+        }
+    }
+    trace.finish(r.status().as_u16(), Some(code));
+    r
 }
 
 fn route_headers(
     plan: &Plan,
-    started: &Started,
+    backend: &str,
     fell_back: bool,
+    dropped: &[&'static str],
 ) -> Vec<(&'static str, HeaderValue)> {
     let mut h = vec![
         (
             "x-switchyard-backend",
-            HeaderValue::from_str(&started.backend).unwrap_or(HeaderValue::from_static("unknown")),
+            HeaderValue::from_str(backend).unwrap_or(HeaderValue::from_static("unknown")),
         ),
         (
             "x-switchyard-rule",
@@ -226,36 +279,294 @@ fn route_headers(
     if fell_back {
         h.push(("x-switchyard-fallback", HeaderValue::from_static("true")));
     }
+    if !dropped.is_empty() {
+        let mut names: Vec<&str> = dropped.to_vec();
+        names.dedup();
+        if let Ok(v) = HeaderValue::from_str(&names.join(",")) {
+            h.push(("x-switchyard-dropped", v));
+        }
+    }
     h
 }
 
-async fn json_response(
-    endpoint: Endpoint,
-    started: Started,
+fn with_headers(mut r: Response, headers: Vec<(&'static str, HeaderValue)>) -> Response {
+    for (k, v) in headers {
+        r.headers_mut().insert(k, v);
+    }
+    r
+}
+
+// ---------------------------------------------------------------- relayed answers
+
+/// The upstream's answer as it came, its usage read on the side for the request log.
+fn relay_response(
+    raw: Raw,
     mut trace: Trace,
-    route_headers: Vec<(&'static str, HeaderValue)>,
+    route: Vec<(&'static str, HeaderValue)>,
+    protocol: Protocol,
+    hide_usage: bool,
 ) -> Response {
-    let protocol = endpoint.protocol();
-    let mut agg = Aggregator::new();
-    let mut events = futures_util::stream::iter([started.first]).chain(started.rest);
-    while let Some(ev) = events.next().await {
-        if let Event::Error(e) = &ev {
-            return trace.fail(protocol, &Error::from(e.clone()));
+    let Raw {
+        status,
+        headers,
+        body,
+        api,
+    } = raw;
+    let body = match body {
+        RawBody::Full(bytes) => {
+            trace.usage(&passthrough::usage_of_json(api, &bytes));
+            trace.entry.ttfb_ms = Some(trace.elapsed_ms());
+            trace.finish(status, None);
+            Body::from(bytes)
         }
-        if let Err(e) = agg.push(&ev) {
-            return trace.fail(protocol, &e);
+        RawBody::Stream { first, rest } => {
+            let mut tap = StreamTap::new(api);
+            if hide_usage {
+                tap = tap.hide_usage_chunk();
+            }
+            trace.entry.ttfb_ms = Some(trace.elapsed_ms());
+            let body = RelayBody {
+                first: Some(first),
+                rest,
+                tap,
+                trace: Some(trace),
+                status,
+                protocol,
+                done: false,
+                failed: None,
+            };
+            Body::from_stream(futures_util::stream::unfold(body, relay_next))
+        }
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    for (k, v) in headers {
+        r.headers_mut().insert(k, v);
+    }
+    with_headers(r, route)
+}
+
+/// A relayed event stream. It owns the upstream body: a client that hangs up drops the
+/// upstream connection with it. Its request-log row is written when it ends or is dropped.
+struct RelayBody {
+    first: Option<Bytes>,
+    rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    tap: StreamTap,
+    trace: Option<Trace>,
+    status: u16,
+    protocol: Protocol,
+    done: bool,
+    failed: Option<&'static str>,
+}
+
+async fn relay_next(mut b: RelayBody) -> Option<(std::io::Result<Bytes>, RelayBody)> {
+    if let Some(first) = b.first.take() {
+        let out = b.tap.push(first);
+        return Some((Ok(out), b));
+    }
+    if b.done {
+        return None;
+    }
+    loop {
+        match b.rest.next().await {
+            Some(Ok(chunk)) => {
+                let out = b.tap.push(chunk);
+                if out.is_empty() {
+                    continue;
+                }
+                return Some((Ok(out), b));
+            }
+            Some(Err(e)) => {
+                // The upstream broke off mid-stream: the status line is sent, so the
+                // client hears it in-band, in its protocol's error shape.
+                b.done = true;
+                let err = Error::new(
+                    Code::UpstreamError,
+                    format!("the upstream stream broke off: {e}"),
+                );
+                b.failed = Some(err.code.as_str());
+                let frame = crate::protocol::stream_error_frame(b.protocol, &err);
+                return Some((Ok(Bytes::from(frame.to_bytes())), b));
+            }
+            None => {
+                b.done = true;
+                return None;
+            }
         }
     }
-    let resp = match agg.finish() {
-        Ok(r) => r,
-        Err(e) => return trace.fail(protocol, &e),
-    };
-    let body = match endpoint {
-        Endpoint::Chat => serde_json::to_vec(&openai::encode_chat_response(&resp, unix_secs())),
-        Endpoint::Completions => {
-            serde_json::to_vec(&openai::encode_completion_response(&resp, unix_secs()))
+}
+
+impl Drop for RelayBody {
+    fn drop(&mut self) {
+        if let Some(mut t) = self.trace.take() {
+            t.usage(&self.tap.usage);
+            let error = match (self.failed, self.tap.error, self.done) {
+                (Some(code), _, _) => Some(code),
+                (None, Some(code), _) => Some(code.as_str()),
+                (None, None, false) => Some(Code::Cancelled.as_str()),
+                (None, None, true) => None,
+            };
+            t.finish(self.status, error);
         }
-        Endpoint::Messages => serde_json::to_vec(&anthropic::encode_response(&resp)),
+    }
+}
+
+// ---------------------------------------------------------------- translated answers
+
+/// Where a Responses answer is stored when it completes (`store` not false).
+struct StoreCtx {
+    db: sea_orm::DatabaseConnection,
+    previous: Option<String>,
+    items: Vec<serde_json::Value>,
+    model: String,
+}
+
+fn store_ctx(state: &GatewayState, d: &backend::Decoded, model: &str) -> Option<StoreCtx> {
+    let r = d.responses.as_ref().filter(|r| r.store)?;
+    Some(StoreCtx {
+        db: state.app.db.clone(),
+        previous: r.previous.clone(),
+        items: r.items.clone(),
+        model: model.to_string(),
+    })
+}
+
+impl StoreCtx {
+    async fn save(&self, enc: &ResponsesEncoder) {
+        if let Err(e) = super::stored::save(
+            &self.db,
+            enc.id(),
+            self.previous.as_deref(),
+            &self.model,
+            &self.items,
+            enc.output(),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "could not store the response");
+        }
+    }
+}
+
+/// A new response id: `resp_` and 24 random hex digits.
+fn response_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 12];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("resp_{hex}")
+}
+
+/// The client protocol's encoder.
+enum Encoder {
+    Chat(openai::stream::ChatStreamEncoder),
+    Completion(openai::stream::CompletionStreamEncoder),
+    Messages(anthropic::stream::StreamEncoder),
+    Responses(Box<ResponsesEncoder>),
+}
+
+impl Encoder {
+    fn new(endpoint: Endpoint, d: &backend::Decoded) -> Self {
+        let req = &d.req;
+        match endpoint {
+            Endpoint::Completions => Encoder::Completion(
+                openai::stream::CompletionStreamEncoder::new(req.include_usage, unix_secs()),
+            ),
+            Endpoint::Messages | Endpoint::CountTokens => {
+                Encoder::Messages(anthropic::stream::StreamEncoder::new())
+            }
+            Endpoint::Responses => Encoder::Responses(Box::new(ResponsesEncoder::new(
+                response_id(),
+                unix_secs(),
+                d.responses
+                    .as_ref()
+                    .map(|r| r.opts.clone())
+                    .unwrap_or_default(),
+            ))),
+            Endpoint::Chat | Endpoint::Embeddings => Encoder::Chat(
+                openai::stream::ChatStreamEncoder::new(req.include_usage, unix_secs()),
+            ),
+        }
+    }
+
+    /// Encode the events that arrived together. Anthropic's `message_start` waits for
+    /// the end of the batch, so the input usage a backend reports right after its start
+    /// lands in it.
+    fn encode(&mut self, events: &[Event]) -> Vec<Frame> {
+        match self {
+            Encoder::Chat(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
+            Encoder::Completion(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
+            Encoder::Messages(e) => e.encode_all(events),
+            Encoder::Responses(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
+        }
+    }
+
+    /// What is sent while the backend is silent (a long local prefill, a model thinking)
+    /// so that clients with idle timeouts stay: Anthropic's `ping` event, an SSE comment
+    /// for OpenAI clients.
+    fn keepalive(&self) -> Bytes {
+        match self {
+            Encoder::Messages(_) => Bytes::from(anthropic::stream::ping_frame().to_bytes()),
+            _ => Bytes::from_static(b": keep-alive\n\n"),
+        }
+    }
+}
+
+async fn json_response(
+    protocol: Protocol,
+    encoder: Encoder,
+    mut events: BoxStream<'static, Event>,
+    mut trace: Trace,
+    route: Vec<(&'static str, HeaderValue)>,
+    store: Option<StoreCtx>,
+) -> Response {
+    let body = if let Encoder::Responses(mut enc) = encoder {
+        let mut usage = Usage::default();
+        while let Some(ev) = events.next().await {
+            if let Event::Error(e) = &ev {
+                return trace.fail(protocol, &Error::from(e.clone()));
+            }
+            if let Event::Usage(u) = &ev {
+                usage.merge(u);
+            }
+            enc.encode(&ev);
+        }
+        if !enc.succeeded() {
+            return trace.fail(
+                protocol,
+                &Error::new(
+                    Code::UpstreamError,
+                    "the backend ended the answer before it was complete",
+                ),
+            );
+        }
+        if let Some(s) = &store {
+            s.save(&enc).await;
+        }
+        trace.usage(&usage);
+        serde_json::to_vec(&enc.response())
+    } else {
+        let mut agg = Aggregator::new();
+        while let Some(ev) = events.next().await {
+            if let Event::Error(e) = &ev {
+                return trace.fail(protocol, &Error::from(e.clone()));
+            }
+            if let Err(e) = agg.push(&ev) {
+                return trace.fail(protocol, &e);
+            }
+        }
+        let resp = match agg.finish() {
+            Ok(r) => r,
+            Err(e) => return trace.fail(protocol, &e),
+        };
+        trace.usage(&resp.usage);
+        match encoder {
+            Encoder::Completion(_) => {
+                serde_json::to_vec(&openai::encode_completion_response(&resp, unix_secs()))
+            }
+            Encoder::Messages(_) => serde_json::to_vec(&anthropic::encode_response(&resp)),
+            _ => serde_json::to_vec(&openai::encode_chat_response(&resp, unix_secs())),
+        }
     };
     let body = match body {
         Ok(b) => b,
@@ -266,49 +577,15 @@ async fn json_response(
             );
         }
     };
-    trace.entry.tokens_in = resp.usage.input_tokens;
-    trace.entry.tokens_out = resp.usage.output_tokens;
     trace.entry.ttfb_ms = Some(trace.elapsed_ms());
     trace.finish(200, None);
-    let mut r = (
+    let r = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response();
-    for (k, v) in route_headers {
-        r.headers_mut().insert(k, v);
-    }
-    r
-}
-
-/// The client protocol's stream encoder.
-enum Encoder {
-    Chat(openai::stream::ChatStreamEncoder),
-    Completion(openai::stream::CompletionStreamEncoder),
-    Messages(anthropic::stream::StreamEncoder),
-}
-
-impl Encoder {
-    fn new(endpoint: Endpoint, req: &Request) -> Self {
-        match endpoint {
-            Endpoint::Chat => Encoder::Chat(openai::stream::ChatStreamEncoder::new(
-                req.include_usage,
-                unix_secs(),
-            )),
-            Endpoint::Completions => Encoder::Completion(
-                openai::stream::CompletionStreamEncoder::new(req.include_usage, unix_secs()),
-            ),
-            Endpoint::Messages => Encoder::Messages(anthropic::stream::StreamEncoder::new()),
-        }
-    }
-    fn encode(&mut self, ev: &Event) -> Vec<Frame> {
-        match self {
-            Encoder::Chat(e) => e.encode(ev),
-            Encoder::Completion(e) => e.encode(ev),
-            Encoder::Messages(e) => e.encode_all(std::slice::from_ref(ev)),
-        }
-    }
+    with_headers(r, route)
 }
 
 /// The SSE body: canonical events encoded for the client as they come. It owns the
@@ -323,13 +600,14 @@ struct StreamBody {
     sent_first: bool,
     finished: bool,
     error: Option<&'static str>,
+    keepalive: std::time::Duration,
+    store: Option<StoreCtx>,
 }
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
         if let Some(mut t) = self.trace.take() {
-            t.entry.tokens_in = self.usage.input_tokens;
-            t.entry.tokens_out = self.usage.output_tokens;
+            t.usage(&self.usage);
             // The status line went out as 200 before the first event.
             let error = match (self.finished, self.error) {
                 (_, Some(code)) => Some(code),
@@ -341,107 +619,174 @@ impl Drop for StreamBody {
     }
 }
 
+async fn stream_next(mut b: StreamBody) -> Option<(std::io::Result<Bytes>, StreamBody)> {
+    let mut batch: Vec<Event> = Vec::new();
+    // Wait for one event (sending keep-alives while the backend is silent), then take
+    // every event that is already there, so that what arrived together leaves in one
+    // write.
+    while !b.finished {
+        let next = if batch.is_empty() {
+            match tokio::time::timeout(b.keepalive, b.events.next()).await {
+                Ok(ev) => ev,
+                Err(_) => return Some((Ok(b.encoder.keepalive()), b)),
+            }
+        } else {
+            match b.events.next().now_or_never() {
+                Some(ev) => ev,
+                None => break,
+            }
+        };
+        let Some(ev) = next else {
+            b.finished = true; // the backend's stream ended: read by Drop
+            break;
+        };
+        match &ev {
+            Event::Usage(u) => b.usage.merge(u),
+            Event::Error(e) => {
+                b.error = Some(e.code.as_str());
+                b.finished = true;
+            }
+            _ => {}
+        }
+        batch.push(ev);
+    }
+    if batch.is_empty() {
+        return None;
+    }
+    let frames = b.encoder.encode(&batch);
+    // A stored response is saved before its last event leaves: a client may name it
+    // in its next request at once.
+    if let (Encoder::Responses(enc), Some(store)) = (&b.encoder, &b.store)
+        && enc.succeeded()
+    {
+        store.save(enc).await;
+        b.store = None;
+    }
+    let mut out = Vec::with_capacity(512);
+    for f in frames {
+        f.write_to(&mut out);
+    }
+    if !b.sent_first && !out.is_empty() {
+        b.sent_first = true;
+        if let Some(t) = b.trace.as_mut() {
+            t.entry.ttfb_ms = Some(t.elapsed_ms());
+        }
+    }
+    Some((Ok(Bytes::from(out)), b))
+}
+
 fn stream_response(
-    endpoint: Endpoint,
-    req: &Request,
-    started: Started,
+    state: &GatewayState,
+    encoder: Encoder,
+    events: BoxStream<'static, Event>,
     trace: Trace,
-    route_headers: Vec<(&'static str, HeaderValue)>,
+    route: Vec<(&'static str, HeaderValue)>,
+    store: Option<StoreCtx>,
 ) -> Response {
-    let events = futures_util::stream::iter([started.first])
-        .chain(started.rest)
-        .boxed();
     let body = StreamBody {
         events,
-        encoder: Encoder::new(endpoint, req),
+        encoder,
         trace: Some(trace),
         usage: Usage::default(),
         sent_first: false,
         finished: false,
         error: None,
+        keepalive: state.options.keepalive,
+        store,
     };
-    let stream = futures_util::stream::unfold(body, |mut b| async move {
-        let mut out = Vec::with_capacity(512);
-        // Wait for one event, then take every event that is already there, so that what
-        // arrived together leaves in one write.
-        while !b.finished {
-            let next = if out.is_empty() {
-                b.events.next().await
-            } else {
-                match b.events.next().now_or_never() {
-                    Some(ev) => ev,
-                    None => break,
-                }
-            };
-            let Some(ev) = next else {
-                b.finished = true; // the backend's stream ended: read by Drop
-                break;
-            };
-            match &ev {
-                Event::Usage(u) => b.usage.merge(u),
-                Event::Error(e) => {
-                    b.error = Some(e.code.as_str());
-                    b.finished = true;
-                }
-                _ => {}
-            }
-            for f in b.encoder.encode(&ev) {
-                f.write_to(&mut out);
-            }
-        }
-        if out.is_empty() {
-            return None;
-        }
-        if !b.sent_first {
-            b.sent_first = true;
-            if let Some(t) = b.trace.as_mut() {
-                t.entry.ttfb_ms = Some(t.elapsed_ms());
-            }
-        }
-        Some((Ok::<_, std::io::Error>(Bytes::from(out)), b))
-    });
-    let mut r = Response::new(Body::from_stream(stream));
+    let mut r = Response::new(Body::from_stream(futures_util::stream::unfold(
+        body,
+        stream_next,
+    )));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    for (k, v) in route_headers {
-        h.insert(k, v);
-    }
-    r
+    with_headers(r, route)
 }
 
-pub async fn models(State(state): State<GatewayState>) -> Response {
-    let mut entries = Vec::new();
-    match state.local.list().await {
-        Ok(list) => {
-            for m in list {
-                entries.push(openai::ModelEntry {
-                    id: m.name,
-                    owned_by: "local".into(),
-                    created: (m.created_ms / 1000) as u64,
-                });
-            }
-        }
-        Err(e) => return error_response(Protocol::OpenAi, &e),
-    }
-    for (name, target) in state.app.router.snapshot().exact_names() {
-        if !entries.iter().any(|e| e.id == name) {
-            entries.push(openai::ModelEntry {
-                id: name,
-                owned_by: target.label().to_string(),
-                created: 0,
-            });
-        }
-    }
-    axum::Json(openai::models_list(&entries)).into_response()
+// ---------------------------------------------------------------- models
+
+/// Whether the client speaks Anthropic (its SDKs send `anthropic-version`).
+fn wants_anthropic(headers: &HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
 }
+
+fn model_json(m: &super::models::Listed, anthropic: bool) -> serde_json::Value {
+    if anthropic {
+        serde_json::json!({
+            "type": "model",
+            "id": m.id,
+            "display_name": m.display_name.clone().unwrap_or_else(|| m.id.clone()),
+            "created_at": super::models::rfc3339(m.created),
+        })
+    } else {
+        serde_json::json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by})
+    }
+}
+
+pub async fn models(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+    let anthropic = wants_anthropic(&headers);
+    let protocol = if anthropic {
+        Protocol::Anthropic
+    } else {
+        Protocol::OpenAi
+    };
+    let list = match super::models::list(&state).await {
+        Ok(l) => l,
+        Err(e) => return error_response(protocol, &e),
+    };
+    let data: Vec<serde_json::Value> = list.iter().map(|m| model_json(m, anthropic)).collect();
+    let body = if anthropic {
+        serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": list.first().map(|m| m.id.clone()),
+            "last_id": list.last().map(|m| m.id.clone()),
+        })
+    } else {
+        serde_json::json!({"object": "list", "data": data})
+    };
+    axum::Json(body).into_response()
+}
+
+pub async fn model(
+    State(state): State<GatewayState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let anthropic = wants_anthropic(&headers);
+    let protocol = if anthropic {
+        Protocol::Anthropic
+    } else {
+        Protocol::OpenAi
+    };
+    let list = match super::models::list(&state).await {
+        Ok(l) => l,
+        Err(e) => return error_response(protocol, &e),
+    };
+    match list.iter().find(|m| m.id == id) {
+        Some(m) => axum::Json(model_json(m, anthropic)).into_response(),
+        None => error_response(
+            protocol,
+            &Error::new(
+                Code::ModelNotFound,
+                format!(
+                    "no model {id:?} is listed here; `switchyard rule test {id}` shows how the name would be routed"
+                ),
+            ),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- count_tokens
 
 pub async fn count_tokens(
     State(state): State<GatewayState>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Response {
     let protocol = Protocol::Anthropic;
@@ -449,63 +794,57 @@ pub async fn count_tokens(
         Ok(b) => b,
         Err(e) => return error_response(protocol, &e),
     };
-    let req = match anthropic::decode_count_tokens_request(&bytes) {
-        Ok(r) => r,
-        Err(e) => return error_response(protocol, &e),
-    };
-    let plan = match backend::plan(&state, &req.model).await {
+    let peek = match passthrough::peek(&bytes) {
         Ok(p) => p,
         Err(e) => return error_response(protocol, &e),
     };
-    let counted: Result<u64> = match &plan.target {
-        Target::Local => state.local.count_tokens(&plan.model, &req).await,
-        Target::Provider { id, name } => {
-            count_upstream(&state, *id, name, &plan.model, &req, &headers).await
-        }
+    let plan = match backend::plan(&state, &peek.model).await {
+        Ok(p) => p,
+        Err(e) => return error_response(protocol, &e),
     };
-    match counted {
-        Ok(n) => axum::Json(anthropic::count_tokens_response(n)).into_response(),
-        Err(e) => error_response(protocol, &e),
+    let creq = ClientRequest::new(Endpoint::CountTokens, bytes, peek, uri.query(), &headers);
+    match &plan.target {
+        Target::Local => {
+            let counted = async {
+                let d = creq.decoded(&state).await?;
+                state.local.count_tokens(&plan.model, &d.req).await
+            }
+            .await;
+            match counted {
+                Ok(n) => axum::Json(anthropic::count_tokens_response(n)).into_response(),
+                Err(e) => error_response(protocol, &e),
+            }
+        }
+        Target::Provider { id, name } => {
+            let Some(p) = state.providers.get(*id) else {
+                return error_response(
+                    protocol,
+                    &Error::new(
+                        Code::ProviderNotFound,
+                        format!("provider {name} no longer exists"),
+                    ),
+                );
+            };
+            if !Endpoint::CountTokens.passes_through_to(p.kind) {
+                return error_response(
+                    protocol,
+                    &Error::new(
+                        Code::UnsupportedFeature,
+                        format!(
+                            "token counting is not offered by provider {name} (only local models and Anthropic count tokens)"
+                        ),
+                    ),
+                );
+            }
+            let trace = Trace {
+                started: Instant::now(),
+                entry: Entry::default(),
+                log: None,
+            };
+            match backend::relay(&state, &p, &plan.model, &creq).await {
+                Ok(raw) => relay_response(raw, trace, vec![], protocol, false),
+                Err(f) => failure_response(trace, protocol, f),
+            }
+        }
     }
-}
-
-async fn count_upstream(
-    state: &GatewayState,
-    id: i64,
-    name: &str,
-    model: &str,
-    req: &Request,
-    headers: &HeaderMap,
-) -> Result<u64> {
-    let p = state.providers.get(id).ok_or_else(|| {
-        Error::new(
-            Code::ProviderNotFound,
-            format!("provider {name} no longer exists"),
-        )
-    })?;
-    if p.kind != crate::settings::providers::ProviderKind::Anthropic {
-        return Err(Error::new(
-            Code::UnsupportedFeature,
-            format!(
-                "token counting is not offered by provider {name} (only local models and Anthropic count tokens)"
-            ),
-        ));
-    }
-    let mut up = req.clone();
-    up.model = model.to_string();
-    let wire = anthropic::encode_count_tokens_request(&up)?;
-    let body = serde_json::to_vec(&wire)?;
-    let mut extra = Vec::new();
-    if let Some(b) = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
-        extra.push(("anthropic-beta", b.to_string()));
-    }
-    let key = backend::provider_key(state, &p).await?;
-    let resp = state
-        .upstreams
-        .post(&p, key.as_ref(), "/v1/messages/count_tokens", body, &extra)
-        .await;
-    drop(key);
-    let resp = resp.map_err(|f| f.error)?;
-    let bytes = crate::upstream::read_body(resp, state.upstreams.timeouts().idle, &p.name).await?;
-    anthropic::decode_count_tokens_response(&bytes)
 }

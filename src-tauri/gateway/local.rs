@@ -134,6 +134,7 @@ impl LocalModels for EngineModels {
                     .zip(handle.tool_call_format())
                     .map(|(names, format)| ToolCallParser::new(format, names)),
             };
+            let prompt_len = g.prompt.len();
             let generation = handle.generate(g)?;
             let token_text = move |id: u32| handle.detokenize(&[id]).unwrap_or_default();
             Ok(events(
@@ -142,6 +143,7 @@ impl LocalModels for EngineModels {
                 readers,
                 format!("msg_local_{}", crate::store::now_ms()),
                 model,
+                prompt_len,
             ))
         })
     }
@@ -212,7 +214,32 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Ve
             .concat();
         return Ok((handle.tokenize(&text, true)?, false));
     }
-    let (messages, tools) = chat_messages(model, req)?;
+    let (mut messages, tools) = chat_messages(model, req)?;
+    // A final assistant message is a prefill: the model continues its text (Anthropic's
+    // semantics), rather than answering in a new turn after it.
+    let prefill = match req.messages.last() {
+        Some(m) if m.role == Role::Assistant => {
+            let mut text = String::new();
+            for b in &m.content {
+                match b {
+                    Block::Text { text: t, .. } => text.push_str(t),
+                    Block::Thinking { .. } | Block::RedactedThinking { .. } => {}
+                    other => {
+                        return Err(Error::new(
+                            Code::UnsupportedFeature,
+                            format!(
+                                "the local model {model} cannot continue a final assistant message that holds {} content",
+                                other.kind()
+                            ),
+                        ));
+                    }
+                }
+            }
+            messages.pop();
+            Some(text)
+        }
+        _ => None,
+    };
     let enable_thinking = match req.thinking {
         Some(ThinkingConfig::Enabled { .. }) => Some(true),
         Some(ThinkingConfig::Disabled) => Some(false),
@@ -220,7 +247,35 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Ve
         Some(ThinkingConfig::Adaptive) => None,
         None => None,
     };
-    handle.chat_prompt_with(&messages, tools.as_ref(), enable_thinking)
+    let (mut ids, in_think) =
+        handle.chat_prompt_with(&messages, tools.as_ref(), enable_thinking)?;
+    if let Some(text) = prefill.filter(|t| !t.is_empty()) {
+        ids.extend(handle.tokenize(&text, false)?);
+    }
+    Ok((ids, in_think))
+}
+
+/// Advisory fields a local model cannot carry, for `x-switchyard-dropped`: hints for a
+/// cloud's cache, account or capacity, and how hard to think (a local model reasons as
+/// its template says).
+pub fn dropped(req: &Request) -> Vec<&'static str> {
+    let mut out = req.dropped.clone();
+    if req.has_cache_control() {
+        out.push("cache_control");
+    }
+    if req.user.is_some() {
+        out.push("user");
+    }
+    if req.reasoning_effort.is_some() {
+        out.push("effort");
+    }
+    if req.verbosity.is_some() {
+        out.push("verbosity");
+    }
+    if req.parallel_tool_calls == Some(false) {
+        out.push("parallel_tool_calls");
+    }
+    out
 }
 
 /// The names of the tools the model is offered: none for `tool_choice: none`. A local
@@ -356,6 +411,7 @@ fn events(
     readers: Readers,
     id: String,
     model: String,
+    prompt_len: usize,
 ) -> BoxStream<'static, Event> {
     use futures_util::StreamExt;
     struct St {
@@ -466,6 +522,12 @@ fn events(
     }
     let mut b = EventBuilder::new();
     let start = b.start(id.clone(), model);
+    // The prompt's size is known before the first token: said at once, so that
+    // Anthropic clients find it in message_start (the full usage follows at the end).
+    let input = Event::Usage(Usage {
+        input_tokens: Some(prompt_len as u64),
+        ..Default::default()
+    });
     let st = St {
         g,
         token_text,
@@ -474,7 +536,7 @@ fn events(
         calls: 0,
         logprobs: Vec::new(),
         id,
-        queue: [start].into(),
+        queue: [start, input].into(),
         done: false,
     };
     futures_util::stream::unfold(st, |mut st| async move {
@@ -499,9 +561,10 @@ fn events(
                         cache_read_tokens: Some(d.usage.cached_prompt_tokens as u64),
                         ..Default::default()
                     });
-                    let reason = match d.finish_reason {
-                        engine::FinishReason::Length => StopReason::MaxTokens,
+                    let reason = match (d.finish_reason, d.stop_sequence) {
+                        (engine::FinishReason::Length, _) => StopReason::MaxTokens,
                         _ if st.calls > 0 => StopReason::ToolUse,
+                        (_, Some(seq)) => StopReason::StopSequence(seq),
                         _ => StopReason::EndTurn,
                     };
                     st.b.finish(reason, &mut out);
@@ -548,6 +611,7 @@ mod tests {
         engine::Event::Done(Completion {
             finish_reason,
             stop_token: None,
+            stop_sequence: None,
             usage: engine::Usage {
                 prompt_tokens: 5,
                 completion_tokens: tokens,
@@ -569,7 +633,7 @@ mod tests {
             cancel: CancelToken::new(),
         };
         let text: TokenText = Box::new(|id| format!("<{id}>"));
-        events(g, text, readers, "m1".into(), "local-model".into())
+        events(g, text, readers, "m1".into(), "local-model".into(), 5)
             .collect()
             .await
     }
@@ -611,6 +675,11 @@ mod tests {
                     id: "m1".into(),
                     model: "local-model".into()
                 },
+                // The prompt's size, before the first token.
+                Event::Usage(crate::protocol::canonical::Usage {
+                    input_tokens: Some(5),
+                    ..Default::default()
+                }),
                 Event::BlockStart {
                     index: 0,
                     block: BlockStart::Text
@@ -724,6 +793,21 @@ mod tests {
             got.last(),
             Some(&Event::MessageStop {
                 stop_reason: StopReason::MaxTokens
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_matched_stop_string_is_reported_as_the_stop_sequence() {
+        let mut end = done(FinishReason::Stop, 1);
+        if let engine::Event::Done(c) = &mut end {
+            c.stop_sequence = Some("END".into());
+        }
+        let got = canonical(vec![token(1, "Hi", None), end], Readers::default()).await;
+        assert_eq!(
+            got.last(),
+            Some(&Event::MessageStop {
+                stop_reason: StopReason::StopSequence("END".into())
             })
         );
     }

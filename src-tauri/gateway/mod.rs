@@ -2,9 +2,11 @@
 //! APIs and sends each request, by model name, to a local model or a cloud provider.
 //!
 //! ```text
-//! request ─▶ guards (Host, Origin, body size) ─▶ decode (client protocol → canonical)
-//!         ─▶ route (rules) ─▶ backend (local engine | upstream, fallback once)
-//!         ─▶ encode (canonical events → client protocol, JSON or SSE) ─▶ request log
+//! request ─▶ guards (Host, Origin, body size) ─▶ peek (model, stream) ─▶ route (rules)
+//!   same protocol as the provider: relay the bytes (model swapped), answer as it came
+//!   otherwise: decode (client protocol → canonical) ─▶ backend (local engine | upstream)
+//!         ─▶ encode (canonical events → client protocol, JSON or SSE)
+//!   either way: fallback once before the first byte, one request-log row
 //! ```
 //!
 //! `router(app)` builds the axum `Router` once; `serve` binds it. Handlers are thin:
@@ -21,6 +23,8 @@ mod guards;
 mod handlers;
 pub mod local;
 pub mod log;
+mod models;
+mod stored;
 
 use crate::app::SharedApp;
 use crate::error::{Code, Error, Result};
@@ -38,12 +42,17 @@ pub use guards::HostAllowlist;
 /// The default request body limit: images make chat bodies big.
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// How long a streaming answer may stay silent before the gateway sends a keep-alive
+/// (an Anthropic `ping` event, an SSE comment for OpenAI clients).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
     /// Extra names accepted in the `Host` header (loopback names are always accepted).
     pub allowed_hosts: Vec<String>,
     pub body_limit: usize,
     pub timeouts: Timeouts,
+    pub keepalive: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -52,6 +61,7 @@ impl Default for GatewayOptions {
             allowed_hosts: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             timeouts: Timeouts::default(),
+            keepalive: DEFAULT_KEEPALIVE,
         }
     }
 }
@@ -73,6 +83,8 @@ pub struct Inner {
     /// The settings revision the snapshots were built from (see `reload_settings`).
     revision: std::sync::atomic::AtomicI64,
     pub local: Arc<dyn local::LocalModels>,
+    /// Providers' own model lists, for `GET /v1/models`.
+    catalog: models::Catalog,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -102,6 +114,7 @@ impl GatewayState {
             log,
             local,
             app,
+            catalog: models::Catalog::default(),
         }));
         state.reload_settings().await?;
         let weak = Arc::downgrade(&state.0);
@@ -129,6 +142,7 @@ impl GatewayState {
         }
         crate::settings::refresh(&self.app).await?;
         self.providers.reload(&self.app.db).await?;
+        self.catalog.clear();
         self.revision.store(rev, Ordering::Release);
         Ok(())
     }
@@ -147,8 +161,11 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route("/health", get(handlers::health))
         .route("/v1/models", get(handlers::models))
+        .route("/v1/models/{id}", get(handlers::model))
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
+        .route("/v1/responses", post(handlers::responses))
+        .route("/v1/embeddings", post(handlers::embeddings))
         .route("/v1/messages", post(handlers::messages))
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
         .fallback(handlers::not_found)

@@ -564,6 +564,37 @@ impl EventBuilder {
     }
 }
 
+/// Leaves reasoning out of a stream (Anthropic `thinking.display: "omitted"`): the
+/// thinking and redacted-thinking blocks and their deltas. Encoders number the blocks
+/// they write themselves, so the gaps this leaves in the indexes do not show.
+#[derive(Debug, Default)]
+pub struct OmitThinking {
+    skipping: Option<usize>,
+}
+
+impl OmitThinking {
+    /// Whether `ev` stays in the stream.
+    pub fn keep(&mut self, ev: &Event) -> bool {
+        match ev {
+            Event::BlockStart {
+                index,
+                block: BlockStart::Thinking | BlockStart::RedactedThinking { .. },
+            } => {
+                self.skipping = Some(*index);
+                false
+            }
+            Event::ThinkingDelta { index, .. } | Event::SignatureDelta { index, .. } => {
+                self.skipping != Some(*index)
+            }
+            Event::BlockStop { index } if self.skipping == Some(*index) => {
+                self.skipping = None;
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
 /// Folds a canonical event stream into a [`Response`]: serves a non-streaming client
 /// from a streaming backend.
 #[derive(Debug, Default)]
@@ -858,6 +889,38 @@ mod tests {
                     stop_reason: StopReason::ToolUse
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn omitting_thinking_leaves_the_rest_of_the_stream() {
+        let mut b = EventBuilder::new();
+        let mut out = vec![b.start("m", "x")];
+        b.thinking("secret plan", &mut out);
+        b.signature("sig", &mut out);
+        b.text("Hi", &mut out);
+        b.redacted_thinking("xx", &mut out);
+        b.tool_call("c", "f", "{}", &mut out);
+        b.finish(StopReason::ToolUse, &mut out);
+        let mut f = OmitThinking::default();
+        let kept: Vec<Event> = out.into_iter().filter(|e| f.keep(e)).collect();
+        let mut agg = Aggregator::new();
+        for e in &kept {
+            assert!(
+                !matches!(
+                    e,
+                    Event::ThinkingDelta { .. } | Event::SignatureDelta { .. }
+                ),
+                "{e:?}"
+            );
+            // The indexes jump, but each block still opens and closes in order.
+            let _ = agg.push(e);
+        }
+        assert_eq!(
+            kept.iter()
+                .filter(|e| matches!(e, Event::BlockStart { .. }))
+                .count(),
+            2
         );
     }
 

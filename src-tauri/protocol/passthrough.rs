@@ -31,9 +31,17 @@ pub struct Peek {
     pub include_usage: bool,
     model_span: Range<usize>,
     stream_options_span: Option<Range<usize>>,
+    /// Members to leave out (with one adjacent comma): endpoints and credentials a
+    /// client put in its body.
+    strip: Vec<Range<usize>>,
     /// Index of the top-level object's closing `}`.
     close: usize,
 }
+
+/// Top-level body fields never forwarded (security.md: client-supplied endpoints and
+/// credentials are ignored). They cannot change where a request goes — the gateway never
+/// reads them — and a credential must not reach a third party.
+pub const NEVER_FORWARDED: [&str; 3] = ["api_key", "api_base", "base_url"];
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::new(Code::InvalidRequest, msg)
@@ -49,6 +57,8 @@ pub fn peek(body: &[u8]) -> Result<Peek> {
     let mut model: Option<(String, Range<usize>)> = None;
     let mut stream = false;
     let mut stream_options: Option<Range<usize>> = None;
+    // Every member's span (key start .. value end), and whether it is to be left out.
+    let mut members: Vec<(Range<usize>, bool)> = Vec::new();
     s.ws();
     if s.peek() == Some(b'}') {
         s.i += 1;
@@ -62,7 +72,13 @@ pub fn peek(body: &[u8]) -> Result<Peek> {
             }
             s.ws();
             let value = s.value()?;
-            match key_name(&body[key.clone()])?.as_deref() {
+            let name = key_name(&body[key.clone()])?;
+            members.push((
+                key.start..value.end,
+                name.as_deref()
+                    .is_some_and(|n| NEVER_FORWARDED.contains(&n)),
+            ));
+            match name.as_deref() {
                 Some("model") => {
                     if model.is_some() {
                         return Err(bad("the request has more than one `model` field"));
@@ -96,6 +112,26 @@ pub fn peek(body: &[u8]) -> Result<Peek> {
     let Some((model, model_span)) = model else {
         return Err(bad("model: Field required"));
     };
+    // Leave each run of such members out with the comma after it, or — a run at the
+    // end — the comma before it.
+    let mut strip = Vec::new();
+    let mut i = 0;
+    while i < members.len() {
+        if !members[i].1 {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j + 1 < members.len() && members[j + 1].1 {
+            j += 1;
+        }
+        strip.push(match (members.get(j + 1), i.checked_sub(1)) {
+            (Some((next, _)), _) => members[i].0.start..next.start,
+            (None, Some(prev)) => members[prev].0.end..members[j].0.end,
+            (None, None) => members[i].0.start..members[j].0.end,
+        });
+        i = j + 1;
+    }
     let include_usage = stream_options
         .as_ref()
         .and_then(|r| serde_json::from_slice::<StreamOptions>(&body[r.clone()]).ok())
@@ -107,6 +143,7 @@ pub fn peek(body: &[u8]) -> Result<Peek> {
         include_usage,
         model_span,
         stream_options_span: stream_options,
+        strip,
         close,
     })
 }
@@ -130,13 +167,17 @@ fn key_name(raw: &[u8]) -> Result<Option<std::borrow::Cow<'_, str>>> {
 }
 
 impl Peek {
-    /// The body to send upstream: the client's bytes with `model` set to `model`, and —
-    /// when `force_usage` is set on a streaming request whose client did not ask for it —
-    /// `stream_options.include_usage: true` (the gateway's own need: token counts for the
-    /// request log). Everything else is byte-for-byte what the client sent.
+    /// The body to send upstream: the client's bytes with `model` set to `model`,
+    /// without [`NEVER_FORWARDED`] fields, and — when `force_usage` is set on a streaming
+    /// request whose client did not ask for it — `stream_options.include_usage: true`
+    /// (the gateway's own need: token counts for the request log). Everything else is
+    /// byte-for-byte what the client sent.
     pub fn rewrite(&self, body: &[u8], model: &str, force_usage: bool) -> Vec<u8> {
         let model_json = serde_json::to_vec(model).unwrap_or_default();
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = vec![(self.model_span.clone(), model_json)];
+        // A stripped member's cut may take the comma before the model or stream_options;
+        // it never takes their values.
+        edits.extend(self.strip.iter().map(|r| (r.clone(), Vec::new())));
         if force_usage && self.stream && !self.include_usage {
             match &self.stream_options_span {
                 Some(span) => {
@@ -614,6 +655,33 @@ mod tests {
             "]".repeat(600)
         );
         assert!(peek(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn endpoints_and_credentials_in_the_body_are_never_forwarded() {
+        for body in [
+            &br#"{"api_key":"sk-x","model":"m","api_base":"http://evil","x":1,"base_url":"u"}"#[..],
+            br#"{"model":"m","api_key":"sk-x"}"#,
+            br#"{"api_key":"sk-x","base_url":"u","model":"m"}"#,
+            br#"{ "model" : "m" , "api_key" : {"nested": [1]} , "keep" : true }"#,
+            br#"{"model":"m","stream":false,"api_base":"http://127.0.0.1:1/v1","base_url":"b","api_key":"k"}"#,
+            br#"{"api_base":"a","model":"m","base_url":"b","keep":1,"api_key":"k"}"#,
+        ] {
+            let out = peek(body).unwrap().rewrite(body, "up", false);
+            let v: Value = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&out)));
+            assert_eq!(v["model"], "up");
+            for k in NEVER_FORWARDED {
+                assert!(v.get(k).is_none(), "{k} in {v}");
+            }
+            let mut expected: Value = serde_json::from_slice(body).unwrap();
+            let o = expected.as_object_mut().unwrap();
+            for k in NEVER_FORWARDED {
+                o.remove(k);
+            }
+            o.insert("model".into(), json!("up"));
+            assert_eq!(v, expected);
+        }
     }
 
     #[test]

@@ -302,6 +302,24 @@ impl Matcher {
             .collect()
     }
 
+    /// Providers that a prefix or regex rule sends requested names to unchanged (no fixed
+    /// upstream model): their own model lists tell which names a client can pick
+    /// (`GET /v1/models`). In rule order, each once.
+    pub fn open_providers(&self) -> Vec<(i64, Arc<str>)> {
+        let mut out: Vec<(i64, Arc<str>)> = Vec::new();
+        for r in &self.rules {
+            if r.match_type == MatchType::Exact || r.upstream_model.is_some() {
+                continue;
+            }
+            if let Target::Provider { id, name } = &r.target
+                && !out.iter().any(|(i, _)| i == id)
+            {
+                out.push((*id, name.clone()));
+            }
+        }
+        out
+    }
+
     /// Like [`Matcher::build`], but a rule whose regex does not compile is left out
     /// (and reported) instead of failing the whole set. Used when loading what is
     /// already stored: a database edited by hand must not stop the app from starting.
@@ -512,6 +530,34 @@ mod tests {
             None,
             "regexes match the whole name"
         );
+    }
+
+    #[test]
+    fn open_providers_are_prefix_and_regex_targets_without_a_fixed_model() {
+        use MatchType::*;
+        let p = |id: i64, name: &str| Target::Provider {
+            id,
+            name: Arc::from(name),
+        };
+        let mut fixed = rule(1, 0, Prefix, "fast");
+        fixed.target = p(10, "groq");
+        fixed.upstream_model = Some(Arc::from("llama-3"));
+        let mut exact = rule(2, 1, Exact, "gpt-4o");
+        exact.target = p(11, "openai");
+        let mut open = rule(3, 2, Regex, "claude-.*");
+        open.target = p(12, "claude");
+        let mut again = rule(4, 3, Prefix, "sonnet");
+        again.target = p(12, "claude");
+        let mut off = rule(5, 4, Prefix, "o");
+        off.target = p(13, "other");
+        off.enabled = false;
+        let m = Matcher::build(
+            vec![fixed, exact, open, again, off, rule(6, 5, Prefix, "")],
+            1,
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.open_providers(), vec![(12, Arc::from("claude"))]);
     }
 
     #[test]

@@ -59,19 +59,28 @@ pub struct ProviderEntry {
     endpoints: Vec<(&'static str, reqwest::Url)>,
 }
 
-/// Paths the gateway posts to, relative to a provider's base URL.
-pub const ENDPOINTS: [&str; 3] = [
+/// Paths the gateway calls, relative to a provider's base URL.
+pub const ENDPOINTS: [&str; 7] = [
     "/v1/chat/completions",
     "/v1/messages",
     "/v1/messages/count_tokens",
+    "/v1/responses",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
 ];
 
 impl ProviderEntry {
-    fn url(&self, path: &str) -> Result<reqwest::Url> {
-        if let Some((_, u)) = self.endpoints.iter().find(|(p, _)| *p == path) {
-            return Ok(u.clone());
+    /// `{base}{path}`, plus the client's query string for passthrough (`?beta=true`).
+    fn url(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url> {
+        let mut url = match self.endpoints.iter().find(|(p, _)| *p == path) {
+            Some((_, u)) => u.clone(),
+            None => parse_url(&self.base_url, path)?,
+        };
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            url.set_query(Some(q));
         }
-        parse_url(&self.base_url, path)
+        Ok(url)
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -134,15 +143,69 @@ pub struct Failure {
     pub error: Error,
     /// Connect error, timeout, 5xx or 429: the fallback may serve the request.
     pub retryable: bool,
+    /// The upstream's own error answer, when it sent one: a client of the same protocol
+    /// gets it as it is (a passthrough route), others get `error` in their shape plus
+    /// its `retry-after`.
+    pub raw: Option<RawError>,
+    /// The attempt relayed the client's own request: `raw` is in the client's protocol.
+    pub relayed: bool,
+}
+
+impl Failure {
+    pub fn new(error: Error, retryable: bool) -> Self {
+        Failure {
+            error,
+            retryable,
+            raw: None,
+            relayed: false,
+        }
+    }
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        Failure {
-            error,
-            retryable: false,
-        }
+        Failure::new(error, false)
     }
+}
+
+/// An upstream's non-2xx answer: status, the headers a client may see, and the body
+/// (capped; error bodies are small).
+#[derive(Debug, Clone)]
+pub struct RawError {
+    pub status: u16,
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    pub body: bytes::Bytes,
+}
+
+impl RawError {
+    pub fn header(&self, name: &str) -> Option<&reqwest::header::HeaderValue> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// Upstream response headers a client may see: the content type, retry advice, request
+/// ids and rate-limit reports. Nothing else (cookies, the upstream's own auth
+/// challenges, connection management) crosses the gateway.
+pub fn relayed_headers(
+    h: &reqwest::header::HeaderMap,
+) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+    h.iter()
+        .filter(|(n, _)| {
+            let n = n.as_str();
+            matches!(
+                n,
+                "content-type"
+                    | "retry-after"
+                    | "retry-after-ms"
+                    | "x-should-retry"
+                    | "request-id"
+                    | "x-request-id"
+                    | "openai-processing-ms"
+            ) || n.starts_with("anthropic-ratelimit-")
+                || n.starts_with("x-ratelimit-")
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
 }
 
 /// One client per provider, built on first use.
@@ -181,9 +244,7 @@ impl Upstreams {
         Ok(client)
     }
 
-    /// POST `body` to `{base}{path}` with the provider's auth headers. Returns the
-    /// response once its headers arrived with a 2xx status; anything else is a coded
-    /// [`Failure`] (the upstream's own error message kept).
+    /// POST `body` to `{base}{path}` with the provider's auth headers.
     pub async fn post(
         &self,
         p: &ProviderEntry,
@@ -192,19 +253,49 @@ impl Upstreams {
         body: Vec<u8>,
         extra_headers: &[(&'static str, String)],
     ) -> Result<reqwest::Response, Failure> {
+        self.send(
+            p,
+            key,
+            reqwest::Method::POST,
+            path,
+            None,
+            Some(body),
+            extra_headers,
+        )
+        .await
+    }
+
+    /// Send a request to `{base}{path}?{query}` with the provider's auth headers (and
+    /// `extra_headers`, which may override `anthropic-version` but never carry
+    /// credentials). Returns the response once its headers arrived with a 2xx status;
+    /// anything else is a coded [`Failure`] that keeps the upstream's own answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        p: &ProviderEntry,
+        key: Option<&SecretString>,
+        method: reqwest::Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<Vec<u8>>,
+        extra_headers: &[(&'static str, String)],
+    ) -> Result<reqwest::Response, Failure> {
         let client = self.client(p.id)?;
-        let mut rb = client
-            .post(p.url(path)?)
-            .header("content-type", "application/json")
-            .body(body);
-        rb = auth(rb, p.kind, key);
+        let mut headers = reqwest::header::HeaderMap::with_capacity(4 + extra_headers.len());
+        auth(&mut headers, p.kind, key);
         for (k, v) in extra_headers {
-            rb = rb.header(*k, v);
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
+                headers.insert(*k, v);
+            }
+        }
+        let mut rb = client.request(method, p.url(path, query)?).headers(headers);
+        if let Some(body) = body {
+            rb = rb.header("content-type", "application/json").body(body);
         }
         let resp = match tokio::time::timeout(self.timeouts.first_byte, rb.send()).await {
             Err(_) => {
-                return Err(Failure {
-                    error: Error::new(
+                return Err(Failure::new(
+                    Error::new(
                         Code::UpstreamTimeout,
                         format!(
                             "provider {} did not answer within {} s",
@@ -212,8 +303,8 @@ impl Upstreams {
                             self.timeouts.first_byte.as_secs_f32()
                         ),
                     ),
-                    retryable: true,
-                });
+                    true,
+                ));
             }
             Ok(Err(e)) => return Err(transport_failure(&p.name, e)),
             Ok(Ok(r)) => r,
@@ -224,10 +315,12 @@ impl Upstreams {
         }
         let retryable =
             status.is_server_error() || status.as_u16() == 429 || status.is_redirection();
+        let relayed = relayed_headers(resp.headers());
         // Error bodies are small; cap what we read so a hostile upstream cannot stall us.
-        let body: Vec<u8> = tokio::time::timeout(self.timeouts.idle, read_capped(resp, 64 * 1024))
-            .await
-            .unwrap_or_default();
+        let body: Vec<u8> =
+            tokio::time::timeout(self.timeouts.idle, read_capped(resp, MAX_ERROR_BODY))
+                .await
+                .unwrap_or_default();
         let mut error = if status.is_redirection() {
             Error::new(
                 Code::UpstreamError,
@@ -240,9 +333,23 @@ impl Upstreams {
             protocol::decode_upstream_error(p.protocol(), status.as_u16(), &body)
         };
         error.message = format!("provider {}: {}", p.name, error.message);
-        Err(Failure { error, retryable })
+        // A redirect is not an answer a client could use.
+        let raw = (!status.is_redirection()).then(|| RawError {
+            status: status.as_u16(),
+            headers: relayed,
+            body: bytes::Bytes::from(body),
+        });
+        Err(Failure {
+            error,
+            retryable,
+            raw,
+            relayed: false,
+        })
     }
 }
+
+/// Longest upstream error body read (and relayed).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
 
 fn parse_url(base: &str, path: &str) -> Result<reqwest::Url> {
     reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| {
@@ -265,22 +372,27 @@ fn build_client(t: Timeouts) -> Result<reqwest::Client> {
         .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))
 }
 
-/// The provider's own auth header. Nothing of the client's request is forwarded.
-fn auth(
-    rb: reqwest::RequestBuilder,
-    kind: ProviderKind,
-    key: Option<&SecretString>,
-) -> reqwest::RequestBuilder {
-    match (kind, key) {
-        (ProviderKind::Anthropic, Some(k)) => rb
-            .header("x-api-key", sensitive(k.expose()))
-            .header("anthropic-version", ANTHROPIC_VERSION),
-        (ProviderKind::Anthropic, None) => rb.header("anthropic-version", ANTHROPIC_VERSION),
-        (_, Some(k)) => rb.header(
-            "authorization",
-            sensitive(&format!("Bearer {}", k.expose())),
-        ),
-        (_, None) => rb,
+/// The provider's own auth header (and Anthropic's version header). Nothing of the
+/// client's credentials is forwarded.
+fn auth(h: &mut reqwest::header::HeaderMap, kind: ProviderKind, key: Option<&SecretString>) {
+    match kind {
+        ProviderKind::Anthropic => {
+            h.insert(
+                "anthropic-version",
+                reqwest::header::HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+            if let Some(k) = key {
+                h.insert("x-api-key", sensitive(k.expose()));
+            }
+        }
+        _ => {
+            if let Some(k) = key {
+                h.insert(
+                    "authorization",
+                    sensitive(&format!("Bearer {}", k.expose())),
+                );
+            }
+        }
     }
 }
 
@@ -292,7 +404,7 @@ fn sensitive(v: &str) -> reqwest::header::HeaderValue {
     h
 }
 
-fn transport_failure(name: &str, e: reqwest::Error) -> Failure {
+pub(crate) fn transport_failure(name: &str, e: reqwest::Error) -> Failure {
     let (code, what) = if e.is_timeout() {
         (Code::UpstreamTimeout, "timed out")
     } else if e.is_connect() {
@@ -301,10 +413,10 @@ fn transport_failure(name: &str, e: reqwest::Error) -> Failure {
         (Code::UpstreamUnreachable, "failed")
     };
     // reqwest's Display names the URL, never headers: no key can leak through it.
-    Failure {
-        error: Error::new(code, format!("provider {name} {what}: {}", error_chain(&e))),
-        retryable: true,
-    }
+    Failure::new(
+        Error::new(code, format!("provider {name} {what}: {}", error_chain(&e))),
+        true,
+    )
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -331,7 +443,12 @@ async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
     out
 }
 
-/// Read a whole (non-streaming) body, each chunk within the idle timeout.
+/// Largest non-streaming answer read from an upstream (a hostile one could otherwise
+/// grow our memory without end; real answers are far smaller).
+pub const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
+
+/// Read a whole (non-streaming) body, each chunk within the idle timeout, at most
+/// [`MAX_ANSWER_BODY`] bytes.
 pub async fn read_body(resp: reqwest::Response, idle: Duration, provider: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut s = resp.bytes_stream();
@@ -345,7 +462,18 @@ pub async fn read_body(resp: reqwest::Response, idle: Duration, provider: &str) 
             }
             Ok(None) => return Ok(out),
             Ok(Some(Err(e))) => return Err(transport_failure(provider, e).error),
-            Ok(Some(Ok(chunk))) => out.extend_from_slice(&chunk),
+            Ok(Some(Ok(chunk))) => {
+                if out.len() + chunk.len() > MAX_ANSWER_BODY {
+                    return Err(Error::new(
+                        Code::ProviderBadResponse,
+                        format!(
+                            "provider {provider} sent an answer larger than {} MiB",
+                            MAX_ANSWER_BODY >> 20
+                        ),
+                    ));
+                }
+                out.extend_from_slice(&chunk)
+            }
         }
     }
 }
