@@ -31,6 +31,8 @@ struct Gw {
     url: String,
     openai: Fake,
     anthropic: Fake,
+    /// A chat-only OpenAI-compatible server (provider `compat`).
+    compat: Fake,
     http: reqwest::Client,
 }
 
@@ -39,7 +41,8 @@ impl Gw {
         Gw::start_with(GatewayOptions::default()).await
     }
 
-    /// Providers `oai` (OpenAI) and `ant` (Anthropic) on fakes; no rules yet.
+    /// Providers `oai` (OpenAI), `ant` (Anthropic) and `compat` (a chat-only
+    /// OpenAI-compatible server) on fakes; no rules yet.
     async fn start_with(mut options: GatewayOptions) -> Gw {
         let dir = tempfile::tempdir().unwrap();
         let app = App::open(AppOptions {
@@ -50,6 +53,15 @@ impl Gw {
         .unwrap();
         let openai = Fake::start(Api::OpenAi, OPENAI_KEY).await;
         let anthropic = Fake::start(Api::Anthropic, ANTHROPIC_KEY).await;
+        let compat = Fake::start_compatible(OPENAI_KEY).await;
+        provider(
+            &app,
+            "compat",
+            ProviderKind::OpenAiCompatible,
+            &compat.base_url,
+            OPENAI_KEY,
+        )
+        .await;
         provider(
             &app,
             "oai",
@@ -85,6 +97,7 @@ impl Gw {
             url,
             openai,
             anthropic,
+            compat,
             http: reqwest::Client::new(),
         }
     }
@@ -1098,4 +1111,553 @@ async fn every_request_is_logged_without_prompt_text() {
             );
         }
     }
+}
+
+// ------------------------------------------------------------------ today's clients (issue 11)
+
+/// POST with extra headers and a query string, as Claude Code does.
+async fn post_with(
+    gw: &Gw,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    let mut rb = gw
+        .http
+        .post(format!("{}{path_and_query}", gw.url))
+        .header("x-api-key", CLIENT_TOKEN)
+        .json(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.unwrap()
+}
+
+/// The same request sent straight to a fake, with the provider's key: what the gateway
+/// must hand back byte for byte.
+async fn direct(fake: &Fake, path: &str, body: &Value) -> (u16, String) {
+    let mut rb = reqwest::Client::new()
+        .post(format!("{}{path}", fake.base_url))
+        .json(body);
+    rb = match fake.api {
+        Api::OpenAi => rb.header("authorization", format!("Bearer {}", fake.key)),
+        Api::Anthropic => rb
+            .header("x-api-key", &fake.key)
+            .header("anthropic-version", "2023-06-01"),
+    };
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// An Anthropic request full of things the gateway has no type for: server tools,
+/// documents, citations, context management, a thinking mode, cache TTLs, betas.
+fn anthropic_full_of_unknowns(model: &str) -> Value {
+    json!({
+        "model": model, "max_tokens": 4096, "stream": true,
+        "thinking": {"type": "adaptive", "display": "omitted", "future_knob": 3},
+        "output_config": {"effort": "medium", "something_new": {"a": [1, 2]}},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "service_tier": "auto",
+        "container": {"skills": [{"type": "anthropic", "skill_id": "xlsx"}]},
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "ex"}],
+        "metadata": {"user_id": "{\"device_id\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}"},
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+                   {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+                  {"name": "Bash", "input_schema": {"type": "object"}, "eager_input_streaming": true},
+                  {"name": "Deferred", "input_schema": {"type": "object"}, "defer_loading": true}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Paris is in France."},
+                 "citations": {"enabled": true}},
+                {"type": "text", "text": "What is the capital of France?", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "# Environment"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn same_protocol_requests_pass_through_untouched_and_streams_come_back_byte_for_byte() {
+    let gw = Gw::start().await;
+    gw.rule(
+        "claude-opus-5-5",
+        MatchType::Exact,
+        "ant",
+        Some("claude-real"),
+        None,
+    )
+    .await;
+    let sent = anthropic_full_of_unknowns("claude-opus-5-5");
+    let r = post_with(
+        &gw,
+        "/v1/messages?beta=true",
+        &[
+            ("anthropic-version", "2023-06-01"),
+            (
+                "anthropic-beta",
+                "context-management-2025-06-27,effort-2025-11-24",
+            ),
+            ("authorization", &format!("Bearer {CLIENT_TOKEN}")),
+        ],
+        &sent,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-backend").as_deref(), Some("ant"));
+    assert_eq!(
+        header(&r, "x-switchyard-dropped"),
+        None,
+        "nothing is dropped on a relay"
+    );
+    let through_gateway = r.text().await.unwrap();
+    let got = gw.anthropic.last();
+    // The body arrived as sent, but for the model name.
+    let mut expected = sent.clone();
+    expected["model"] = json!("claude-real");
+    assert_eq!(got.body, expected);
+    assert_eq!(got.query.as_deref(), Some("beta=true"));
+    assert_eq!(
+        got.header("anthropic-beta").as_deref(),
+        Some("context-management-2025-06-27,effort-2025-11-24")
+    );
+    assert_eq!(got.header("x-api-key").as_deref(), Some(ANTHROPIC_KEY));
+    assert_eq!(got.header("authorization"), None);
+    // The stream is the upstream's, byte for byte.
+    let (status, straight) = direct(&gw.anthropic, "/v1/messages", &expected).await;
+    assert_eq!(status, 200);
+    assert_eq!(through_gateway, straight);
+
+    // OpenAI chat, a client that asked for usage: byte for byte too.
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    let mut body = chat("gpt-4o", true);
+    body["stream_options"] = json!({"include_usage": true});
+    body["prompt_cache_key"] = json!("k1");
+    body["service_tier"] = json!("flex");
+    body["metadata"] = json!({"team": "a"});
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    let through_gateway = r.text().await.unwrap();
+    assert_eq!(gw.openai.last().body, body);
+    let (_, straight) = direct(&gw.openai, "/v1/chat/completions", &body).await;
+    assert_eq!(through_gateway, straight);
+}
+
+#[tokio::test]
+async fn relayed_openai_streams_get_usage_for_the_log_without_showing_it_to_the_client() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    let r = gw.post("/v1/chat/completions", chat("gpt-4o", true)).await;
+    let events = common::parse_sse(&r.text().await.unwrap());
+    let chunks = common::openai_chunks(&events);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| !c["choices"].as_array().unwrap().is_empty()),
+        "the usage chunk the client did not ask for is left out: {chunks:?}"
+    );
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    assert_eq!(
+        gw.openai.last().body["stream_options"],
+        json!({"include_usage": true})
+    );
+    let log = gw.request_log().await;
+    let row = log.last().unwrap();
+    assert!(
+        row.tokens_in.unwrap() > 0 && row.tokens_out.unwrap() > 0,
+        "{row:?}"
+    );
+}
+
+#[tokio::test]
+async fn relayed_errors_are_the_upstreams_own_and_translated_ones_keep_retry_after() {
+    let gw = Gw::start().await;
+    gw.rule("claude-x", MatchType::Exact, "ant", None, None)
+        .await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    // Anthropic client → Anthropic upstream: the upstream's 429 as it was.
+    gw.anthropic.fail_next(Failure::RateLimited);
+    let r = gw
+        .post("/v1/messages", messages_req("claude-x", false))
+        .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
+    assert_eq!(header(&r, "request-id").as_deref(), Some("req_fake"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert_eq!(v["request_id"], "req_fake");
+    // OpenAI client → Anthropic upstream: our code in OpenAI's shape, and retry-after.
+    gw.rule("claude-y", MatchType::Exact, "ant", None, None)
+        .await;
+    gw.anthropic.fail_next(Failure::RateLimited);
+    let r = gw
+        .post("/v1/chat/completions", chat("claude-y", false))
+        .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited");
+    // Anthropic client → OpenAI upstream likewise.
+    gw.openai.fail_next(Failure::RateLimited);
+    let r = gw.post("/v1/messages", messages_req("gpt-4o", false)).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+}
+
+#[tokio::test]
+async fn a_claude_code_request_crosses_to_openai_with_advisory_fields_named() {
+    let gw = Gw::start().await;
+    gw.rule(
+        "claude-opus-5-5",
+        MatchType::Exact,
+        "oai",
+        Some("gpt-4o"),
+        None,
+    )
+    .await;
+    let mut body = anthropic_full_of_unknowns("claude-opus-5-5");
+    // What cannot cross at all is refused, not dropped: server tools, documents,
+    // containers and MCP servers change the answer.
+    let r = gw.post("/v1/messages", body.clone()).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    for k in ["container", "mcp_servers"] {
+        body.as_object_mut().unwrap().remove(k);
+    }
+    body["tools"].as_array_mut().unwrap().remove(0);
+    body["messages"][0]["content"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    let r = gw.post("/v1/messages", body).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let dropped = header(&r, "x-switchyard-dropped").unwrap();
+    for name in [
+        "context_management",
+        "service_tier",
+        "tools.defer_loading",
+        "cache_control",
+        "user",
+    ] {
+        assert!(
+            dropped.split(',').any(|d| d == name),
+            "{name} not in {dropped}"
+        );
+    }
+    let events = common::parse_sse(&r.text().await.unwrap());
+    assert!(common::anthropic_deltas(&events, "text").contains("Paris"));
+    let sent = gw.openai.last();
+    assert_eq!(sent.body["reasoning_effort"], "medium");
+    assert_eq!(
+        sent.body.get("user"),
+        None,
+        "longer than OpenAI's 64 characters"
+    );
+    // The mid-conversation system message kept its place.
+    let roles: Vec<&str> = sent.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "system"]);
+    // The deferred tool stayed back; the other went.
+    let tools: Vec<&str> = sent.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["Bash"]);
+}
+
+#[tokio::test]
+async fn silent_backends_get_keepalives_in_the_clients_protocol() {
+    let options = GatewayOptions {
+        keepalive: Duration::from_millis(60),
+        ..Default::default()
+    };
+    let gw = Gw::start_with(options).await;
+    gw.rule("claude-x", MatchType::Exact, "ant", None, None)
+        .await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    for fake in [&gw.anthropic, &gw.openai] {
+        fake.set_script(Script {
+            event_gap: Duration::from_millis(250),
+            ..Default::default()
+        });
+    }
+    let text = gw
+        .post("/v1/chat/completions", chat("claude-x", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(": keep-alive\n\n"), "{text}");
+    assert!(text.contains("Paris"));
+    let text = gw
+        .post("/v1/messages", messages_req("gpt-4o", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("event: ping\n"), "{text}");
+    assert!(text.contains("Paris"));
+}
+
+#[tokio::test]
+async fn models_lists_what_prefix_and_regex_rules_reach_in_both_shapes() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-", MatchType::Prefix, "oai", None, None).await;
+    gw.rule("claude-.*", MatchType::Regex, "ant", None, None)
+        .await;
+    gw.rule("fast", MatchType::Exact, "oai", Some("gpt-4o-mini"), None)
+        .await;
+    // A provider that cannot answer is skipped, not fatal.
+    provider(
+        &gw.app,
+        "down",
+        ProviderKind::OpenAiCompatible,
+        "http://127.0.0.1:9",
+        "sk-x",
+    )
+    .await;
+    gw.rule("x-", MatchType::Prefix, "down", None, None).await;
+    let get = |path: &str, anthropic: bool| {
+        let mut rb = gw.http.get(format!("{}{path}", gw.url));
+        if anthropic {
+            rb = rb.header("anthropic-version", "2023-06-01");
+        }
+        rb.send()
+    };
+    let v: Value = get("/v1/models", false)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    // The OpenAI fake has gpt-4o, gpt-4o-mini and text-embedding-3-small: only what the
+    // prefix rule reaches is listed.
+    assert_eq!(
+        ids,
+        [
+            "fast",
+            "gpt-4o",
+            "gpt-4o-mini",
+            "claude-sonnet-4-5",
+            "claude-haiku-4-5"
+        ]
+    );
+    let owned: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["owned_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(owned, ["oai", "oai", "oai", "ant", "ant"]);
+    // The providers were asked with their own keys (Anthropic for its whole list).
+    let a = gw.anthropic.last();
+    assert_eq!(a.path, "/v1/models");
+    assert_eq!(a.query.as_deref(), Some("limit=1000"));
+    // Anthropic's shape.
+    let v: Value = get("/v1/models", true).await.unwrap().json().await.unwrap();
+    assert_eq!(v["has_more"], false);
+    assert_eq!(v["first_id"], "fast");
+    assert_eq!(v["last_id"], "claude-haiku-4-5");
+    let sonnet = &v["data"][3];
+    assert_eq!(sonnet["type"], "model");
+    assert_eq!(sonnet["display_name"], "Claude Sonnet 4.5");
+    assert_eq!(sonnet["created_at"], "2025-09-29T00:00:00Z");
+    // One model, in either shape; an unknown one is 404.
+    let one: Value = get("/v1/models/gpt-4o", false)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        one,
+        json!({"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "oai"})
+    );
+    let r = get("/v1/models/nope", true).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    // The lists are cached: a second listing does not ask the providers again.
+    let before = gw.openai.received().len();
+    get("/v1/models", false).await.unwrap();
+    assert_eq!(gw.openai.received().len(), before);
+}
+
+fn exec_tool_responses() -> Value {
+    json!([{"type": "function", "name": "exec_command", "description": "Runs a command", "strict": false,
+            "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}},
+           {"type": "web_search", "external_web_access": true}])
+}
+
+/// The names of a Responses SSE stream's events, and the final response object.
+fn responses_events(text: &str) -> (Vec<String>, Value) {
+    let events = common::parse_sse(text);
+    let mut names = Vec::new();
+    let mut last = Value::Null;
+    for (i, (name, data)) in events.iter().enumerate() {
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["type"].as_str(), name.as_deref(), "{data}");
+        assert_eq!(v["sequence_number"], json!(i), "{data}");
+        names.push(name.clone().unwrap());
+        last = v;
+    }
+    (names, last["response"].clone())
+}
+
+#[tokio::test]
+async fn responses_pass_through_to_openai_untouched() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-5", MatchType::Prefix, "oai", None, None).await;
+    let body = json!({"model": "gpt-5.1-codex", "stream": true, "input": "Say hi",
+        "reasoning": {"summary": "auto"}, "store": false, "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "t1", "client_metadata": {"session_id": "s"}, "tools": exec_tool_responses()});
+    let r = gw.post("/v1/responses", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let got = gw.openai.last();
+    assert_eq!(got.path, "/v1/responses");
+    assert_eq!(got.body, body);
+    let (_, straight) = direct(&gw.openai, "/v1/responses", &body).await;
+    assert_eq!(text, straight);
+}
+
+#[tokio::test]
+async fn responses_cross_to_chat_only_servers_and_anthropic_with_a_tool_round_trip() {
+    let gw = Gw::start().await;
+    gw.rule(
+        "via-compat",
+        MatchType::Exact,
+        "compat",
+        Some("llama-3"),
+        None,
+    )
+    .await;
+    gw.rule(
+        "via-ant",
+        MatchType::Exact,
+        "ant",
+        Some("claude-sonnet-4-5"),
+        None,
+    )
+    .await;
+    for fake in [&gw.compat, &gw.anthropic] {
+        fake.set_script(Script {
+            tool_call: Some(("exec_command".into(), json!({"cmd": "echo hello"}))),
+            ..Default::default()
+        });
+    }
+    for (model, fake) in [("via-compat", &gw.compat), ("via-ant", &gw.anthropic)] {
+        // Turn 1, streaming: the model calls the tool.
+        let body = json!({"model": model, "stream": true, "input": [
+                {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Run echo hello"}]}],
+            "tools": exec_tool_responses(), "tool_choice": "auto", "parallel_tool_calls": true,
+            "prompt_cache_key": "t1", "include": ["reasoning.encrypted_content"]});
+        let r = gw.post("/v1/responses", body).await;
+        assert_eq!(r.status(), 200);
+        let dropped = header(&r, "x-switchyard-dropped").unwrap();
+        assert!(
+            dropped.contains("tools.web_search") && dropped.contains("prompt_cache_key"),
+            "{dropped}"
+        );
+        let (mut names, done) = responses_events(&r.text().await.unwrap());
+        names.dedup();
+        assert_eq!(
+            names,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ],
+            "{model}"
+        );
+        let call = &done["output"][0];
+        assert_eq!(call["type"], "function_call");
+        assert_eq!(call["name"], "exec_command");
+        assert!(call["id"].as_str().unwrap().starts_with("fc_"));
+        assert_eq!(
+            serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()).unwrap(),
+            json!({"cmd": "echo hello"})
+        );
+        assert!(done["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        let first_id = done["id"].as_str().unwrap().to_string();
+        // What the upstream got: the developer message as the system prompt, one tool.
+        let sent = fake.last();
+        let tool_names: Vec<String> = sent.body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["name"]
+                    .as_str()
+                    .or(t["function"]["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(tool_names, ["exec_command"]);
+
+        // Turn 2, not streaming, continuing the stored response: only the tool's output.
+        let body = json!({"model": model, "previous_response_id": first_id,
+            "tools": exec_tool_responses(), "input": [
+                {"type": "function_call_output", "call_id": call["call_id"], "output": "hello\n"}]});
+        let r = gw.post("/v1/responses", body).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "response");
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["previous_response_id"], json!(first_id));
+        assert_eq!(v["output"][0]["type"], "message");
+        assert_eq!(v["output"][0]["content"][0]["text"], "Tool result: hello");
+        // The upstream saw the whole conversation: the stored turn, then the result.
+        let sent = fake.last();
+        let dump = sent.body.to_string();
+        assert!(
+            dump.contains("Run echo hello") && dump.contains("You are Codex."),
+            "{dump}"
+        );
+    }
+    // An id that was never stored is a clear 404 in OpenAI's shape.
+    let r = gw
+        .post(
+            "/v1/responses",
+            json!({"model": "via-compat", "previous_response_id": "resp_nope", "input": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "response_not_found");
+    // store: false keeps nothing.
+    let r = gw
+        .post(
+            "/v1/responses",
+            json!({"model": "via-compat", "store": false, "input": "Hi"}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let r = gw
+        .post(
+            "/v1/responses",
+            json!({"model": "via-compat", "previous_response_id": v["id"], "input": "again"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
 }

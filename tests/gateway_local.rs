@@ -383,3 +383,85 @@ async fn local_logprobs_come_back_per_token_in_both_modes() {
     assert_eq!(common::openai_text(&chunks), text);
     check(&content, &text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_stop_sequences_prefill_and_early_usage_on_the_local_model() {
+    let gw = Local::start().await;
+    let reference = reference();
+    let question = reference["prompt"].as_str().unwrap();
+    let expected = reference["text"].as_str().unwrap(); // "The capital of France is Paris."
+    let prompt_tokens = reference["num_prompt_tokens"].as_u64().unwrap();
+
+    // The Responses API, not streaming and streaming: mlx-lm's greedy text.
+    let r = gw
+        .post(
+            "/v1/responses",
+            json!({"model": MODEL, "temperature": 0, "input": question}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["output"][0]["content"][0]["text"], expected);
+    assert_eq!(v["usage"]["input_tokens"], prompt_tokens);
+    let r = gw
+        .post(
+            "/v1/responses",
+            json!({"model": MODEL, "temperature": 0, "stream": true, "store": false, "input": question}),
+        )
+        .await;
+    let events = common::parse_sse(&r.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|e| e.0.as_deref() == Some("response.output_text.delta"))
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.1).unwrap()["delta"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, expected);
+    assert_eq!(
+        events.last().unwrap().0.as_deref(),
+        Some("response.completed")
+    );
+
+    // Anthropic's message_start carries the prompt's size (it used to say 0).
+    let r = gw
+        .post(
+            "/v1/messages",
+            json!({"model": MODEL, "max_tokens": 64, "temperature": 0, "stream": true,
+                   "messages": [{"role": "user", "content": question}]}),
+        )
+        .await;
+    let events = common::parse_sse(&r.text().await.unwrap());
+    let start: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(start["message"]["usage"]["input_tokens"], prompt_tokens);
+
+    // A stop string is reported as the stop sequence, not as an end of turn.
+    let r = gw
+        .post(
+            "/v1/messages",
+            json!({"model": MODEL, "max_tokens": 64, "temperature": 0, "stop_sequences": ["Paris"],
+                   "messages": [{"role": "user", "content": question}]}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["stop_reason"], "stop_sequence");
+    assert_eq!(v["stop_sequence"], "Paris");
+    assert_eq!(v["content"][0]["text"], "The capital of France is ");
+
+    // A final assistant message is continued, not answered in a new turn.
+    let r = gw
+        .post(
+            "/v1/messages",
+            json!({"model": MODEL, "max_tokens": 64, "temperature": 0, "messages": [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": "The capital of France is"}]}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let continued = v["content"][0]["text"].as_str().unwrap();
+    assert_eq!(format!("The capital of France is{continued}"), expected);
+}

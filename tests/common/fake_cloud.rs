@@ -50,6 +50,7 @@ pub enum Failure {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -68,7 +69,9 @@ impl Received {
 pub struct Script {
     /// Text of the assistant's answer, streamed in `chunks` pieces.
     pub text: String,
-    /// When set and the request offered tools: call this tool with these arguments.
+    /// When set and the request offered tools: call this tool with these arguments —
+    /// unless the conversation ends with tool results, which the answer then quotes
+    /// ("Tool result: …"): one tool round trip, as an agent's turn goes.
     pub tool_call: Option<(String, Value)>,
     /// Delay between streamed events (a slow stream is how tests see a disconnect).
     pub event_gap: Duration,
@@ -107,12 +110,24 @@ pub struct Fake {
     pub base_url: String,
     /// The API key the fake accepts (`Authorization: Bearer` or `x-api-key`).
     pub key: String,
+    /// An OpenAI-compatible server (vLLM, llama.cpp…) rather than OpenAI itself: chat
+    /// only (no `/v1/responses`), and it takes the common sampling extensions (`top_k`…).
+    pub compat: bool,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl Fake {
     /// Start a fake on 127.0.0.1 with a random port, on the current Tokio runtime.
     pub async fn start(api: Api, key: &str) -> Fake {
+        Fake::start_flavour(api, key, false).await
+    }
+
+    /// A chat-only OpenAI-compatible server.
+    pub async fn start_compatible(key: &str) -> Fake {
+        Fake::start_flavour(Api::OpenAi, key, true).await
+    }
+
+    async fn start_flavour(api: Api, key: &str, compat: bool) -> Fake {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -120,6 +135,7 @@ impl Fake {
             api,
             base_url,
             key: key.to_string(),
+            compat,
             inner,
         };
         let app = Router::new()
@@ -130,6 +146,7 @@ impl Fake {
             .route("/redirect/v1/models", get(redirect_models))
             .route("/garbage/v1/models", get(garbage_models))
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/responses", post(responses))
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
             .fallback(not_found)
@@ -192,9 +209,20 @@ impl Fake {
     }
 
     fn record(&self, path: &str, headers: &HeaderMap, body: Value) -> (Option<Failure>, Script) {
+        self.record_query(path, None, headers, body)
+    }
+
+    fn record_query(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Value,
+    ) -> (Option<Failure>, Script) {
         let mut g = self.inner.lock().unwrap();
         g.received.push(Received {
             path: path.into(),
+            query: query.map(str::to_string),
             headers: headers.clone(),
             body,
         });
@@ -323,7 +351,7 @@ async fn not_found() -> Response {
 // ---------------------------------------------------------------- models
 
 async fn models(State(f): State<Fake>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    let (fail, _) = f.record(uri.path(), &headers, Value::Null);
+    let (fail, _) = f.record_query(uri.path(), uri.query(), &headers, Value::Null);
     if let Some(r) = inject(f.api, &fail).await {
         return r;
     }
@@ -443,10 +471,6 @@ fn split_text(text: &str, n: usize) -> Vec<String> {
     chars.chunks(per).map(|c| c.iter().collect()).collect()
 }
 
-fn offers_tools(body: &Value) -> bool {
-    body["tools"].as_array().is_some_and(|t| !t.is_empty())
-}
-
 /// A rough but deterministic token count: whitespace-separated words of every text.
 fn count_words(v: &Value) -> u64 {
     match v {
@@ -466,19 +490,22 @@ fn count_words(v: &Value) -> u64 {
 /// What both generation endpoints do before answering: parse the body (recorded either
 /// way), 404 on the other API's path, a planned failure, the key check. The request, its
 /// script and whether to die mid-stream; or the response to send instead.
+#[allow(clippy::too_many_arguments)]
 async fn admit(
     f: &Fake,
     path: &str,
+    query: Option<&str>,
     api: Api,
     headers: &HeaderMap,
     body: String,
     bad_json: fn() -> Response,
+    validate: fn(&Fake, &Value) -> Result<(), String>,
 ) -> Result<(Value, Script, bool), Response> {
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
-        f.record(path, headers, Value::String(body));
+        f.record_query(path, query, headers, Value::String(body));
         return Err(bad_json());
     };
-    let (fail, script) = f.record(path, headers, req.clone());
+    let (fail, script) = f.record_query(path, query, headers, req.clone());
     if f.api != api {
         return Err(not_found().await);
     }
@@ -489,10 +516,481 @@ async fn admit(
     if !f.authorized(headers) {
         return Err(unauthorized(f.api));
     }
+    if let Err(message) = validate(f, &req) {
+        return Err(match api {
+            Api::OpenAi => openai_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                &message,
+            ),
+            Api::Anthropic => {
+                anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
+            }
+        });
+    }
     Ok((req, script, die))
 }
 
-async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
+// ---------------------------------------------------------------- what the real APIs refuse
+//
+// Each check below is one the real service makes (its error message paraphrased), so a
+// body these fakes accept is one the real API would accept too.
+
+/// Top-level fields of Anthropic's Messages API; anything else is "Extra inputs are not
+/// permitted".
+const ANTHROPIC_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "context_management",
+    "output_config",
+    "inference_geo",
+];
+
+/// Claude models from 4.5 on take temperature or top_p, not both.
+fn one_sampler_only(model: &str) -> bool {
+    model.starts_with("claude-") && !model.starts_with("claude-3")
+}
+
+fn text_of(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str().or(p["output"].as_str()))
+                .collect::<Vec<_>>()
+                .join(""),
+        ),
+        _ => None,
+    }
+}
+
+fn validate_anthropic(_: &Fake, req: &Value) -> Result<(), String> {
+    let Some(obj) = req.as_object() else {
+        return Err("the request body must be an object".into());
+    };
+    for k in obj.keys() {
+        if !ANTHROPIC_FIELDS.contains(&k.as_str()) {
+            return Err(format!("{k}: Extra inputs are not permitted"));
+        }
+    }
+    let max = req["max_tokens"]
+        .as_u64()
+        .ok_or("max_tokens: Field required")?;
+    let model = req["model"].as_str().ok_or("model: Field required")?;
+    if let Some(t) = req["temperature"].as_f64()
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err("temperature: Input should be less than or equal to 1".into());
+    }
+    if req.get("temperature").is_some() && req.get("top_p").is_some() && one_sampler_only(model) {
+        return Err("`temperature` and `top_p` cannot both be specified for this model. Please use only one.".into());
+    }
+    match req["thinking"]["type"].as_str() {
+        Some("enabled") => {
+            let b = req["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
+            if b < 1024 {
+                return Err(
+                    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+                        .into(),
+                );
+            }
+            if b >= max {
+                return Err("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+            }
+        }
+        Some("adaptive" | "disabled") | None => {}
+        Some(other) => return Err(format!("thinking.type: unknown variant `{other}`")),
+    }
+    for (i, t) in req["tools"].as_array().into_iter().flatten().enumerate() {
+        let name = t["name"].as_str().unwrap_or("");
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let typed = t
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "custom");
+        if !ok {
+            return Err(format!(
+                "tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+            ));
+        }
+        if !typed && t["input_schema"]["type"] != "object" {
+            return Err(format!(
+                "tools.{i}.input_schema.type: Input should be 'object'"
+            ));
+        }
+    }
+    let msgs = req["messages"]
+        .as_array()
+        .ok_or("messages: Field required")?;
+    let mut pending_tool_uses: Vec<String> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        if !matches!(role, "user" | "assistant" | "system") {
+            return Err(format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            ));
+        }
+        let blocks: Vec<Value> = match &m["content"] {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(a) => a.clone(),
+            _ => return Err(format!("messages.{i}.content: Field required")),
+        };
+        let last = i + 1 == msgs.len();
+        if blocks.is_empty() && !(last && role == "assistant") {
+            return Err(format!(
+                "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            ));
+        }
+        let results: Vec<String> = blocks
+            .iter()
+            .filter(|b| b["type"] == "tool_result")
+            .map(|b| b["tool_use_id"].as_str().unwrap_or("").to_string())
+            .collect();
+        if role == "user" {
+            for id in &results {
+                if !pending_tool_uses.contains(id) {
+                    return Err(format!(
+                        "messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                    ));
+                }
+            }
+            let missing: Vec<&String> = pending_tool_uses
+                .iter()
+                .filter(|id| !results.contains(id))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing:?}. Each `tool_use` block must have a corresponding `tool_result` block in the next message."
+                ));
+            }
+            pending_tool_uses.clear();
+        } else if role == "assistant" {
+            if !pending_tool_uses.is_empty() {
+                return Err(format!(
+                    "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {pending_tool_uses:?}"
+                ));
+            }
+            pending_tool_uses = blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| b["id"].as_str().unwrap_or("").to_string())
+                .collect();
+        }
+        for (j, b) in blocks.iter().enumerate() {
+            match b["type"].as_str().unwrap_or("") {
+                "text" => {
+                    if b["text"].as_str().unwrap_or("").is_empty() {
+                        return Err(format!(
+                            "messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                        ));
+                    }
+                }
+                "thinking" => {
+                    if b["signature"].as_str().unwrap_or("").is_empty() {
+                        return Err(format!(
+                            "messages.{i}.content.{j}.thinking.signature: Field required"
+                        ));
+                    }
+                }
+                "tool_use" if role != "assistant" => {
+                    return Err(format!(
+                        "messages.{i}.content.{j}: tool_use blocks are only allowed in assistant messages"
+                    ));
+                }
+                "tool_result" if role != "user" => {
+                    return Err(format!(
+                        "messages.{i}.content.{j}: tool_result blocks are only allowed in user messages"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Top-level fields of OpenAI's Chat Completions API; anything else is "Unrecognized
+/// request argument supplied".
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "audio",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "response_format",
+    "safety_identifier",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream",
+    "stream_options",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "verbosity",
+    "web_search_options",
+];
+
+/// What compatible servers take beyond OpenAI's fields.
+const COMPAT_EXTRA_FIELDS: &[&str] = &["top_k", "min_p", "repetition_penalty", "thinking"];
+
+fn validate_chat(f: &Fake, req: &Value) -> Result<(), String> {
+    let Some(obj) = req.as_object() else {
+        return Err("the request body must be an object".into());
+    };
+    for k in obj.keys() {
+        let known = CHAT_FIELDS.contains(&k.as_str())
+            || (f.compat && COMPAT_EXTRA_FIELDS.contains(&k.as_str()));
+        if !known {
+            return Err(format!("Unrecognized request argument supplied: {k}"));
+        }
+    }
+    if req.get("max_tokens").is_some() && req.get("max_completion_tokens").is_some() {
+        return Err("max_tokens and max_completion_tokens cannot both be set".into());
+    }
+    if let Some(t) = req["temperature"].as_f64()
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(format!(
+            "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got {t} instead."
+        ));
+    }
+    if req.get("stream_options").is_some() && req["stream"] != json!(true) {
+        return Err(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.".into(),
+        );
+    }
+    if let Some(u) = req["user"].as_str()
+        && u.chars().count() > 64
+    {
+        return Err(format!(
+            "Invalid 'user': string too long. Expected a string with maximum length 64, but got a string with length {} instead.",
+            u.chars().count()
+        ));
+    }
+    for (i, t) in req["tools"].as_array().into_iter().flatten().enumerate() {
+        let name = t["function"]["name"].as_str().unwrap_or("");
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(format!(
+                "Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+            ));
+        }
+    }
+    let msgs = req["messages"]
+        .as_array()
+        .ok_or("Missing required parameter: 'messages'.")?;
+    if msgs.is_empty() {
+        return Err("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.".into());
+    }
+    let mut pending: Vec<String> = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        if !matches!(
+            role,
+            "system" | "developer" | "user" | "assistant" | "tool" | "function"
+        ) {
+            return Err(format!(
+                "Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."
+            ));
+        }
+        if role == "tool" {
+            let id = m["tool_call_id"].as_str().unwrap_or("");
+            if !pending.iter().any(|p| p == id) {
+                return Err(format!(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls' (messages[{i}])."
+                ));
+            }
+            pending.retain(|p| p != id);
+            continue;
+        }
+        if !pending.is_empty() {
+            return Err(format!(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}",
+                pending.join(", ")
+            ));
+        }
+        if role == "assistant" {
+            pending = m["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c["id"].as_str().unwrap_or("").to_string())
+                .collect();
+            if m["content"].is_null() && pending.is_empty() && m.get("refusal").is_none() {
+                return Err(format!(
+                    "Invalid value for 'content': expected a string, got null (messages[{i}])."
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Top-level fields of OpenAI's Responses API.
+const RESPONSES_FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "top_logprobs",
+    "max_output_tokens",
+    "max_tool_calls",
+    "reasoning",
+    "text",
+    "stream",
+    "stream_options",
+    "store",
+    "include",
+    "previous_response_id",
+    "metadata",
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "service_tier",
+    "truncation",
+    "background",
+    "conversation",
+    "prompt",
+    "client_metadata",
+];
+
+fn validate_responses(_: &Fake, req: &Value) -> Result<(), String> {
+    let Some(obj) = req.as_object() else {
+        return Err("the request body must be an object".into());
+    };
+    for k in obj.keys() {
+        if !RESPONSES_FIELDS.contains(&k.as_str()) {
+            return Err(format!("Unknown parameter: '{k}'."));
+        }
+    }
+    if req["model"].as_str().is_none() {
+        return Err("Missing required parameter: 'model'.".into());
+    }
+    let items = req["input"].as_array().cloned().unwrap_or_default();
+    let calls: Vec<&str> = items
+        .iter()
+        .filter(|i| i["type"] == "function_call" || i["type"] == "custom_tool_call")
+        .filter_map(|i| i["call_id"].as_str())
+        .collect();
+    for it in &items {
+        if it["type"] == "function_call_output"
+            && req.get("previous_response_id").is_none()
+            && !calls.contains(&it["call_id"].as_str().unwrap_or(""))
+        {
+            return Err(format!(
+                "No tool call found for function call output with call_id {}.",
+                it["call_id"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The text of the tool results that end the conversation, if it ends with some.
+fn trailing_tool_results(api: &str, req: &Value) -> Option<String> {
+    match api {
+        "anthropic" => {
+            let last = req["messages"].as_array()?.last()?;
+            let results: Vec<String> = last["content"]
+                .as_array()?
+                .iter()
+                .filter(|b| b["type"] == "tool_result")
+                .filter_map(|b| text_of(&b["content"]))
+                .collect();
+            (!results.is_empty()).then(|| results.join("\n"))
+        }
+        "chat" => {
+            let msgs = req["messages"].as_array()?;
+            let results: Vec<String> = msgs
+                .iter()
+                .rev()
+                .take_while(|m| m["role"] == "tool")
+                .filter_map(|m| text_of(&m["content"]))
+                .collect();
+            (!results.is_empty()).then(|| results.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        }
+        _ => {
+            let items = req["input"].as_array()?;
+            let results: Vec<String> = items
+                .iter()
+                .rev()
+                .take_while(|i| {
+                    i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output"
+                })
+                .filter_map(|i| text_of(&i["output"]))
+                .collect();
+            (!results.is_empty()).then(|| results.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        }
+    }
+}
+
+/// The scripted answer for this request: a tool call, or text (quoting the tool results
+/// the conversation ends with).
+fn reply(script: &Script, api: &str, req: &Value) -> (Option<(String, Value)>, String) {
+    if let Some(results) = trailing_tool_results(api, req) {
+        return (None, format!("Tool result: {}", results.trim()));
+    }
+    let offered = req["tools"].as_array().is_some_and(|t| !t.is_empty());
+    (
+        script.tool_call.clone().filter(|_| offered),
+        script.text.clone(),
+    )
+}
+
+async fn chat(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let bad_json = || {
         openai_error(
             StatusCode::BAD_REQUEST,
@@ -502,14 +1000,26 @@ async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Respon
         )
     };
     let path = "/v1/chat/completions";
-    let (req, script, die) = match admit(&f, path, Api::OpenAi, &headers, body, bad_json).await {
+    let admitted = admit(
+        &f,
+        path,
+        uri.query(),
+        Api::OpenAi,
+        &headers,
+        body,
+        bad_json,
+        validate_chat,
+    )
+    .await;
+    let (req, mut script, die) = match admitted {
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let model = req["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
     let prompt_tokens = count_words(&req["messages"]);
+    let (tool, text) = reply(&script, "chat", &req);
+    script.text = text;
     let completion_tokens = script.text.split_whitespace().count() as u64;
-    let tool = script.tool_call.clone().filter(|_| offers_tools(&req));
     let id = "chatcmpl-fake123";
     let created = 1_731_000_000;
     let usage = json!({
@@ -591,7 +1101,12 @@ async fn chat(State(f): State<Fake>, headers: HeaderMap, body: String) -> Respon
 
 // ---------------------------------------------------------------- Anthropic messages
 
-async fn messages(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
+async fn messages(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let bad_json = || {
         anthropic_error(
             StatusCode::BAD_REQUEST,
@@ -600,24 +1115,29 @@ async fn messages(State(f): State<Fake>, headers: HeaderMap, body: String) -> Re
         )
     };
     let path = "/v1/messages";
-    let (req, script, die) = match admit(&f, path, Api::Anthropic, &headers, body, bad_json).await {
+    let admitted = admit(
+        &f,
+        path,
+        uri.query(),
+        Api::Anthropic,
+        &headers,
+        body,
+        bad_json,
+        validate_anthropic,
+    )
+    .await;
+    let (req, mut script, die) = match admitted {
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
-    if req["max_tokens"].as_u64().is_none() {
-        return anthropic_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "max_tokens: Field required",
-        );
-    }
     let model = req["model"]
         .as_str()
         .unwrap_or("claude-sonnet-4-5")
         .to_string();
     let input_tokens = count_words(&req["messages"]) + count_words(&req["system"]);
+    let (tool, text) = reply(&script, "anthropic", &req);
+    script.text = text;
     let output_tokens = script.text.split_whitespace().count() as u64;
-    let tool = script.tool_call.clone().filter(|_| offers_tools(&req));
     let id = "msg_01FakeXyz";
 
     if req["stream"] != json!(true) {
@@ -715,4 +1235,241 @@ async fn count_tokens(
     }
     Json(json!({"input_tokens": count_words(&req["messages"]) + count_words(&req["system"])}))
         .into_response()
+}
+
+// ---------------------------------------------------------------- OpenAI Responses
+
+async fn responses(
+    State(f): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let bad_json = || {
+        openai_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "We could not parse the JSON body of your request.",
+        )
+    };
+    if f.compat {
+        // A chat-only server has no Responses API.
+        f.record_query("/v1/responses", uri.query(), &headers, Value::Null);
+        return not_found().await;
+    }
+    let admitted = admit(
+        &f,
+        "/v1/responses",
+        uri.query(),
+        Api::OpenAi,
+        &headers,
+        body,
+        bad_json,
+        validate_responses,
+    )
+    .await;
+    let (req, script, die) = match admitted {
+        Ok(admitted) => admitted,
+        Err(r) => return r,
+    };
+    let model = req["model"].as_str().unwrap_or("gpt-5").to_string();
+    let (tool, text) = reply(&script, "responses", &req);
+    let input_tokens = count_words(&req["input"]) + count_words(&req["instructions"]);
+    let output_tokens = text.split_whitespace().count() as u64;
+    let id = "resp_fake0123456789";
+    let usage = json!({"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens});
+    let item = match &tool {
+        Some((name, args)) => {
+            json!({"type": "function_call", "id": "fc_fake1", "call_id": "call_fake1",
+            "name": name, "arguments": args.to_string(), "status": "completed"})
+        }
+        None => {
+            json!({"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+        }
+    };
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": id, "object": "response", "created_at": 1_731_000_000, "status": status,
+               "error": null, "incomplete_details": null, "model": model, "output": output,
+               "parallel_tool_calls": true, "store": req["store"].as_bool().unwrap_or(true),
+               "tool_choice": "auto", "tools": req["tools"].clone(), "usage": usage})
+    };
+    if req["stream"] != json!(true) {
+        return Json(response("completed", json!([item]), usage)).into_response();
+    }
+    let mut seq = 0u64;
+    let mut ev = |name: &str, mut data: Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(seq);
+        seq += 1;
+        format!("event: {name}\ndata: {data}\n\n")
+    };
+    let mut frames = vec![
+        ev(
+            "response.created",
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        ev(
+            "response.in_progress",
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+    ];
+    match &tool {
+        Some((name, args)) => {
+            let args = args.to_string();
+            frames.push(ev("response.output_item.added", json!({"output_index": 0, "item":
+                {"type": "function_call", "id": "fc_fake1", "call_id": "call_fake1", "name": name, "arguments": "", "status": "in_progress"}})));
+            for piece in split_text(&args, 3) {
+                frames.push(ev(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": "fc_fake1", "output_index": 0, "delta": piece}),
+                ));
+            }
+            frames.push(ev(
+                "response.function_call_arguments.done",
+                json!({"item_id": "fc_fake1", "output_index": 0, "arguments": args}),
+            ));
+        }
+        None => {
+            frames.push(ev("response.output_item.added", json!({"output_index": 0, "item":
+                {"type": "message", "id": "msg_fake1", "status": "in_progress", "role": "assistant", "content": []}})));
+            frames.push(ev(
+                "response.content_part.added",
+                json!({"item_id": "msg_fake1", "output_index": 0, "content_index": 0,
+                "part": {"type": "output_text", "text": "", "annotations": []}}),
+            ));
+            for piece in split_text(&text, script.chunks) {
+                frames.push(ev("response.output_text.delta", json!({"item_id": "msg_fake1", "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []})));
+            }
+            frames.push(ev("response.output_text.done", json!({"item_id": "msg_fake1", "output_index": 0, "content_index": 0, "text": text, "logprobs": []})));
+            frames.push(ev(
+                "response.content_part.done",
+                json!({"item_id": "msg_fake1", "output_index": 0, "content_index": 0,
+                "part": {"type": "output_text", "text": text, "annotations": []}}),
+            ));
+        }
+    }
+    frames.push(ev(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    ));
+    frames.push(ev(
+        "response.completed",
+        json!({"response": response("completed", json!([item]), usage)}),
+    ));
+    sse_response(f, frames, script.event_gap, die)
+}
+
+#[cfg(test)]
+mod strictness {
+    //! The fakes refuse what the real APIs refuse (each case a rule of the real service).
+    use super::*;
+
+    fn fake(compat: bool) -> Fake {
+        Fake {
+            api: Api::OpenAi,
+            base_url: String::new(),
+            key: String::new(),
+            compat,
+            inner: Default::default(),
+        }
+    }
+
+    #[test]
+    fn anthropic_rules() {
+        let f = fake(false);
+        let ok = json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "temperature": 0,
+            "messages": [{"role": "user", "content": "hi"}]});
+        assert!(validate_anthropic(&f, &ok).is_ok());
+        let bad = |patch: Value| {
+            let mut v = ok.clone();
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            validate_anthropic(&f, &v).unwrap_err()
+        };
+        assert!(bad(json!({"top_p": 0.9})).contains("cannot both"));
+        assert!(bad(json!({"frobnicate": 1})).contains("Extra inputs"));
+        assert!(
+            bad(json!({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}))
+                .contains("non-empty")
+        );
+        assert!(bad(json!({"messages": [{"role": "wizard", "content": "x"}]})).contains("role"));
+        assert!(bad(json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]}]})).contains("tool_use_id"));
+        assert!(bad(json!({"messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": "no result"}]})).contains("without `tool_result`"));
+        assert!(
+            bad(json!({"thinking": {"type": "enabled", "budget_tokens": 500}})).contains("1024")
+        );
+    }
+
+    #[test]
+    fn openai_chat_rules() {
+        let f = fake(false);
+        let ok = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+        assert!(validate_chat(&f, &ok).is_ok());
+        let bad = |f: &Fake, patch: Value| {
+            let mut v = ok.clone();
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            validate_chat(f, &v)
+        };
+        assert!(
+            bad(&f, json!({"user": "u".repeat(65)}))
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(
+            bad(&f, json!({"top_k": 5}))
+                .unwrap_err()
+                .contains("Unrecognized")
+        );
+        assert!(
+            bad(&fake(true), json!({"top_k": 5})).is_ok(),
+            "compatible servers take top_k"
+        );
+        assert!(
+            bad(
+                &f,
+                json!({"messages": [{"role": "tool", "tool_call_id": "x", "content": "r"}]})
+            )
+            .unwrap_err()
+            .contains("preceeding")
+        );
+        assert!(bad(&f, json!({"messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "user", "content": "?"}]})).unwrap_err().contains("c1"));
+        assert!(
+            bad(&f, json!({"stream_options": {"include_usage": true}}))
+                .unwrap_err()
+                .contains("stream_options")
+        );
+    }
+
+    #[test]
+    fn responses_rules() {
+        let f = fake(false);
+        assert!(validate_responses(&f, &json!({"model": "m", "input": "hi"})).is_ok());
+        assert!(
+            validate_responses(
+                &f,
+                &json!({"model": "m", "input": [
+            {"type": "function_call_output", "call_id": "nope", "output": "x"}]})
+            )
+            .unwrap_err()
+            .contains("No tool call")
+        );
+        assert!(
+            validate_responses(&f, &json!({"model": "m", "messages": []}))
+                .unwrap_err()
+                .contains("Unknown parameter")
+        );
+    }
 }
