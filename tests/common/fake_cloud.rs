@@ -698,19 +698,15 @@ fn validate_anthropic(_: &Fake, req: &Value) -> Result<(), String> {
         }
         for (j, b) in blocks.iter().enumerate() {
             match b["type"].as_str().unwrap_or("") {
-                "text" => {
-                    if b["text"].as_str().unwrap_or("").is_empty() {
-                        return Err(format!(
-                            "messages.{i}.content.{j}.text: text content blocks must be non-empty"
-                        ));
-                    }
+                "text" if b["text"].as_str().unwrap_or("").is_empty() => {
+                    return Err(format!(
+                        "messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                    ));
                 }
-                "thinking" => {
-                    if b["signature"].as_str().unwrap_or("").is_empty() {
-                        return Err(format!(
-                            "messages.{i}.content.{j}.thinking.signature: Field required"
-                        ));
-                    }
+                "thinking" if b["signature"].as_str().unwrap_or("").is_empty() => {
+                    return Err(format!(
+                        "messages.{i}.content.{j}.thinking.signature: Field required"
+                    ));
                 }
                 "tool_use" if role != "assistant" => {
                     return Err(format!(
