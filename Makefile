@@ -1,6 +1,6 @@
 # Switchyard: the two commands a newcomer needs are `make run` and `make test`.
 # Both install what is missing first (system packages, the MLX library, npm packages,
-# test fixtures, tauri-driver), idempotently.
+# test fixtures, the pinned client programs, tauri-driver), idempotently.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # compiled twice (custom-protocol = the UI is embedded, not loaded from a dev server).
 DESKTOP := --features tauri/custom-protocol
 
-.PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures tauri-driver \
+.PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures clients tauri-driver \
         lint ui-test desktop rust-test e2e serve bench bench-engine bench-routing bench-vault bench-gateway
 
 help:
@@ -26,7 +26,7 @@ run: deps ui-build
 serve: deps
 	cargo run --release --no-default-features -- serve
 
-test: deps ui-build fixtures tauri-driver lint ui-test desktop rust-test e2e
+test: deps ui-build fixtures clients tauri-driver lint ui-test desktop rust-test e2e
 	@echo "make test: all passed"
 
 deps: system-deps mlx ui-deps
@@ -45,6 +45,11 @@ ui-build: ui-deps
 
 fixtures:
 	scripts/fetch-fixtures.sh
+
+# The real clients the gateway tests drive: Claude Code, Codex CLI, the openai and
+# anthropic Python SDKs, pinned (tests/clients/, tests/sdk/requirements.txt).
+clients:
+	scripts/ensure-clients.sh
 
 tauri-driver:
 	@if [ "$$(uname -s)" = Linux ]; then scripts/ensure-tauri-driver.sh; fi

@@ -506,6 +506,21 @@ pub fn encode_request(req: &Request, opts: &UpstreamOptions) -> Result<MessagesR
         }
         (None, None) => (None, req.max_tokens.unwrap_or(opts.default_max_tokens)),
     };
+    // A thinking Claude samples at temperature 1 without top_k: other values would be
+    // refused upstream, and dropping them would change the answer.
+    let thinks = matches!(
+        thinking,
+        Some(ThinkingParam::Enabled { .. } | ThinkingParam::Adaptive { .. })
+    );
+    if thinks && s.temperature.is_some_and(|t| t != 1.0) {
+        return Err(unsupported(
+            "temperature other than 1 together with reasoning (a thinking Claude model samples at temperature 1)",
+            UPSTREAM,
+        ));
+    }
+    if thinks && s.top_k.is_some() {
+        return Err(unsupported("top_k together with reasoning", UPSTREAM));
+    }
 
     let system = match req.system.as_slice() {
         [] => None,

@@ -536,6 +536,15 @@ fn request(f: Flavor) -> BoxedStrategy<Request> {
                 (sampling, max_tokens, stop, stream, user),
                 (thinking, o),
             )| {
+                // A thinking Claude samples at temperature 1, without top_k.
+                let mut sampling = sampling;
+                if matches!(
+                    thinking.0,
+                    Some(ThinkingConfig::Enabled { .. } | ThinkingConfig::Adaptive)
+                ) {
+                    sampling.temperature = sampling.temperature.map(|_| 1.0);
+                    sampling.top_k = None;
+                }
                 Request {
                     model,
                     system,

@@ -601,6 +601,19 @@ fn validate_anthropic(_: &Fake, req: &Value) -> Result<(), String> {
     if req.get("temperature").is_some() && req.get("top_p").is_some() && one_sampler_only(model) {
         return Err("`temperature` and `top_p` cannot both be specified for this model. Please use only one.".into());
     }
+    let thinks = matches!(
+        req["thinking"]["type"].as_str(),
+        Some("enabled" | "adaptive")
+    );
+    if thinks && req["temperature"].as_f64().is_some_and(|t| t != 1.0) {
+        return Err(
+            "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode."
+                .into(),
+        );
+    }
+    if thinks && req.get("top_k").is_some() {
+        return Err("`top_k` cannot be set when thinking is enabled.".into());
+    }
     match req["thinking"]["type"].as_str() {
         Some("enabled") => {
             let b = req["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
@@ -1400,8 +1413,10 @@ mod strictness {
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
             {"role": "user", "content": "no result"}]})).contains("without `tool_result`"));
         assert!(
-            bad(json!({"thinking": {"type": "enabled", "budget_tokens": 500}})).contains("1024")
+            bad(json!({"temperature": 1, "thinking": {"type": "enabled", "budget_tokens": 500}}))
+                .contains("1024")
         );
+        assert!(bad(json!({"thinking": {"type": "adaptive"}})).contains("temperature"));
     }
 
     #[test]

@@ -100,7 +100,8 @@ fn decodes_a_recorded_claude_code_style_request() {
             budget_tokens: 31999
         })
     );
-    assert_eq!(req.sampling.temperature, Some(0.0));
+    // A thinking Claude takes temperature 1 only.
+    assert_eq!(req.sampling.temperature, Some(1.0));
     assert_eq!(req.stop, vec!["</answer>".to_string()]);
     assert!(req.stream);
 }
@@ -118,7 +119,7 @@ fn recorded_request_re_encodes_to_the_same_json() {
     // Normal forms: a lone text block in a tool result is sent as a string, and numbers
     // are written as f64.
     expected["messages"][2]["content"][0]["content"] = json!("# Project\nA demo.");
-    expected["temperature"] = json!(0.0);
+    expected["temperature"] = json!(1.0);
     assert_eq!(out, expected);
 }
 
@@ -323,7 +324,7 @@ fn openai_defaults_that_mean_nothing_pass_and_mappings_apply() {
         "response_format": {"type": "text"}, "user": "u1", "stop": ["END"],
         "reasoning_effort": "high", "max_tokens": 20000,
         "tools": [{"type": "function", "function": {"name": "f"}}],
-        "parallel_tool_calls": false, "tool_choice": "required", "temperature": 0
+        "parallel_tool_calls": false, "tool_choice": "required"
     })))
     .unwrap();
     assert_eq!(v["metadata"], json!({"user_id": "u1"}));
@@ -334,7 +335,6 @@ fn openai_defaults_that_mean_nothing_pass_and_mappings_apply() {
         json!({"type": "enabled", "budget_tokens": 10000})
     );
     assert_eq!(v["max_tokens"], 20000);
-    assert_eq!(v["temperature"], json!(0.0));
     assert_eq!(
         v["tools"],
         json!([{"name": "f", "input_schema": {"type": "object", "properties": {}}}])
