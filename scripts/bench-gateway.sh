@@ -4,7 +4,10 @@
 # the shared harness (scripts/bench/gateway/run.sh). Reports the rps ratio vs LiteLLM
 # at 16 connections (target >= 100x), the p50 added over the direct upstream at 1
 # connection (target <= 0.3 ms), the p99 added at 16 (<= 2 ms), the gateway's peak RSS
-# under that load (<= 50 MB) and serve's start-to-ready time (<= 300 ms).
+# under that load (<= 50 MB) and serve's start-to-ready time (<= 300 ms). The harness
+# posts chat completions to an OpenAI-compatible provider: the relayed (same-protocol)
+# path. Phase 2 puts the translated paths beside it on the same upstream: Anthropic
+# messages and the Responses API, each vs chat (target: >= 0.85x throughput).
 # Usage: scripts/bench-gateway.sh [--duration 10s]   (one JSON summary line last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +46,49 @@ echo "serve start_to_ready_ms=$ready_ms"
   --duration "$duration" --conns 1,16 | tee "$dir/harness.out"
 peak_kb=$(cat "$dir/peak_rss_kb" 2>/dev/null || echo 0)
 echo "gateway peak_rss_mb=$(python3 -c "print(round($peak_kb/1024,1))")"
-python3 - "$dir/harness.out" "$ready_ms" "$peak_kb" <<'PY'
+
+# Phase 2: the gateway's own APIs against the same nginx upstream (an OpenAI-compatible
+# provider): chat completions are relayed (same protocol), Anthropic messages and the
+# Responses API are translated to chat. Same machine, same run; ratios vs chat.
+ngx=$dir/nginx
+mkdir -p "$ngx"
+sed -e "s|__RUN_DIR__|$ngx|g" -e "s|__UPSTREAM_PORT__|18080|g" "$root/scripts/bench/gateway/nginx.conf" >"$ngx/nginx.conf"
+setsid nginx -p "$ngx/" -e "$ngx/nginx-error.log" -c "$ngx/nginx.conf" >/dev/null 2>&1 &
+ngx_pid=$!
+for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18080/plain/v1/models 2>/dev/null && break; sleep 0.1; done
+: >"$dir/apis.out"
+for conns in 1 16; do
+  for stream in false true; do
+    model=bench-plain; [ "$stream" = true ] && model=bench-sse
+    for api in chat messages responses; do
+      path=/v1/chat/completions
+      [ "$api" = messages ] && path=/v1/messages
+      [ "$api" = responses ] && path=/v1/responses
+      API=$api MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
+      line=$(API=$api MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
+      echo "api=$api conns=$conns stream=$stream $line" | tee -a "$dir/apis.out"
+    done
+  done
+done
+kill -TERM -- "-$ngx_pid" 2>/dev/null || kill "$ngx_pid" 2>/dev/null || true
+
+python3 - "$dir/harness.out" "$ready_ms" "$peak_kb" "$dir/apis.out" <<'PY'
 import json, sys
 harness = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+apis = {}
+for line in open(sys.argv[4]):
+    kv = dict(p.split("=", 1) for p in line.split())
+    apis[(kv["api"], kv["conns"], kv["stream"])] = {k: float(kv[k]) for k in ("rps", "p50_ms", "p99_ms")} | {"non2xx": int(kv["non2xx"]), "errors": int(kv["errors"])}
+ratios = {}
+for api in ("messages", "responses"):
+    for conns in ("1", "16"):
+        for stream in ("false", "true"):
+            a, c = apis[(api, conns, stream)], apis[("chat", conns, stream)]
+            key = f"{api}_vs_chat conns={conns} stream={stream}"
+            ratios[key] = {"rps": round(a["rps"] / c["rps"], 3), "added_p50_ms": round(a["p50_ms"] - c["p50_ms"], 3)}
+            print(f"ratio {key} rps={ratios[key]['rps']} added_p50_ms={ratios[key]['added_p50_ms']}")
 print(json.dumps({"benchmark": "gateway", "start_to_ready_ms": float(sys.argv[2]),
-                  "peak_rss_mb": round(int(sys.argv[3]) / 1024, 1), "harness": harness}, separators=(",", ":")))
+                  "peak_rss_mb": round(int(sys.argv[3]) / 1024, 1), "harness": harness,
+                  "apis": {" ".join(k): v for k, v in apis.items()}, "api_ratios": ratios},
+                 separators=(",", ":")))
 PY

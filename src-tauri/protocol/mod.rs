@@ -1,7 +1,16 @@
-//! Protocol translation: the OpenAI Chat Completions and Anthropic Messages APIs, both
-//! directions, through one canonical model ([`canonical`]). Pure code — no I/O, no
-//! clock, no randomness — so every mapping is a plain function with table tests and
+//! Protocol translation: the OpenAI Chat Completions, OpenAI Responses ([`responses`])
+//! and Anthropic Messages APIs, both directions, through one canonical model
+//! ([`canonical`]); and the same-protocol relay ([`passthrough`]). Pure code — no I/O,
+//! no clock, no randomness — so every mapping is a plain function with table tests and
 //! property tests, and the gateway's handlers stay thin.
+//!
+//! **Same protocol, no translation.** A client routed to a provider of its own API
+//! (Anthropic → Anthropic, OpenAI chat/completions/embeddings → OpenAI or compatible,
+//! Responses → OpenAI) is relayed: [`passthrough::peek`] reads `model` and `stream`,
+//! [`passthrough::Peek::rewrite`] swaps the model (and drops `api_key`/`api_base`/
+//! `base_url`), and the answer comes back as the upstream sent it. Nothing below applies
+//! to those routes: new fields, thinking modes, server tools and betas work the day a
+//! client sends them. The tables are for translated and local routes.
 //!
 //! ```text
 //! client body ──decode──▶ canonical::Request ──encode──▶ upstream body
@@ -66,34 +75,35 @@
 //! | feature | OpenAI wire | Anthropic wire | crossing |
 //! |---|---|---|---|
 //! | system prompt | leading `system`/`developer` messages, one block per text part | `system` string or text blocks (+`cache_control`) | → OpenAI: one `system` message (string if one block, else text parts) |
-//! | system message mid-conversation | `system`/`developer` after the first other message → `Role::System` | — | → Anthropic: **unsupported_feature** |
+//! | system message mid-conversation | `system`/`developer` after the first other message → `Role::System` | `role: "system"` in `messages` (Claude Code's environment block) → `Role::System` | → OpenAI: a `system` message in place; → Anthropic (from OpenAI clients): **unsupported_feature** |
 //! | message `name` | kept | — | → Anthropic: **unsupported_feature** |
 //! | text | string or `text` parts | string or `text` blocks | exact |
 //! | image | `image_url`: `data:<type>;base64,…` or http(s) URL; `detail` | `image` source `base64` or `url` | both ways; `detail` is advisory (dropped for Anthropic, which sizes images itself); Anthropic `file` source: **unsupported_feature** |
 //! | audio, files | `input_audio`, `file` parts: **unsupported_feature** | — | |
-//! | documents, search results, citations, server/MCP tool blocks, `container`, `mcp_servers`, `context_management` | — | **unsupported_feature** | |
-//! | tools | `function` {name, description, parameters, strict}; `custom` tools: **unsupported_feature** | {name, description, input_schema, strict, cache_control}; built-in/server tool types: **unsupported_feature** | no `parameters` → Anthropic gets `{"type":"object","properties":{}}` |
+//! | documents, search results, citations, server/MCP tool blocks, `container`, `mcp_servers` | — | **unsupported_feature** | |
+//! | tools | `function` {name, description, parameters, strict}; `custom` tools: **unsupported_feature** | {name, description, input_schema, strict, cache_control}; built-in/server tool types: **unsupported_feature**; `defer_loading: true` (tool search) → left out and named `tools.defer_loading`, as the model would not see it yet | no `parameters` → Anthropic gets `{"type":"object","properties":{}}` |
 //! | tool_choice | `auto`/`none`/`required`/{function}; `allowed_tools`: **unsupported_feature** | `auto`/`none`/`any`/`tool` | required ↔ any |
 //! | parallel tool calls | `parallel_tool_calls` | `disable_parallel_tool_use` (inverted, inside tool_choice) | without a tool_choice (and with tools) → `auto` carries it |
 //! | tool calls | assistant `tool_calls`, arguments as JSON text | `tool_use` blocks, input object | text parsed; non-JSON text kept verbatim and refused (`invalid_request`) for Anthropic; OpenAI holds texts before tool calls |
 //! | tool results | one `tool` message per call (text only) | `tool_result` blocks first in a user message (text/image, `is_error`) | consecutive results = one `Role::Tool` message; → Anthropic they share a user message with the user text after them; `is_error` → OpenAI: text prefixed `Error: `; image in a result → OpenAI: **unsupported_feature** |
 //! | earlier thinking | (not part of the API; `reasoning_content` in client messages is ignored) | `thinking` (+signature), `redacted_thinking` | → OpenAI: omitted (no input field; models reason afresh); → Anthropic: thinking without a non-empty signature omitted (another vendor's reasoning, which Anthropic rejects) |
-//! | thinking config | `thinking` object (extension), `reasoning_effort` | `thinking` enabled {budget} / disabled | budget → `reasoning_effort`: < 4096 low, < 16384 medium, else high; disabled → nothing. effort → budget: none → off, minimal 1024, low 2048, medium 8192, high 16384, capped at max_tokens − 1; below 1024 or unknown effort: **unsupported_feature** |
-//! | temperature, top_p | exact | exact | exact, 0 is 0 (Anthropic itself refuses temperature > 1) |
+//! | thinking config | `thinking` object (extension), `reasoning_effort` (Responses: `reasoning.effort`) | `thinking` enabled {budget} / adaptive / disabled, each with `display` (`summarized`/`omitted`); `output_config.effort` (low/medium/high/max) | → OpenAI: the effort as `reasoning_effort` (`max` → `high`), else a budget → < 4096 low, < 16384 medium, else high; adaptive without effort or disabled → nothing. → Anthropic: effort → a thinking budget (none → off, minimal 1024, low 2048, medium 8192, high 16384, xhigh/max 32768), at most half a client's `max_tokens` (≥ 2048 needed) or on top of the default when it gave none; unknown effort: **unsupported_feature**. `display: omitted` → the client gets no thinking blocks. → local: adaptive = the template's default; effort dropped and named |
+//! | temperature, top_p | exact | exact | exact, 0 is 0 (Anthropic itself refuses temperature > 1). → Anthropic: `top_p: 1` (the default) is left out; temperature together with another top_p: **unsupported_feature** (Claude 4.5+ refuses both); with thinking, a temperature other than 1 or a `top_k`: **unsupported_feature** |
 //! | top_k | extension | `top_k` | → api.openai.com (`Dialect::OpenAi`): **unsupported_feature**; → compatible servers: passed |
 //! | seed | `seed` | — | → Anthropic: **unsupported_feature** |
 //! | presence/frequency penalty | kept | — | → Anthropic: **unsupported_feature** unless 0 (0 = no penalty, which is Anthropic's behaviour) |
 //! | logprobs, top_logprobs | kept | — | → Anthropic: **unsupported_feature** |
-//! | response_format | text / json_object / json_schema | — | → Anthropic: json modes **unsupported_feature** |
+//! | response_format | text / json_object / json_schema (Responses: `text.format`) | `output_config.format` {json_schema, schema} | json_schema both ways; json_object → Anthropic: **unsupported_feature** |
 //! | verbosity | kept | — | → Anthropic: **unsupported_feature** |
 //! | max tokens | `max_completion_tokens`, else `max_tokens` | `max_tokens` (required) | → OpenAI: `max_completion_tokens` (`Dialect::OpenAi`) or `max_tokens` (`Compatible`); → Anthropic without one: `UpstreamOptions::default_max_tokens` |
 //! | stop | string or array | `stop_sequences` | exact |
 //! | n | 1 only; n > 1: **unsupported_feature** | — | |
 //! | stream, usage | `stream`, `stream_options.include_usage` | `stream` (usage always) | include_usage shapes only the OpenAI client's stream |
-//! | end user | `user` | `metadata.user_id` | mapped |
+//! | end user | `user` | `metadata.user_id` | mapped; → OpenAI only up to 64 characters (longer: dropped and named `user`) |
+//! | final assistant message (prefill) | — | the model continues it | → local: continued; → OpenAI: **unsupported_feature** (a chat completion answers in a new turn) |
 //! | `logit_bias`, `audio`, non-text `modalities`, `prediction`, `web_search_options`, `functions`/`function_call`, role `function` | **unsupported_feature** (defaults such as `{}`, `["text"]`, `null` accepted) | — | |
-//! | advisory, accepted and not forwarded | `store`, `metadata`, `service_tier`, `prompt_cache_key`, `safety_identifier` | `service_tier`; `cache_control` towards OpenAI (it caches prefixes itself) | |
-//! | endpoints, keys | `api_base`, `base_url`, `api_key`, … | same | no canonical field: never forwarded |
+//! | advisory: dropped **and named** in `x-switchyard-dropped` when the target cannot carry them | `store`, `metadata`, `service_tier`, `prompt_cache_key`, `safety_identifier` | `context_management`, `service_tier`; `cache_control` towards OpenAI and local models (they cache prefixes themselves) | local models also name `user`, `effort`, `verbosity`, `parallel_tool_calls: false`; image `detail` → Anthropic |
+//! | endpoints, keys | `api_base`, `base_url`, `api_key`, … | same | no canonical field: never forwarded (and stripped from relayed bodies) |
 //! | unknown fields / content types | fields ignored (SDKs add fields before servers learn them); unknown part types: `invalid_request` | same | |
 //! | `/v1/completions` | prompt string or one-element array → one user text, `raw_prompt`; `max_tokens` defaults to 16; token prompts, several prompts, `suffix`, `echo`, `best_of` > 1, `logprobs`, n > 1: **unsupported_feature** | — | raw prompt → any chat upstream: **unsupported_feature** (local models only) |
 //!
@@ -103,7 +113,7 @@
 //! |---|---|---|---|
 //! | text | `content` / `delta.content` | `text` blocks / `text_delta` | several text blocks → OpenAI: concatenated (stream and non-stream alike) |
 //! | reasoning | `reasoning_content` (also read: `reasoning`) | `thinking` + `signature_delta`, `redacted_thinking` | → OpenAI client: `reasoning_content`; signatures and redacted thinking have no field. → Anthropic client: `thinking` with `signature: ""` |
-//! | tool calls | `tool_calls` deltas keyed by `index` (id/name/arguments may be split) | `tool_use` + `input_json_delta` | one block per index; arguments for an earlier call after a later block began: `provider_bad_response` |
+//! | tool calls | `tool_calls` deltas keyed by `index` (id/name/arguments may be split; without `index`, a new id starts the next call) | `tool_use` + `input_json_delta` | one block per index; arguments for an earlier call after a later block began: `provider_bad_response` |
 //! | refusal | `message.refusal` → text + `Refusal` | `refusal` stop reason | |
 //! | logprobs | `logprobs.content` | — | Anthropic clients cannot ask for them |
 //! | usage | `prompt_tokens` (cached included, `cached_tokens`), `completion_tokens` (`reasoning_tokens`) | `input_tokens` (uncached) + `cache_read_input_tokens` + `cache_creation_input_tokens`, `output_tokens` | canonical input = whole prompt; cache writes have no OpenAI field, reasoning tokens no Anthropic one |
