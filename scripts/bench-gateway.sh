@@ -30,6 +30,11 @@ echo sk-bench | sy provider add bench-plain --kind openai-compatible --base-url 
 echo sk-bench | sy provider add bench-sse --kind openai-compatible --base-url http://127.0.0.1:18080/sse --api-key-stdin >/dev/null 2>&1
 sy rule add --pattern bench-plain --match exact --to bench-plain --model up-model >/dev/null 2>&1
 sy rule add --pattern bench-sse --match exact --to bench-sse --model up-model >/dev/null 2>&1
+# Phase 2 only: the same upstream as an `openai` provider, to which /v1/responses is relayed.
+echo sk-bench | sy provider add oai-plain --kind openai --base-url http://127.0.0.1:18080/plain --api-key-stdin >/dev/null 2>&1
+echo sk-bench | sy provider add oai-sse --kind openai --base-url http://127.0.0.1:18080/sse --api-key-stdin >/dev/null 2>&1
+sy rule add --pattern oai-plain --match exact --to oai-plain --model up-model >/dev/null 2>&1
+sy rule add --pattern oai-sse --match exact --to oai-sse --model up-model >/dev/null 2>&1
 
 SWITCHYARD_LOG=warn "$bin" --data-dir "$dir" --vault file --json serve --port "$port" >"$dir/serve.json" 2>"$dir/serve.log" &
 pid=$!
@@ -47,12 +52,14 @@ echo "serve start_to_ready_ms=$ready_ms"
 peak_kb=$(cat "$dir/peak_rss_kb" 2>/dev/null || echo 0)
 echo "gateway peak_rss_mb=$(python3 -c "print(round($peak_kb/1024,1))")"
 
-# Phase 2: the gateway's own APIs against the same nginx upstream (an OpenAI-compatible
-# provider): chat completions are relayed (same protocol), Anthropic messages and the
-# Responses API are translated to chat. Same machine, same run; ratios vs chat.
+# Phase 2: the gateway's own APIs against the same nginx upstream. Chat completions to
+# an OpenAI-compatible provider and the Responses API to an `openai` provider are relayed
+# (same protocol); Anthropic messages and the Responses API to the chat-only provider are
+# translated to chat. Same machine, same run; ratios vs chat.
 ngx=$dir/nginx
 mkdir -p "$ngx"
-sed -e "s|__RUN_DIR__|$ngx|g" -e "s|__UPSTREAM_PORT__|18080|g" "$root/scripts/bench/gateway/nginx.conf" >"$ngx/nginx.conf"
+sed -e "s|__RUN_DIR__|$ngx|g" -e "s|__UPSTREAM_PORT__|18080|g" "$root/scripts/bench/gateway/nginx.conf" \
+  | sed "/location = \/plain\/v1\/models/r $root/scripts/bench/responses-locations.conf" >"$ngx/nginx.conf"
 setsid nginx -p "$ngx/" -e "$ngx/nginx-error.log" -c "$ngx/nginx.conf" >/dev/null 2>&1 &
 ngx_pid=$!
 for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18080/plain/v1/models 2>/dev/null && break; sleep 0.1; done
@@ -60,12 +67,16 @@ for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18080/plain/v1/m
 for conns in 1 16; do
   for stream in false true; do
     model=bench-plain; [ "$stream" = true ] && model=bench-sse
-    for api in chat messages responses; do
-      path=/v1/chat/completions
+    for api in chat messages responses responses_relayed; do
+      path=/v1/chat/completions m=$model lua_api=$api
       [ "$api" = messages ] && path=/v1/messages
       [ "$api" = responses ] && path=/v1/responses
-      API=$api MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
-      line=$(API=$api MODEL=$model STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
+      if [ "$api" = responses_relayed ]; then
+        path=/v1/responses lua_api=responses m=oai-plain
+        [ "$stream" = true ] && m=oai-sse
+      fi
+      API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
+      line=$(API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
       echo "api=$api conns=$conns stream=$stream $line" | tee -a "$dir/apis.out"
     done
   done
@@ -80,7 +91,7 @@ for line in open(sys.argv[4]):
     kv = dict(p.split("=", 1) for p in line.split())
     apis[(kv["api"], kv["conns"], kv["stream"])] = {k: float(kv[k]) for k in ("rps", "p50_ms", "p99_ms")} | {"non2xx": int(kv["non2xx"]), "errors": int(kv["errors"])}
 ratios = {}
-for api in ("messages", "responses"):
+for api in ("messages", "responses", "responses_relayed"):
     for conns in ("1", "16"):
         for stream in ("false", "true"):
             a, c = apis[(api, conns, stream)], apis[("chat", conns, stream)]

@@ -206,8 +206,8 @@ async fn decode(state: &GatewayState, endpoint: Endpoint, body: &[u8]) -> Result
             ));
         }
         Endpoint::Responses => {
-            let w = responses::parse_request(body)?;
-            let items = responses::input_items(&w)?;
+            let mut w = responses::parse_request(body)?;
+            let items = responses::input_items(&mut w)?;
             let history = match &w.previous_response_id {
                 Some(id) => super::stored::history(&state.app.db, id).await?,
                 None => Vec::new(),

@@ -439,7 +439,7 @@ impl StoreCtx {
             self.previous.as_deref(),
             &self.model,
             &self.items,
-            enc.output(),
+            &enc.output_json(),
         )
         .await
         {
@@ -520,7 +520,9 @@ async fn json_response(
     route: Vec<(&'static str, HeaderValue)>,
     store: Option<StoreCtx>,
 ) -> Response {
-    let body = if let Encoder::Responses(mut enc) = encoder {
+    let body = if let Encoder::Responses(enc) = encoder {
+        // Only the response object is wanted: no event frames are made.
+        let mut enc = enc.silent();
         let mut usage = Usage::default();
         while let Some(ev) = events.next().await {
             if let Event::Error(e) = &ev {
@@ -544,7 +546,7 @@ async fn json_response(
             s.save(&enc).await;
         }
         trace.usage(&usage);
-        serde_json::to_vec(&enc.response())
+        Ok(enc.response_text().into_bytes())
     } else {
         let mut agg = Aggregator::new();
         while let Some(ev) = events.next().await {

@@ -59,15 +59,16 @@ pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest> {
     serde_json::from_slice(body).map_err(|e| invalid(format!("invalid responses request: {e}")))
 }
 
-/// The request's input as a list of items (a string input is one user message).
-pub fn input_items(w: &ResponsesRequest) -> Result<Vec<Value>> {
-    match &w.input {
+/// The request's input as a list of items (a string input is one user message), taken
+/// out of the request (an agent's input can be megabytes: it is not copied).
+pub fn input_items(w: &mut ResponsesRequest) -> Result<Vec<Value>> {
+    match w.input.take() {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::String(s)) => Ok(vec![json!({
             "type": "message", "role": "user",
             "content": [{"type": "input_text", "text": s}],
         })]),
-        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(invalid("input must be a string or a list of items")),
     }
 }

@@ -14,12 +14,77 @@
 //!
 //! Every event carries `sequence_number` (0, 1, 2, …); every output item has an `id`
 //! (Codex drops a stream whose items have none). The same encoder builds the response
-//! object of a non-streaming request: feed it the events, take [`ResponsesEncoder::response`].
+//! object of a non-streaming request ([`ResponsesEncoder::silent`]: no frames are made,
+//! only the object). Events and items are typed structs serialized straight to text:
+//! this encoder runs once per event of every Responses answer.
 
 use super::super::canonical::{BlockStart, Event, StopReason, Usage};
 use super::super::sse::Frame;
 use super::{EncodeOptions, REDACTED_PREFIX, SIGNATURE_PREFIX};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One output item, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    Message {
+        id: String,
+        status: &'static str,
+        role: &'static str,
+        content: Vec<OutputText>,
+    },
+    FunctionCall {
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: &'static str,
+    },
+    CustomToolCall {
+        id: String,
+        call_id: String,
+        name: String,
+        input: String,
+        status: &'static str,
+    },
+    Reasoning {
+        id: String,
+        summary: Vec<TextPart>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<Vec<TextPart>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputText {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+    annotations: [(); 0],
+    logprobs: [(); 0],
+}
+
+impl OutputText {
+    fn new(text: String) -> Self {
+        OutputText {
+            kind: "output_text",
+            text,
+            annotations: [],
+            logprobs: [],
+        }
+    }
+}
+
+/// `summary_text` / `reasoning_text` parts.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextPart {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+}
 
 #[derive(Debug)]
 enum Open {
@@ -41,6 +106,149 @@ enum Open {
     },
 }
 
+/// An event: its name and sequence number around the fields of its kind.
+#[derive(Serialize)]
+struct Envelope<'a, B: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    sequence_number: u64,
+    #[serde(flatten)]
+    body: B,
+}
+
+#[derive(Serialize)]
+struct WithResponse<'a> {
+    response: ResponseView<'a>,
+}
+
+#[derive(Serialize)]
+struct WithItem<'a> {
+    output_index: usize,
+    item: &'a Item,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    delta: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[(); 0]>,
+}
+
+#[derive(Serialize)]
+struct Done<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    part: Option<Part<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[(); 0]>,
+}
+
+impl<'a> Done<'a> {
+    fn new(item_id: &'a str, output_index: usize) -> Self {
+        Done {
+            item_id,
+            output_index,
+            content_index: None,
+            summary_index: None,
+            text: None,
+            name: None,
+            arguments: None,
+            input: None,
+            part: None,
+            logprobs: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Part<'a> {
+    OutputText {
+        text: &'a str,
+        annotations: [(); 0],
+        logprobs: [(); 0],
+    },
+    SummaryText {
+        text: &'a str,
+    },
+}
+
+/// The response object.
+#[derive(Serialize)]
+struct ResponseView<'a> {
+    id: &'a str,
+    object: &'static str,
+    created_at: u64,
+    status: &'static str,
+    error: Option<&'a Value>,
+    incomplete_details: Option<Incomplete>,
+    model: &'a str,
+    output: &'a [Item],
+    #[serde(flatten)]
+    echo: &'a serde_json::Map<String, Value>,
+    usage: Option<UsageJson>,
+}
+
+#[derive(Serialize)]
+struct Incomplete {
+    reason: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct UsageJson {
+    input_tokens: u64,
+    input_tokens_details: Cached,
+    output_tokens: u64,
+    output_tokens_details: Reasoned,
+    total_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Cached {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Reasoned {
+    reasoning_tokens: u64,
+}
+
+/// Canonical usage in the Responses shape.
+pub fn usage_json(u: &Usage) -> UsageJson {
+    let input = u.input_tokens.unwrap_or(0);
+    let output = u.output_tokens.unwrap_or(0);
+    UsageJson {
+        input_tokens: input,
+        input_tokens_details: Cached {
+            cached_tokens: u.cache_read_tokens.unwrap_or(0),
+        },
+        output_tokens: output,
+        output_tokens_details: Reasoned {
+            reasoning_tokens: u.reasoning_tokens.unwrap_or(0),
+        },
+        total_tokens: input + output,
+    }
+}
+
 /// Turns canonical events into Responses SSE frames and the response object.
 #[derive(Debug)]
 pub struct ResponsesEncoder {
@@ -49,13 +257,15 @@ pub struct ResponsesEncoder {
     model: String,
     opts: EncodeOptions,
     seq: u64,
-    output: Vec<Value>,
+    output: Vec<Item>,
     open: Option<Open>,
     usage: Usage,
     /// `completed`, `incomplete` or `failed` once the stream ended.
     status: Option<&'static str>,
     incomplete_reason: Option<&'static str>,
     error: Option<Value>,
+    /// Make SSE frames (false: only the response object is wanted).
+    frames: bool,
 }
 
 impl ResponsesEncoder {
@@ -74,7 +284,15 @@ impl ResponsesEncoder {
             status: None,
             incomplete_reason: None,
             error: None,
+            frames: true,
         }
+    }
+
+    /// Build the response object only (a non-streaming request): `encode` returns no
+    /// frames.
+    pub fn silent(mut self) -> Self {
+        self.frames = false;
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -82,8 +300,16 @@ impl ResponsesEncoder {
     }
 
     /// The output items so far (all of them once the stream ended).
-    pub fn output(&self) -> &[Value] {
+    pub fn output(&self) -> &[Item] {
         &self.output
+    }
+
+    /// The output items as JSON (what is stored, and handed back by clients).
+    pub fn output_json(&self) -> Vec<Value> {
+        self.output
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .collect()
     }
 
     /// Whether the response ended successfully (completed or incomplete).
@@ -96,42 +322,68 @@ impl ResponsesEncoder {
         format!("{prefix}_{base}_{}", self.output.len())
     }
 
-    fn event(&mut self, name: &'static str, mut body: Value) -> Frame {
-        body["type"] = json!(name);
-        body["sequence_number"] = json!(self.seq);
-        self.seq += 1;
-        Frame::named(name, body.to_string())
+    fn view(&self) -> ResponseView<'_> {
+        ResponseView {
+            id: &self.id,
+            object: "response",
+            created_at: self.created_at,
+            status: self.status.unwrap_or("in_progress"),
+            error: self.error.as_ref(),
+            incomplete_details: self.incomplete_reason.map(|reason| Incomplete { reason }),
+            model: &self.model,
+            output: &self.output,
+            echo: &self.opts.echo,
+            usage: (self.status.is_some() && !self.usage.is_empty())
+                .then(|| usage_json(&self.usage)),
+        }
     }
 
     /// The response object as it stands.
     pub fn response(&self) -> Value {
-        let mut r = serde_json::Map::new();
-        r.insert("id".into(), json!(self.id));
-        r.insert("object".into(), json!("response"));
-        r.insert("created_at".into(), json!(self.created_at));
-        r.insert("status".into(), json!(self.status.unwrap_or("in_progress")));
-        r.insert("error".into(), self.error.clone().unwrap_or(Value::Null));
-        r.insert(
-            "incomplete_details".into(),
-            match self.incomplete_reason {
-                Some(reason) => json!({"reason": reason}),
-                None => Value::Null,
-            },
-        );
-        r.insert("model".into(), json!(self.model));
-        r.insert("output".into(), Value::Array(self.output.clone()));
-        for (k, v) in &self.opts.echo {
-            r.insert(k.clone(), v.clone());
+        serde_json::to_value(self.view()).unwrap_or_default()
+    }
+
+    /// The response object as text.
+    pub fn response_text(&self) -> String {
+        serde_json::to_string(&self.view()).unwrap_or_default()
+    }
+
+    /// One event: `body`'s fields with `type` and `sequence_number`.
+    fn emit<B: Serialize>(&mut self, out: &mut Vec<Frame>, name: &'static str, body: B) {
+        let seq = self.seq;
+        self.seq += 1;
+        if !self.frames {
+            return;
         }
-        r.insert(
-            "usage".into(),
-            if self.status.is_some() && !self.usage.is_empty() {
-                usage_json(&self.usage)
-            } else {
-                Value::Null
+        let data = serde_json::to_string(&Envelope {
+            kind: name,
+            sequence_number: seq,
+            body,
+        })
+        .unwrap_or_default();
+        out.push(Frame::named(name, data));
+    }
+
+    fn emit_response(&mut self, out: &mut Vec<Frame>, name: &'static str) {
+        if !self.frames {
+            self.seq += 1;
+            return;
+        }
+        let data = serde_json::to_string(&Envelope {
+            kind: name,
+            sequence_number: self.seq,
+            body: WithResponse {
+                response: self.view(),
             },
-        );
-        Value::Object(r)
+        })
+        .unwrap_or_default();
+        self.seq += 1;
+        out.push(Frame::named(name, data));
+    }
+
+    fn emit_item(&mut self, out: &mut Vec<Frame>, name: &'static str, item: &Item) {
+        let output_index = self.output.len();
+        self.emit(out, name, WithItem { output_index, item });
     }
 
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
@@ -142,10 +394,8 @@ impl ResponsesEncoder {
         match ev {
             Event::MessageStart { model, .. } => {
                 self.model.clone_from(model);
-                let r = self.response();
-                out.push(self.event("response.created", json!({"response": r})));
-                let r = self.response();
-                out.push(self.event("response.in_progress", json!({"response": r})));
+                self.emit_response(&mut out, "response.created");
+                self.emit_response(&mut out, "response.in_progress");
             }
             Event::BlockStart { block, .. } => {
                 self.close(&mut out);
@@ -156,17 +406,26 @@ impl ResponsesEncoder {
                     self.close(&mut out);
                     self.open_block(&BlockStart::Text, &mut out);
                 }
+                let output_index = self.output.len();
                 if let Some(Open::Text { id, text: acc }) = &mut self.open {
                     acc.push_str(text);
                     let id = id.clone();
-                    let index = self.output.len();
-                    out.push(self.event(
+                    self.emit(
+                        &mut out,
                         "response.output_text.delta",
-                        json!({"item_id": id, "output_index": index, "content_index": 0, "delta": text, "logprobs": []}),
-                    ));
+                        Delta {
+                            item_id: &id,
+                            output_index,
+                            content_index: Some(0),
+                            summary_index: None,
+                            delta: text,
+                            logprobs: Some([]),
+                        },
+                    );
                 }
             }
             Event::ToolInputDelta { partial_json, .. } => {
+                let output_index = self.output.len();
                 if let Some(Open::Call {
                     id,
                     arguments,
@@ -177,31 +436,44 @@ impl ResponsesEncoder {
                     arguments.push_str(partial_json);
                     if !*custom {
                         let id = id.clone();
-                        let index = self.output.len();
-                        out.push(self.event(
+                        self.emit(
+                            &mut out,
                             "response.function_call_arguments.delta",
-                            json!({"item_id": id, "output_index": index, "delta": partial_json}),
-                        ));
+                            Delta {
+                                item_id: &id,
+                                output_index,
+                                content_index: None,
+                                summary_index: None,
+                                delta: partial_json,
+                                logprobs: None,
+                            },
+                        );
                     }
                 }
             }
             Event::ThinkingDelta { thinking, .. } => {
+                let output_index = self.output.len();
+                let summary = self.opts.summary;
                 if let Some(Open::Reasoning { id, text, .. }) = &mut self.open {
                     text.push_str(thinking);
                     let id = id.clone();
-                    let index = self.output.len();
-                    let frame = if self.opts.summary {
-                        self.event(
-                            "response.reasoning_summary_text.delta",
-                            json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": thinking}),
-                        )
+                    let (name, content_index, summary_index) = if summary {
+                        ("response.reasoning_summary_text.delta", None, Some(0))
                     } else {
-                        self.event(
-                            "response.reasoning_text.delta",
-                            json!({"item_id": id, "output_index": index, "content_index": 0, "delta": thinking}),
-                        )
+                        ("response.reasoning_text.delta", Some(0), None)
                     };
-                    out.push(frame);
+                    self.emit(
+                        &mut out,
+                        name,
+                        Delta {
+                            item_id: &id,
+                            output_index,
+                            content_index,
+                            summary_index,
+                            delta: thinking,
+                            logprobs: None,
+                        },
+                    );
                 }
             }
             Event::SignatureDelta { signature, .. } => {
@@ -210,52 +482,52 @@ impl ResponsesEncoder {
                 }
             }
             Event::BlockStop { .. } => self.close(&mut out),
-            // Logprobs are reported on the finished text part only.
+            // Logprobs are not reported on Responses output text (yet).
             Event::Logprobs(_) => {}
             Event::Usage(u) => self.usage.merge(u),
             Event::MessageStop { stop_reason } => {
                 self.close(&mut out);
                 let (status, name) = match stop_reason {
-                    StopReason::MaxTokens => {
-                        self.incomplete_reason = Some("max_output_tokens");
-                        ("incomplete", "response.incomplete")
-                    }
-                    StopReason::ContextWindowExceeded => {
+                    StopReason::MaxTokens | StopReason::ContextWindowExceeded => {
                         self.incomplete_reason = Some("max_output_tokens");
                         ("incomplete", "response.incomplete")
                     }
                     _ => ("completed", "response.completed"),
                 };
                 self.status = Some(status);
-                let r = self.response();
-                out.push(self.event(name, json!({"response": r})));
+                self.emit_response(&mut out, name);
             }
             Event::Error(e) => {
                 self.close(&mut out);
                 self.status = Some("failed");
-                self.error = Some(json!({"code": e.code.as_str(), "message": e.message}));
-                let r = self.response();
-                out.push(self.event("response.failed", json!({"response": r})));
+                self.error =
+                    Some(serde_json::json!({"code": e.code.as_str(), "message": e.message}));
+                self.emit_response(&mut out, "response.failed");
             }
         }
         out
     }
 
     fn open_block(&mut self, block: &BlockStart, out: &mut Vec<Frame>) {
-        let index = self.output.len();
+        let output_index = self.output.len();
         match block {
             BlockStart::Text => {
                 let id = self.item_id("msg");
-                let item = json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []});
-                out.push(self.event(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                ));
-                out.push(self.event(
-                    "response.content_part.added",
-                    json!({"item_id": id, "output_index": index, "content_index": 0,
-                           "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
-                ));
+                let item = Item::Message {
+                    id: id.clone(),
+                    status: "in_progress",
+                    role: "assistant",
+                    content: vec![],
+                };
+                self.emit_item(out, "response.output_item.added", &item);
+                let mut added = Done::new(&id, output_index);
+                added.content_index = Some(0);
+                added.part = Some(Part::OutputText {
+                    text: "",
+                    annotations: [],
+                    logprobs: [],
+                });
+                self.emit(out, "response.content_part.added", added);
                 self.open = Some(Open::Text {
                     id,
                     text: String::new(),
@@ -267,12 +539,14 @@ impl ResponsesEncoder {
                 // A custom call's input is unwrapped from `{"input": …}` at its end, so
                 // its item is announced then.
                 if !custom {
-                    let item = json!({"type": "function_call", "id": id, "call_id": call_id,
-                                      "name": name, "arguments": "", "status": "in_progress"});
-                    out.push(self.event(
-                        "response.output_item.added",
-                        json!({"output_index": index, "item": item}),
-                    ));
+                    let item = Item::FunctionCall {
+                        id: id.clone(),
+                        call_id: call_id.clone(),
+                        name: name.clone(),
+                        arguments: String::new(),
+                        status: "in_progress",
+                    };
+                    self.emit_item(out, "response.output_item.added", &item);
                 }
                 self.open = Some(Open::Call {
                     id,
@@ -284,17 +558,18 @@ impl ResponsesEncoder {
             }
             BlockStart::Thinking => {
                 let id = self.item_id("rs");
-                let item = json!({"type": "reasoning", "id": id, "summary": []});
-                out.push(self.event(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                ));
+                let item = Item::Reasoning {
+                    id: id.clone(),
+                    summary: vec![],
+                    content: None,
+                    encrypted_content: None,
+                };
+                self.emit_item(out, "response.output_item.added", &item);
                 if self.opts.summary {
-                    out.push(self.event(
-                        "response.reasoning_summary_part.added",
-                        json!({"item_id": id, "output_index": index, "summary_index": 0,
-                               "part": {"type": "summary_text", "text": ""}}),
-                    ));
+                    let mut added = Done::new(&id, output_index);
+                    added.summary_index = Some(0);
+                    added.part = Some(Part::SummaryText { text: "" });
+                    self.emit(out, "response.reasoning_summary_part.added", added);
                 }
                 self.open = Some(Open::Reasoning {
                     id,
@@ -303,19 +578,17 @@ impl ResponsesEncoder {
                 });
             }
             BlockStart::RedactedThinking { data } => {
-                let id = self.item_id("rs");
-                let mut item = json!({"type": "reasoning", "id": id, "summary": []});
-                if self.opts.encrypted_content {
-                    item["encrypted_content"] = json!(format!("{REDACTED_PREFIX}{data}"));
-                }
-                out.push(self.event(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
-                ));
-                out.push(self.event(
-                    "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
-                ));
+                let item = Item::Reasoning {
+                    id: self.item_id("rs"),
+                    summary: vec![],
+                    content: None,
+                    encrypted_content: self
+                        .opts
+                        .encrypted_content
+                        .then(|| format!("{REDACTED_PREFIX}{data}")),
+                };
+                self.emit_item(out, "response.output_item.added", &item);
+                self.emit_item(out, "response.output_item.done", &item);
                 self.output.push(item);
             }
         }
@@ -329,17 +602,25 @@ impl ResponsesEncoder {
         let index = self.output.len();
         let item = match open {
             Open::Text { id, text } => {
-                let part =
-                    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-                out.push(self.event(
-                    "response.output_text.done",
-                    json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
-                ));
-                out.push(self.event(
-                    "response.content_part.done",
-                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
-                ));
-                json!({"type": "message", "id": id, "status": "completed", "role": "assistant", "content": [part]})
+                let mut done = Done::new(&id, index);
+                done.content_index = Some(0);
+                done.text = Some(&text);
+                done.logprobs = Some([]);
+                self.emit(out, "response.output_text.done", done);
+                let mut part = Done::new(&id, index);
+                part.content_index = Some(0);
+                part.part = Some(Part::OutputText {
+                    text: &text,
+                    annotations: [],
+                    logprobs: [],
+                });
+                self.emit(out, "response.content_part.done", part);
+                Item::Message {
+                    id,
+                    status: "completed",
+                    role: "assistant",
+                    content: vec![OutputText::new(text)],
+                }
             }
             Open::Call {
                 id,
@@ -348,12 +629,17 @@ impl ResponsesEncoder {
                 arguments,
                 custom: false,
             } => {
-                out.push(self.event(
-                    "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": index, "name": name, "arguments": arguments}),
-                ));
-                json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-                       "arguments": arguments, "status": "completed"})
+                let mut done = Done::new(&id, index);
+                done.name = Some(&name);
+                done.arguments = Some(&arguments);
+                self.emit(out, "response.function_call_arguments.done", done);
+                Item::FunctionCall {
+                    id,
+                    call_id,
+                    name,
+                    arguments,
+                    status: "completed",
+                }
             }
             Open::Call {
                 id,
@@ -366,70 +652,81 @@ impl ResponsesEncoder {
                     .ok()
                     .and_then(|v| v["input"].as_str().map(str::to_owned))
                     .unwrap_or(arguments);
-                let added = json!({"type": "custom_tool_call", "id": id, "call_id": call_id,
-                                   "name": name, "input": "", "status": "in_progress"});
-                out.push(self.event(
-                    "response.output_item.added",
-                    json!({"output_index": index, "item": added}),
-                ));
-                out.push(self.event(
+                let added = Item::CustomToolCall {
+                    id: id.clone(),
+                    call_id: call_id.clone(),
+                    name: name.clone(),
+                    input: String::new(),
+                    status: "in_progress",
+                };
+                self.emit_item(out, "response.output_item.added", &added);
+                self.emit(
+                    out,
                     "response.custom_tool_call_input.delta",
-                    json!({"item_id": id, "output_index": index, "delta": input}),
-                ));
-                out.push(self.event(
-                    "response.custom_tool_call_input.done",
-                    json!({"item_id": id, "output_index": index, "input": input}),
-                ));
-                json!({"type": "custom_tool_call", "id": id, "call_id": call_id, "name": name,
-                       "input": input, "status": "completed"})
+                    Delta {
+                        item_id: &id,
+                        output_index: index,
+                        content_index: None,
+                        summary_index: None,
+                        delta: &input,
+                        logprobs: None,
+                    },
+                );
+                let mut done = Done::new(&id, index);
+                done.input = Some(&input);
+                self.emit(out, "response.custom_tool_call_input.done", done);
+                Item::CustomToolCall {
+                    id,
+                    call_id,
+                    name,
+                    input,
+                    status: "completed",
+                }
             }
             Open::Reasoning {
                 id,
                 text,
                 signature,
             } => {
-                let mut item = json!({"type": "reasoning", "id": id, "summary": []});
-                if self.opts.summary {
-                    let part = json!({"type": "summary_text", "text": text});
-                    out.push(self.event(
-                        "response.reasoning_summary_text.done",
-                        json!({"item_id": id, "output_index": index, "summary_index": 0, "text": text}),
-                    ));
-                    out.push(self.event(
-                        "response.reasoning_summary_part.done",
-                        json!({"item_id": id, "output_index": index, "summary_index": 0, "part": part}),
-                    ));
-                    item["summary"] = json!([part]);
+                let (summary, content) = if self.opts.summary {
+                    let mut done = Done::new(&id, index);
+                    done.summary_index = Some(0);
+                    done.text = Some(&text);
+                    self.emit(out, "response.reasoning_summary_text.done", done);
+                    let mut part = Done::new(&id, index);
+                    part.summary_index = Some(0);
+                    part.part = Some(Part::SummaryText { text: &text });
+                    self.emit(out, "response.reasoning_summary_part.done", part);
+                    (
+                        vec![TextPart {
+                            kind: "summary_text",
+                            text,
+                        }],
+                        None,
+                    )
                 } else {
-                    out.push(self.event(
-                        "response.reasoning_text.done",
-                        json!({"item_id": id, "output_index": index, "content_index": 0, "text": text}),
-                    ));
-                    item["content"] = json!([{"type": "reasoning_text", "text": text}]);
+                    let mut done = Done::new(&id, index);
+                    done.content_index = Some(0);
+                    done.text = Some(&text);
+                    self.emit(out, "response.reasoning_text.done", done);
+                    (
+                        vec![],
+                        Some(vec![TextPart {
+                            kind: "reasoning_text",
+                            text,
+                        }]),
+                    )
+                };
+                Item::Reasoning {
+                    id,
+                    summary,
+                    content,
+                    encrypted_content: (self.opts.encrypted_content && !signature.is_empty())
+                        .then(|| format!("{SIGNATURE_PREFIX}{signature}")),
                 }
-                if self.opts.encrypted_content && !signature.is_empty() {
-                    item["encrypted_content"] = json!(format!("{SIGNATURE_PREFIX}{signature}"));
-                }
-                item
             }
         };
-        out.push(self.event(
-            "response.output_item.done",
-            json!({"output_index": index, "item": item}),
-        ));
+        self.emit_item(out, "response.output_item.done", &item);
         self.output.push(item);
     }
-}
-
-/// Canonical usage in the Responses shape.
-pub fn usage_json(u: &Usage) -> Value {
-    let input = u.input_tokens.unwrap_or(0);
-    let output = u.output_tokens.unwrap_or(0);
-    json!({
-        "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens.unwrap_or(0)},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens.unwrap_or(0)},
-        "total_tokens": input + output,
-    })
 }

@@ -4,8 +4,8 @@ use crate::error::Code;
 use crate::protocol::canonical::{BlockStart, Event, EventBuilder, StopReason, StreamError, Usage};
 
 fn decode(body: serde_json::Value) -> Result<(Request, EncodeOptions)> {
-    let w = parse_request(body.to_string().as_bytes())?;
-    let items = input_items(&w)?;
+    let mut w = parse_request(body.to_string().as_bytes())?;
+    let items = input_items(&mut w)?;
     to_canonical(&w, &[], &items)
 }
 
@@ -219,7 +219,7 @@ fn calls_reasoning_and_their_round_trip_back_to_canonical() {
     assert!(names.contains(&"response.reasoning_summary_text.delta"));
     assert!(names.contains(&"response.function_call_arguments.delta"));
     assert!(names.contains(&"response.custom_tool_call_input.done"));
-    let output = enc.output().to_vec();
+    let output = enc.output_json();
     assert_eq!(output[0]["type"], "reasoning");
     assert_eq!(output[0]["encrypted_content"], "sy1:SIG");
     assert_eq!(output[0]["summary"][0]["text"], "Let me run it.");
