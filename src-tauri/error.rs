@@ -49,6 +49,8 @@ pub enum Code {
     ProviderBadResponse,
     /// The base URL's origin changed and the stored key (bound to the old origin) was not re-entered.
     ProviderKeyRequired,
+    /// The provider failed repeatedly; its circuit breaker skips it for a cool-down.
+    ProviderCircuitOpen,
     // ---- routing rules and pool
     RuleNotFound,
     RuleRegexInvalid,
@@ -60,6 +62,8 @@ pub enum Code {
     // ---- models and engine
     ModelNotFound,
     ModelInvalid,
+    /// The model's chat template failed or exceeded the template sandbox's limits.
+    ModelTemplateInvalid,
     ModelUnsupportedArch,
     ModelUnsupportedQuant,
     ModelExists,
@@ -74,6 +78,8 @@ pub enum Code {
     OriginNotAllowed,
     Unauthorized,
     BodyTooLarge,
+    /// A request body that is not `application/json` (a form post from a web page).
+    UnsupportedMediaType,
     InvalidRequest,
     UnsupportedFeature,
     UpstreamError,
@@ -111,6 +117,7 @@ impl Code {
             ProviderTimeout => "provider_timeout",
             ProviderBadResponse => "provider_bad_response",
             ProviderKeyRequired => "provider_key_required",
+            ProviderCircuitOpen => "provider_circuit_open",
             RuleNotFound => "rule_not_found",
             RuleRegexInvalid => "rule_regex_invalid",
             RuleOrderConflict => "rule_order_conflict",
@@ -118,6 +125,7 @@ impl Code {
             PoolConfigInvalid => "pool_config_invalid",
             ModelNotFound => "model_not_found",
             ModelInvalid => "model_invalid",
+            ModelTemplateInvalid => "model_template_invalid",
             ModelUnsupportedArch => "model_unsupported_arch",
             ModelUnsupportedQuant => "model_unsupported_quant",
             ModelExists => "model_exists",
@@ -130,6 +138,7 @@ impl Code {
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
             BodyTooLarge => "body_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
             InvalidRequest => "invalid_request",
             UnsupportedFeature => "unsupported_feature",
             UpstreamError => "upstream_error",
@@ -182,19 +191,22 @@ impl Code {
             | ResponseNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
             BodyTooLarge => 413,
+            UnsupportedMediaType => 415,
             ProviderInvalidUrl
             | ProviderKeyRequired
             | RuleRegexInvalid
             | RuleTargetUnknown
             | PoolConfigInvalid
             | ModelInvalid
+            | ModelTemplateInvalid
             | ModelUnsupportedArch
             | ModelUnsupportedQuant => 422,
             RateLimited => 429,
             Cancelled => 499,
             ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
             | UpstreamUnreachable => 502,
-            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused => 503,
+            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused
+            | ProviderCircuitOpen => 503,
             ProviderTimeout | UpstreamTimeout => 504,
             _ => 500,
         }
@@ -347,6 +359,7 @@ mod tests {
         Code::ProviderTimeout,
         Code::ProviderBadResponse,
         Code::ProviderKeyRequired,
+        Code::ProviderCircuitOpen,
         Code::RuleNotFound,
         Code::RuleRegexInvalid,
         Code::RuleOrderConflict,
@@ -354,6 +367,7 @@ mod tests {
         Code::PoolConfigInvalid,
         Code::ModelNotFound,
         Code::ModelInvalid,
+        Code::ModelTemplateInvalid,
         Code::ModelUnsupportedArch,
         Code::ModelUnsupportedQuant,
         Code::ModelExists,
@@ -366,6 +380,7 @@ mod tests {
         Code::OriginNotAllowed,
         Code::Unauthorized,
         Code::BodyTooLarge,
+        Code::UnsupportedMediaType,
         Code::InvalidRequest,
         Code::UnsupportedFeature,
         Code::UpstreamError,

@@ -118,6 +118,19 @@ fn unsupported_arch(name: &str) -> Error {
     )
 }
 
+/// An integer from a model's config, saturated into `i32`: a value out of range becomes
+/// `i32::MAX` / `i32::MIN` (and is then refused by the bounds in `validate`), never a
+/// wrapped small number that would pass them.
+fn sat_i32<T: TryInto<i32> + PartialOrd + Default>(x: T) -> i32 {
+    let negative = x < T::default();
+    x.try_into()
+        .unwrap_or(if negative { i32::MIN } else { i32::MAX })
+}
+
+fn sat_u32<T: TryInto<u32>>(x: T) -> u32 {
+    x.try_into().unwrap_or(u32::MAX)
+}
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Code::ModelInvalid, msg)
 }
@@ -132,6 +145,29 @@ impl ModelConfig {
                 Ok(())
             }
         };
+        // Upper bounds far above any real model (the largest open models have ~16k
+        // hidden, ~130 layers, 128 heads, 256k vocabularies): a config past them is a
+        // lie that would make us size buffers from it.
+        let at_most = |v: i64, max: i64, what: &str| {
+            if v > max {
+                Err(invalid(format!(
+                    "config has {what} = {v}; at most {max} is accepted"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        at_most(self.hidden_size.into(), 1 << 17, "hidden_size")?;
+        at_most(self.intermediate_size.into(), 1 << 19, "intermediate_size")?;
+        at_most(self.num_layers.into(), 1024, "num_hidden_layers")?;
+        at_most(self.num_heads.into(), 1024, "num_attention_heads")?;
+        at_most(self.head_dim.into(), 4096, "head_dim")?;
+        at_most(self.vocab_size.into(), 1 << 22, "vocab_size")?;
+        at_most(
+            self.context_length.into(),
+            1 << 24,
+            "max_position_embeddings",
+        )?;
         pos(self.hidden_size, "hidden_size")?;
         pos(self.intermediate_size, "intermediate_size")?;
         pos(self.num_layers, "num_hidden_layers")?;
@@ -139,6 +175,15 @@ impl ModelConfig {
         pos(self.num_kv_heads, "num_key_value_heads")?;
         pos(self.head_dim, "head_dim")?;
         pos(self.vocab_size, "vocab_size")?;
+        // Products the engine sizes buffers with must not overflow.
+        let q = i64::from(self.num_heads) * i64::from(self.head_dim);
+        at_most(q, 1 << 20, "num_attention_heads × head_dim")?;
+        if self.num_kv_heads > self.num_heads {
+            return Err(invalid(format!(
+                "{} key/value heads for {} attention heads",
+                self.num_kv_heads, self.num_heads
+            )));
+        }
         if self.num_heads % self.num_kv_heads != 0 {
             return Err(invalid(format!(
                 "{} attention heads cannot be grouped over {} key/value heads",
@@ -170,7 +215,7 @@ impl ModelConfig {
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("config.json has no model_type"))?;
         let arch = Arch::parse(model_type).ok_or_else(|| unsupported_arch(model_type))?;
-        let int = |k: &str| v.get(k).and_then(Value::as_i64).map(|x| x as i32);
+        let int = |k: &str| v.get(k).and_then(Value::as_i64).map(sat_i32);
         let req = |k: &str| int(k).ok_or_else(|| invalid(format!("config.json has no {k}")));
         let hidden_size = req("hidden_size")?;
         let num_heads = req("num_attention_heads")?;
@@ -222,7 +267,7 @@ impl ModelConfig {
             context_length: v
                 .get("max_position_embeddings")
                 .and_then(Value::as_u64)
-                .unwrap_or(4096) as u32,
+                .map_or(4096, sat_u32),
             vocab_size: req("vocab_size")?,
             quantization,
         }
@@ -237,7 +282,7 @@ impl ModelConfig {
         let arch = Arch::parse(arch_name).ok_or_else(|| unsupported_arch(arch_name))?;
         let req = |k: &str| {
             h.arch_u64(k)
-                .map(|x| x as i32)
+                .map(sat_i32)
                 .ok_or_else(|| invalid(format!("GGUF has no {arch_name}.{k}")))
         };
         let hidden_size = req("embedding_length")?;
@@ -245,7 +290,7 @@ impl ModelConfig {
         let head_dim = h
             .arch_u64("attention.key_length")
             .or_else(|| h.arch_u64("rope.dimension_count"))
-            .map(|x| x as i32)
+            .map(sat_i32)
             .unwrap_or(if num_heads > 0 {
                 hidden_size / num_heads
             } else {
@@ -253,7 +298,7 @@ impl ModelConfig {
             });
         let vocab_size = h
             .arch_u64("vocab_size")
-            .map(|x| x as i32)
+            .map(sat_i32)
             .or_else(|| {
                 h.get("tokenizer.ggml.tokens")
                     .and_then(|t| t.as_array())
@@ -281,7 +326,7 @@ impl ModelConfig {
             num_heads,
             num_kv_heads: h
                 .arch_u64("attention.head_count_kv")
-                .map(|x| x as i32)
+                .map(sat_i32)
                 .unwrap_or(num_heads),
             head_dim,
             rms_norm_eps: h
@@ -292,7 +337,7 @@ impl ModelConfig {
             // interleaved ("normal") RoPE; Qwen models keep the halves layout (NEOX).
             rope_traditional: matches!(arch, Arch::Llama | Arch::Mistral),
             rope_scaling,
-            context_length: h.arch_u64("context_length").unwrap_or(4096) as u32,
+            context_length: h.arch_u64("context_length").map_or(4096, sat_u32),
             vocab_size,
             quantization: QuantConfig::default(),
         }
@@ -336,8 +381,11 @@ fn parse_spec(v: &Value, what: &str) -> Result<QuantSpec> {
             "quantization mode '{mode}' of {what} is not supported (supported: MLX affine)"
         )));
     }
-    let bits = v.get("bits").and_then(Value::as_i64).unwrap_or(0) as i32;
-    let group_size = v.get("group_size").and_then(Value::as_i64).unwrap_or(64) as i32;
+    let bits = v.get("bits").and_then(Value::as_i64).map_or(0, sat_i32);
+    let group_size = v
+        .get("group_size")
+        .and_then(Value::as_i64)
+        .map_or(64, sat_i32);
     if ![2, 3, 4, 5, 6, 8].contains(&bits) {
         return Err(unsupported(format!(
             "{bits}-bit quantization of {what} is not supported (MLX affine 2, 3, 4, 5, 6 or 8 bits)"

@@ -298,9 +298,23 @@ pub fn read_header(path: &Path) -> Result<GgufHeader> {
         .with_source(e)
     })?;
     let file_size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    parse_from(BufReader::with_capacity(1 << 16, file), file_size, path)
+}
+
+/// [`read_header`] over bytes already in memory (the fuzz target's entry point).
+pub fn parse_header_bytes(bytes: &[u8]) -> Result<GgufHeader> {
+    parse_from(
+        std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        Path::new("<memory>"),
+    )
+}
+
+fn parse_from<R: Read + Seek>(inner: R, file_size: u64, path: &Path) -> Result<GgufHeader> {
     let mut r = Reader {
-        inner: BufReader::with_capacity(1 << 16, file),
+        inner,
         file_size,
+        budget: header_budget(file_size),
     };
     parse(&mut r, file_size).map_err(|e| match e {
         ParseError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -331,6 +345,16 @@ fn bad<T>(msg: impl Into<String>) -> PResult<T> {
 struct Reader<R> {
     inner: R,
     file_size: u64,
+    /// Bytes of memory the parsed header may still take: twice the file (a real
+    /// file's header is a few percent of it), at least 16 MiB. Every metadata value,
+    /// string and tensor entry is paid for before it is allocated, so no file makes us
+    /// hold many times its own size.
+    budget: u64,
+}
+
+/// Memory a header may take, for a file of `file_size` bytes.
+fn header_budget(file_size: u64) -> u64 {
+    file_size.saturating_mul(2).max(16 << 20)
 }
 
 impl<R: Read + Seek> Reader<R> {
@@ -348,11 +372,26 @@ impl<R: Read + Seek> Reader<R> {
     fn u64(&mut self) -> PResult<u64> {
         Ok(u64::from_le_bytes(self.bytes()?))
     }
+    /// Pay `bytes` of the header's memory budget.
+    fn charge(&mut self, bytes: u64) -> PResult<()> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => bad(format!(
+                "the header would take more than {} MiB of memory for a {} MiB file",
+                header_budget(self.file_size) >> 20,
+                self.file_size >> 20
+            )),
+        }
+    }
     fn string(&mut self) -> PResult<String> {
         let len = self.u64()?;
         if len > MAX_STRING || len > self.file_size {
             return bad(format!("a string claims {len} bytes"));
         }
+        self.charge(len)?;
         let mut buf = vec![0u8; len as usize];
         self.inner.read_exact(&mut buf)?;
         String::from_utf8(buf).or_else(|_| bad("a string is not UTF-8"))
@@ -362,6 +401,7 @@ impl<R: Read + Seek> Reader<R> {
     }
 
     fn value(&mut self, ty: u32, depth: u32) -> PResult<MetaValue> {
+        self.charge(std::mem::size_of::<MetaValue>() as u64)?;
         Ok(match ty {
             0 => MetaValue::UInt(self.u8()? as u64),
             1 => MetaValue::Int(self.u8()? as i8 as i64),
@@ -382,7 +422,10 @@ impl<R: Read + Seek> Reader<R> {
                 if n > self.file_size {
                     return bad(format!("a metadata array claims {n} elements"));
                 }
-                let mut v = Vec::with_capacity(n.min(1 << 20) as usize);
+                self.charge(n.saturating_mul(std::mem::size_of::<MetaValue>() as u64))?;
+                let mut v = Vec::new();
+                v.try_reserve_exact(n as usize)
+                    .or_else(|_| bad(format!("no memory for a metadata array of {n} elements")))?;
                 for _ in 0..n {
                     v.push(self.value(elem, depth + 1)?);
                 }
@@ -418,6 +461,7 @@ fn parse<R: Read + Seek>(r: &mut Reader<R>, file_size: u64) -> PResult<GgufHeade
     }
     let mut tensors = Vec::with_capacity(n_tensors.min(1 << 16) as usize);
     for _ in 0..n_tensors {
+        r.charge(std::mem::size_of::<TensorInfo>() as u64)?;
         let name = r.string()?;
         let n_dims = r.u32()?;
         if n_dims == 0 || n_dims > 4 {
@@ -667,6 +711,72 @@ pub(crate) mod tests {
         bytes.extend(u64::MAX.to_le_bytes()); // key length
         let (_d, p) = write(&bytes);
         assert_eq!(read_header(&p).unwrap_err().code, Code::ModelInvalid);
+    }
+
+    /// A header cut short at every byte is a coded error, never a panic.
+    #[test]
+    fn truncated_at_every_byte_is_model_invalid() {
+        let bytes = Builder::default()
+            .str("general.architecture", "llama")
+            .u32("llama.block_count", 2)
+            .strs("tokenizer.ggml.tokens", &["a", "b", "c"])
+            .i32s("tokenizer.ggml.token_type", &[1, 1, 1])
+            .raw_tensor("blk.0.attn_q.weight", &[256, 1], 12, vec![0; 144])
+            .build();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cut.gguf");
+        for len in 0..bytes.len() - 144 {
+            std::fs::write(&p, &bytes[..len]).unwrap();
+            let e = read_header(&p).unwrap_err();
+            assert_eq!(e.code, Code::ModelInvalid, "cut at {len}: {e}");
+        }
+    }
+
+    /// One-byte array elements that would each take a 32-byte value in memory: a
+    /// 1 MiB file may not make us hold 32 MiB.
+    #[test]
+    fn metadata_may_not_take_many_times_the_files_size() {
+        let n: u64 = 1 << 20;
+        let mut bytes = Vec::new();
+        bytes.extend(MAGIC.to_le_bytes());
+        bytes.extend(3u32.to_le_bytes());
+        bytes.extend(0u64.to_le_bytes()); // tensors
+        bytes.extend(1u64.to_le_bytes()); // key/values
+        bytes.extend(3u64.to_le_bytes());
+        bytes.extend(b"arr");
+        bytes.extend(9u32.to_le_bytes()); // array
+        bytes.extend(0u32.to_le_bytes()); // of u8
+        bytes.extend(n.to_le_bytes());
+        bytes.extend(std::iter::repeat_n(7u8, n as usize));
+        let (_d, p) = write(&bytes);
+        let e = read_header(&p).unwrap_err();
+        assert_eq!(e.code, Code::ModelInvalid);
+        assert!(e.message.contains("memory"), "{e}");
+    }
+
+    /// The GGUF header parser under mutation: `Ok` or `model_invalid`, never a panic.
+    #[test]
+    fn fuzz_gguf_header() {
+        let seeds = vec![
+            Builder::default()
+                .str("general.architecture", "llama")
+                .u32("llama.block_count", 2)
+                .f32("llama.rope.freq_base", 10000.0)
+                .strs("tokenizer.ggml.tokens", &["a", "b", "<s>"])
+                .i32s("tokenizer.ggml.token_type", &[1, 1, 3])
+                .raw_tensor("blk.0.attn_q.weight", &[32, 2], 0, vec![0; 256])
+                .raw_tensor("output.weight", &[256, 1], 12, vec![0; 144])
+                .build(),
+            Builder::default()
+                .str("general.architecture", "qwen2")
+                .build(),
+        ];
+        let n = crate::engine::fuzz::run("gguf_header", &seeds, |bytes| {
+            if let Err(e) = parse_header_bytes(bytes) {
+                assert_eq!(e.code, Code::ModelInvalid, "{e}");
+            }
+        });
+        assert!(n > 0);
     }
 
     #[test]

@@ -527,3 +527,105 @@ impl ModelHandle {
             .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))
     }
 }
+
+/// Mutation fuzzing of untrusted-file parsers: seeds are mutated at random (bit flips,
+/// byte overwrites with boundary values, truncations, duplicated and deleted spans) and
+/// the parser must return `Ok` or a coded `model_invalid` — never panic, never allocate
+/// past its budget. `make test` runs a few thousand cases; `make fuzz` runs each target
+/// for `SWITCHYARD_FUZZ_SECS` seconds.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    use std::time::{Duration, Instant};
+
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Self {
+            Rng(seed | 1)
+        }
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            if n == 0 {
+                0
+            } else {
+                (self.next() % n as u64) as usize
+            }
+        }
+    }
+
+    pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+        let mut b = seed.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            match rng.below(6) {
+                0 if !b.is_empty() => {
+                    let i = rng.below(b.len());
+                    b[i] ^= 1 << rng.below(8);
+                }
+                1 if !b.is_empty() => {
+                    let i = rng.below(b.len());
+                    b[i] = [0u8, 1, 0x7f, 0x80, 0xff][rng.below(5)];
+                }
+                2 if b.len() >= 8 => {
+                    // A length or count field set to a boundary value.
+                    let i = rng.below(b.len() - 7);
+                    let v: u64 =
+                        [0, 1, u32::MAX as u64, i64::MAX as u64, u64::MAX, 1 << 40][rng.below(6)];
+                    b[i..i + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                3 => {
+                    let n = rng.below(b.len() + 1);
+                    b.truncate(n);
+                }
+                4 if !b.is_empty() => {
+                    let i = rng.below(b.len());
+                    let n = rng.below((b.len() - i).min(64) + 1);
+                    let span = b[i..i + n].to_vec();
+                    let j = rng.below(b.len() + 1);
+                    b.splice(j..j, span);
+                }
+                _ if !b.is_empty() => {
+                    let i = rng.below(b.len());
+                    let n = rng.below((b.len() - i).min(64) + 1);
+                    b.drain(i..i + n);
+                }
+                _ => {}
+            }
+        }
+        b
+    }
+
+    /// How long (or how many cases) a fuzz target runs.
+    pub fn budget() -> (Duration, usize) {
+        match std::env::var("SWITCHYARD_FUZZ_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            Some(secs) => (Duration::from_secs(secs), usize::MAX),
+            None => (Duration::MAX, 3000),
+        }
+    }
+
+    /// Run `check` on mutations of `seeds` until the budget is spent; returns the count.
+    pub fn run(name: &str, seeds: &[Vec<u8>], mut check: impl FnMut(&[u8])) -> usize {
+        let (time, cases) = budget();
+        let start = Instant::now();
+        let mut rng = Rng::new(0x5eed_f022 ^ name.len() as u64);
+        let mut n = 0;
+        while n < cases && start.elapsed() < time {
+            let seed = &seeds[rng.below(seeds.len())];
+            let input = mutate(&mut rng, seed);
+            check(&input);
+            n += 1;
+        }
+        eprintln!(
+            "fuzz {name}: {n} cases in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        n
+    }
+}

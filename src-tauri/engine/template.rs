@@ -49,6 +49,31 @@ impl std::fmt::Debug for ChatTemplate {
 
 const NAME: &str = "chat";
 
+/// The sandbox a model's chat template runs in. A template is code from whoever made
+/// the model; these bound what one render can cost, so a hostile or broken one is a
+/// coded error for its request, never an abort of the process (see [`Code::ModelTemplateInvalid`]).
+pub mod limits {
+    /// minijinja fuel per render: one unit per instruction, and one per 64 bytes the
+    /// template produces or processes (output, string building, `tojson`). Real templates
+    /// use well under 1 % of it on a long agent conversation.
+    pub const FUEL: u64 = 8_000_000;
+    /// Nesting of macro calls, includes and recursive loops.
+    pub const RECURSION: usize = 64;
+    /// The rendered prompt (about 4 M tokens: far beyond any model's context).
+    pub const OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+    /// `tojson(indent=…)`: Python templates use 2 or 4.
+    pub const TOJSON_INDENT: usize = 16;
+    /// Width and precision in a `"…".format()` field.
+    pub const FORMAT_WIDTH: u64 = 4096;
+}
+
+/// A sandbox limit was hit: the template, not the request, is at fault.
+fn sandbox_error(what: impl std::fmt::Display) -> minijinja::Error {
+    minijinja::Error::new(ErrorKind::InvalidOperation, format!("{SANDBOX}{what}"))
+}
+
+const SANDBOX: &str = "sandbox limit: ";
+
 impl ChatTemplate {
     /// Compile `source`; a syntax error is `model_invalid` (the template ships with the model).
     pub fn new(source: String) -> Result<Self> {
@@ -59,7 +84,16 @@ impl ChatTemplate {
             .build()
             .map_err(|e| Error::internal(format!("template syntax: {e}")))?;
         env.set_syntax(syntax);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_fuel(Some(limits::FUEL));
+        env.set_recursion_limit(limits::RECURSION);
+        env.set_unknown_method_callback(|state, value, method, args| {
+            if method == "format"
+                && let Some(fmt) = value.as_str()
+            {
+                check_format_string(fmt)?;
+            }
+            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+        });
         env.add_filter("tojson", tojson);
         env.add_function(
             "raise_exception",
@@ -131,25 +165,64 @@ impl ChatTemplate {
         if let Some(on) = enable_thinking {
             ctx = minijinja::context! { enable_thinking => on, ..ctx };
         }
-        tmpl.render(ctx).map_err(|e| {
+        // A panic inside the template engine (a bug it has, reached by a hostile
+        // template) is this request's error, not the end of the serving thread.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.render(ctx)))
+            .map_err(|_| {
+                Error::new(
+                    Code::ModelTemplateInvalid,
+                    "the model's chat template crashed the template engine",
+                )
+            })?;
+        let out = out.map_err(|e| {
             let mut msg = e.to_string();
             if let Some(d) = e.detail()
                 && !msg.contains(d)
             {
                 msg = format!("{msg}: {d}");
             }
-            Error::new(
-                Code::InvalidRequest,
-                format!("the chat template rejected the messages: {msg}"),
-            )
-        })
+            let sandbox = e.kind() == ErrorKind::OutOfFuel
+                || msg.contains(SANDBOX)
+                || msg.contains("recursion limit exceeded");
+            if sandbox {
+                Error::new(
+                    Code::ModelTemplateInvalid,
+                    format!("the model's chat template exceeded the sandbox's limits: {msg}"),
+                )
+            } else {
+                Error::new(
+                    Code::InvalidRequest,
+                    format!("the chat template rejected the messages: {msg}"),
+                )
+            }
+        })?;
+        if out.len() > limits::OUTPUT_BYTES {
+            return Err(Error::new(
+                Code::ModelTemplateInvalid,
+                format!(
+                    "the model's chat template produced {} MiB of prompt (the limit is {} MiB)",
+                    out.len() >> 20,
+                    limits::OUTPUT_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(out)
     }
 }
 
 /// `tojson` as transformers defines it: `json.dumps(x, ensure_ascii=False, indent=indent,
 /// separators=separators, sort_keys=sort_keys)`.
 fn tojson(v: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
-    let indent: Option<usize> = kwargs.get("indent")?;
+    let indent: Option<u64> = kwargs.get("indent")?;
+    let indent = match indent {
+        Some(n) if n > limits::TOJSON_INDENT as u64 => {
+            return Err(sandbox_error(format!(
+                "tojson indent {n} is larger than {}",
+                limits::TOJSON_INDENT
+            )));
+        }
+        n => n.map(|n| n as usize),
+    };
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let separators: Option<Vec<String>> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
@@ -176,6 +249,40 @@ fn tojson(v: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Err
     Ok(Value::from_safe_string(out))
 }
 
+/// Refuse `"{:>999999999999}".format(x)`-style fields before pycompat's `format` pads
+/// to that width (it has no fuel check): widths and precisions are bounded, nested
+/// (argument-supplied) widths refused.
+fn check_format_string(fmt: &str) -> std::result::Result<(), minijinja::Error> {
+    let mut rest = fmt;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        if let Some(literal) = after.strip_prefix('{') {
+            rest = literal; // `{{` is a literal brace
+            continue;
+        }
+        let close = after.find('}').unwrap_or(after.len());
+        let field = &after[..close];
+        if field.contains('{') {
+            return Err(sandbox_error("nested format fields"));
+        }
+        if let Some((_, spec)) = field.split_once(':') {
+            for run in spec.split(|c: char| !c.is_ascii_digit()) {
+                if !run.is_empty() && run.parse::<u64>().is_ok_and(|n| n <= limits::FORMAT_WIDTH) {
+                    continue;
+                }
+                if !run.is_empty() {
+                    return Err(sandbox_error(format!(
+                        "format width {run} is larger than {}",
+                        limits::FORMAT_WIDTH
+                    )));
+                }
+            }
+        }
+        rest = after.get(close + 1..).unwrap_or("");
+    }
+    Ok(())
+}
+
 struct JsonOpts {
     indent: Option<usize>,
     sort_keys: bool,
@@ -189,6 +296,12 @@ fn py_json(
     level: usize,
     out: &mut String,
 ) -> std::result::Result<(), minijinja::Error> {
+    if out.len() > limits::OUTPUT_BYTES {
+        return Err(sandbox_error(format!(
+            "tojson output is larger than {} MiB",
+            limits::OUTPUT_BYTES >> 20
+        )));
+    }
     let newline = |out: &mut String, level: usize| {
         if let Some(n) = o.indent {
             out.push('\n');
@@ -511,6 +624,66 @@ mod tests {
         );
         let e = ChatTemplate::new("{% for %}".into()).unwrap_err();
         assert_eq!(e.code, Code::ModelInvalid);
+    }
+
+    fn render_one(source: &str) -> Result<String> {
+        ChatTemplate::new(source.into())?.render(
+            &[ChatMessage::new("user", "hi")],
+            None,
+            true,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// Template bombs: each would abort the process (allocation failure), spin for
+    /// hours or overflow the stack without the sandbox; each is now this request's
+    /// `model_template_invalid`, quickly.
+    #[test]
+    fn hostile_templates_are_a_coded_error_not_an_abort() {
+        for bomb in [
+            "{{ messages | tojson(indent=1000000000000000000) }}",
+            "{{ messages | tojson(indent=17) }}",
+            "{{ '{:>999999999999}'.format('x') }}",
+            "{{ '{:{}}'.format('x', 99999999999) }}",
+            "{{ '{0:.99999999999f}'.format(1.5) }}",
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "{{ 'x' * 99999999 }}{{ 'x' * 99999999 }}",
+            "{{ ('x' * 1000) | indent(9999999999999) }}",
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+            "{% for m in messages recursive %}{{ loop([m, m]) }}{% endfor %}",
+        ] {
+            let e = render_one(bomb).unwrap_err();
+            assert_eq!(e.code, Code::ModelTemplateInvalid, "{bomb}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_sandbox_leaves_real_templates_and_formats_alone() {
+        assert_eq!(
+            render_one("{{ '{:>6}|{:.2f}|{{x}}'.format('ab', 1.5) }}").unwrap(),
+            "    ab|1.50|{x}"
+        );
+        assert_eq!(
+            render_one("{{ {'a': [1]} | tojson(indent=4) }}").unwrap(),
+            "{\n    \"a\": [\n        1\n    ]\n}"
+        );
+        // A long conversation through a ChatML template stays far inside the fuel.
+        let long: Vec<ChatMessage> = (0..2000)
+            .map(|i| {
+                ChatMessage::new(
+                    if i % 2 == 0 { "user" } else { "assistant" },
+                    "word ".repeat(200),
+                )
+            })
+            .collect();
+        let out = ChatTemplate::new(SMOLLM2.into())
+            .unwrap()
+            .render(&long, None, true, None, None, None)
+            .unwrap();
+        assert!(out.len() > 2000 * 1000, "{}", out.len());
     }
 
     #[test]

@@ -33,16 +33,28 @@ pub struct StTensor {
 /// Read and check a `.safetensors` header: size fields, JSON, and every tensor's byte
 /// range inside the file.
 pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, StTensor>> {
-    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    safetensors_header_from(f, size, path)
+}
+
+/// [`read_safetensors_header`] over bytes in memory (the fuzz target's entry point).
+pub fn parse_safetensors_header_bytes(bytes: &[u8]) -> Result<BTreeMap<String, StTensor>> {
+    safetensors_header_from(bytes, bytes.len() as u64, Path::new("<memory>"))
+}
+
+fn safetensors_header_from(
+    mut f: impl std::io::Read,
+    size: u64,
+    path: &Path,
+) -> Result<BTreeMap<String, StTensor>> {
     let bad = |m: &str| {
         invalid(format!(
             "{} is not a valid safetensors file: {m}",
             path.display()
         ))
     };
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?;
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut n = [0u8; 8];
     f.read_exact(&mut n)
         .map_err(|_| bad("the file is truncated"))?;
@@ -79,6 +91,29 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, StTensor>
         if offs.len() != 2 || offs[0] > offs[1] || offs[1] > data_len {
             return Err(bad(&format!(
                 "tensor {name} lies outside the file (is it truncated?)"
+            )));
+        }
+        // The shape must account for exactly the bytes the tensor spans: MLX sizes its
+        // buffers from the shape, so a lying shape would make it allocate what the file
+        // does not hold.
+        let width = match dtype.as_str() {
+            "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "F32" | "I32" | "U32" => 4,
+            "F64" | "I64" | "U64" => 8,
+            other => {
+                return Err(bad(&format!(
+                    "tensor {name} has an unknown dtype {other:?}"
+                )));
+            }
+        };
+        let bytes = shape
+            .iter()
+            .try_fold(width, |acc: u64, &d| acc.checked_mul(d));
+        if shape.len() > 8 || bytes != Some(offs[1] - offs[0]) {
+            return Err(bad(&format!(
+                "tensor {name}'s shape {shape:?} ({dtype}) does not match its {} bytes",
+                offs[1] - offs[0]
             )));
         }
         out.insert(name, StTensor { dtype, shape });
@@ -577,6 +612,33 @@ mod tests {
         }
     }
 
+    /// The safetensors header parser under mutation: `Ok` or `model_invalid`.
+    #[test]
+    fn fuzz_safetensors_header() {
+        let file = |header: &str, data: usize| {
+            let mut b = (header.len() as u64).to_le_bytes().to_vec();
+            b.extend(header.as_bytes());
+            b.extend(vec![0u8; data]);
+            b
+        };
+        let seeds = vec![
+            file(
+                r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                8,
+            ),
+            file(
+                r#"{"__metadata__":{"format":"mlx"},"a.weight":{"dtype":"U32","shape":[4,2],"data_offsets":[0,32]},"a.scales":{"dtype":"BF16","shape":[4,1],"data_offsets":[32,40]}}"#,
+                40,
+            ),
+        ];
+        let n = crate::engine::fuzz::run("safetensors_header", &seeds, |bytes| {
+            if let Err(e) = parse_safetensors_header_bytes(bytes) {
+                assert_eq!(e.code, Code::ModelInvalid, "{e}");
+            }
+        });
+        assert!(n > 0);
+    }
+
     #[test]
     fn safetensors_headers_are_checked_against_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -598,5 +660,24 @@ mod tests {
             read_safetensors_header(&p).unwrap_err().code,
             Code::ModelInvalid
         );
+        // Lying shapes, unknown dtypes, absurd dimensions: refused before MLX sizes a buffer.
+        for header in [
+            r#"{"w":{"dtype":"F32","shape":[1000000000,1000000000],"data_offsets":[0,8]}}"#,
+            r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#,
+            r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            r#"{"w":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}}"#,
+            r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
+            r#"{"w":{"dtype":"F32","shape":[2]}}"#,
+        ] {
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend(header.as_bytes());
+            bytes.extend([0u8; 8]);
+            std::fs::write(&p, &bytes).unwrap();
+            assert_eq!(
+                read_safetensors_header(&p).unwrap_err().code,
+                Code::ModelInvalid,
+                "{header}"
+            );
+        }
     }
 }

@@ -118,9 +118,19 @@ impl LocalModels for EngineModels {
         let req = req.clone();
         Box::pin(async move {
             let handle = self.handle(&model).await?;
-            let (prompt, in_think) = prompt_tokens(&handle, &model, &req)?;
+            let (handle, req, (prompt, in_think)) =
+                prompt_off_executor(handle, model.clone(), req).await?;
             let ctx = handle.info().context_length as usize;
-            let room = ctx.saturating_sub(prompt.len()).max(1);
+            if prompt.len() >= ctx {
+                return Err(Error::new(
+                    Code::ContextLengthExceeded,
+                    format!(
+                        "the prompt is {} tokens; {model} has a context of {ctx} tokens",
+                        prompt.len()
+                    ),
+                ));
+            }
+            let room = ctx - prompt.len();
             let mut g = GenerateRequest::new(prompt);
             g.max_tokens = req.max_tokens.map(|m| m as usize).unwrap_or(room).min(room);
             g.sampling = sampling(&req)?;
@@ -153,7 +163,7 @@ impl LocalModels for EngineModels {
         let req = req.clone();
         Box::pin(async move {
             let handle = self.handle(&model).await?;
-            Ok(prompt_tokens(&handle, &model, &req)?.0.len() as u64)
+            Ok(prompt_off_executor(handle, model, req).await?.2.0.len() as u64)
         })
     }
 }
@@ -193,6 +203,23 @@ fn sampling(req: &Request) -> Result<engine::SamplingParams> {
         ));
     }
     Ok(p)
+}
+
+/// [`prompt_tokens`] on the blocking pool: rendering a model's chat template and
+/// tokenizing a long conversation take milliseconds to seconds of CPU (a hostile
+/// template up to its sandbox's fuel), which must never stall the executor threads that
+/// serve every other request.
+async fn prompt_off_executor(
+    handle: ModelHandle,
+    model: String,
+    req: Request,
+) -> Result<(ModelHandle, Request, (Vec<u32>, bool))> {
+    tokio::task::spawn_blocking(move || {
+        let out = prompt_tokens(&handle, &model, &req);
+        out.map(|p| (handle, req, p))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("prompt rendering stopped: {e}")))?
 }
 
 /// The prompt as the model sees it: the chat template over the conversation (and tools),
