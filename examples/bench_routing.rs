@@ -355,7 +355,9 @@ async fn reorder_bench(rng: &mut Rng, iterations: usize) -> ReorderTimes {
         txn.commit().await.unwrap();
         floors.push(ms(t.elapsed()));
 
-        let specs = switchyard::routing::load_specs(&app.db).await.unwrap();
+        let specs = switchyard::settings::rules::load_specs(&app.db)
+            .await
+            .unwrap();
         let t = Instant::now();
         black_box(Matcher::build(specs, 0, None).unwrap());
         builds.push(ms(t.elapsed()));

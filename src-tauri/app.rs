@@ -58,8 +58,24 @@ pub fn default_data_dir() -> Result<PathBuf> {
     Ok(base.join(name))
 }
 
-/// Create the data dir (mode 0700 on Unix) if it does not exist, and check that it is
-/// a writable directory. Nothing is written when this fails.
+/// The permission bits of `dir` when group or others may enter or read it (Unix).
+pub fn loose_mode(dir: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Create the data dir (mode 0700 on Unix) if it does not exist, tighten an existing
+/// one that group or others can reach to 0700, and check that it is a writable
+/// directory. Nothing is written when this fails.
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     let fail = |what: &str, e: std::io::Error| {
         Error::new(
@@ -69,7 +85,22 @@ pub fn ensure_data_dir(dir: &Path) -> Result<()> {
         .with_source(e)
     };
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
+        Ok(m) if m.is_dir() => {
+            // The data dir holds the database of sealed keys (and, with the file vault,
+            // the root secret): no one but its owner has business in it.
+            if let Some(mode) = loose_mode(dir) {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| fail("cannot be made private (chmod 700)", e))?;
+                }
+                tracing::warn!(
+                    "data directory {} was open to other users (mode {mode:o}); now 700",
+                    dir.display()
+                );
+            }
+        }
         Ok(_) => {
             return Err(Error::new(
                 Code::DataDirUnavailable,
@@ -131,7 +162,7 @@ impl App {
             );
         }
         let router = Router::default();
-        router.reload(&db).await?;
+        crate::settings::rules::reload_router(&db, &router).await?;
         let pool_settings = crate::settings::pool::load(&db).await?;
         Ok(Arc::new(App {
             config: Config {
@@ -189,6 +220,23 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn a_data_dir_open_to_others_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("data");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(loose_mode(&d), Some(0o755));
+        ensure_data_dir(&d).unwrap();
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(loose_mode(&d), None);
+    }
+
     use super::*;
 
     #[test]

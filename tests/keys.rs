@@ -344,6 +344,58 @@ fn a_missing_root_fails_closed_and_never_creates_a_new_one() {
     assert_eq!(vault["code"], "vault_root_missing");
 }
 
+/// A database whose vault metadata lost its root id while secrets are sealed: every
+/// command that would seal or open fails closed with `vault_corrupt`; no new root is
+/// made (it could never decrypt the stored keys) and the vault file is untouched.
+#[test]
+fn sealed_secrets_without_a_root_id_fail_closed() {
+    let env = Env::new();
+    add_with_key(&env, "a", "sk-rootless-0123456789abcdef");
+    rt().block_on(async {
+        let app = open_app(env.data_dir()).await;
+        app.db
+            .execute_unprepared("DELETE FROM vault_meta WHERE key = 'root_id'")
+            .await
+            .unwrap();
+    });
+    let vault_before = std::fs::read(env.data_dir().join(FILE_VAULT_NAME)).unwrap();
+    let out = env.run(
+        &[
+            "--json",
+            "provider",
+            "add",
+            "b",
+            "--kind",
+            "openai",
+            "--api-key-stdin",
+        ],
+        Some("sk-another-0123456789abcdef"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "vault_corrupt", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("names no vault root"),
+        "{v}"
+    );
+    assert_eq!(
+        std::fs::read(env.data_dir().join(FILE_VAULT_NAME)).unwrap(),
+        vault_before,
+        "the vault was written"
+    );
+    let names: Vec<String> = env
+        .json(&["provider", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a"]);
+}
+
 #[test]
 fn a_missing_root_is_replaced_only_once_no_secret_depends_on_it() {
     let env = Env::new();

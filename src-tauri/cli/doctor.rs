@@ -79,13 +79,26 @@ pub async fn collect(opts: AppOptions, port: u16) -> Report {
         serde_json::json!({ "os": std::env::consts::OS, "arch": std::env::consts::ARCH }),
     )];
 
+    // Seen before opening: opening tightens a data dir others can reach.
+    let loose = opts
+        .resolve_data_dir()
+        .ok()
+        .and_then(|d| app::loose_mode(&d));
     match app::App::open(opts).await {
         Ok(app) => {
-            checks.push(Check::ok(
+            let mut check = Check::ok(
                 "data_dir",
                 app.data_dir().display().to_string(),
-                serde_json::json!({ "path": app.data_dir() }),
-            ));
+                serde_json::json!({ "path": app.data_dir(), "was_mode": loose.map(|m| format!("{m:o}")) }),
+            );
+            if let Some(mode) = loose {
+                check.status = Status::Warn;
+                check.message = format!(
+                    "{} was open to other users (mode {mode:o}); it is now 700",
+                    app.data_dir().display()
+                );
+            }
+            checks.push(check);
             checks.push(database_check(&app).await);
             checks.push(vault_check(&app).await);
         }

@@ -5,7 +5,8 @@
 //! [`Matcher`] through an `ArcSwap`: no lock, no allocation beyond the returned
 //! route. Every settings write builds a new matcher from the store inside its
 //! transaction (so a rule set that does not compile is never committed) and installs
-//! it after the commit. Snapshots carry the store revision they were built from (the
+//! it after the commit. This module never reads the store: the settings service
+//! (`settings::rules::load_specs`) hands it plain [`RuleSpec`]s. Snapshots carry the store revision they were built from (the
 //! highest `audit_log` id, which every settings change bumps), and an older snapshot
 //! never replaces a newer one, whatever order concurrent writers finish in.
 
@@ -15,11 +16,7 @@ pub mod pattern;
 pub use matcher::{BuildError, LinearScan, Matcher, Route, RuleSpec, Target};
 pub use pattern::MatchType;
 
-use crate::error::{Code, Error, Result};
-use crate::store::entities::{provider, routing_rule};
 use arc_swap::ArcSwap;
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Statement};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The live routing table: a lock-free handle on the current [`Matcher`].
@@ -71,12 +68,11 @@ impl Router {
         installed
     }
 
-    /// Rebuild from the store (used at start-up and when another process changed
-    /// the settings). Stored rules whose regex no longer compiles are left out and
-    /// logged rather than stopping the app.
-    pub async fn reload<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        let revision = store_revision(db).await?;
-        let specs = load_specs(db).await?;
+    /// Rebuild from rule specs the settings service read at `revision` (at start-up,
+    /// and when another process changed the settings). Rules whose regex no longer
+    /// compiles are left out and logged rather than stopping the app. Routing never
+    /// reads the store itself: the settings layer hands it plain specs.
+    pub fn rebuild(&self, specs: Vec<RuleSpec>, revision: i64) {
         let previous = self.snapshot();
         let (m, errors) = Matcher::build_lenient(specs, revision, Some(&previous));
         for e in errors {
@@ -87,87 +83,7 @@ impl Router {
             );
         }
         self.install(m);
-        Ok(())
     }
-}
-
-/// The store's settings revision: the newest audit row id (0 when none). Every
-/// settings write adds an audit row in its transaction, so this grows with every
-/// committed change, in every process sharing the database.
-pub async fn store_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COALESCE(MAX(id), 0) FROM audit_log",
-        ))
-        .await?
-        .ok_or_else(|| Error::internal("MAX(id) returned no row"))?;
-    Ok(row.try_get_by_index::<i64>(0)?)
-}
-
-/// All stored rules (enabled or not) in position order, with provider names resolved.
-pub async fn load_specs<C: ConnectionTrait>(db: &C) -> Result<Vec<RuleSpec>> {
-    let providers = provider_names(db).await?;
-    let rows = routing_rule::Entity::find()
-        .order_by_asc(routing_rule::Column::Position)
-        .order_by_asc(routing_rule::Column::Id)
-        .all(db)
-        .await?;
-    rows.into_iter().map(|r| spec_of(r, &providers)).collect()
-}
-
-/// Provider id → name, as rule targets name them.
-pub async fn provider_names<C: ConnectionTrait>(db: &C) -> Result<HashMap<i64, Arc<str>>> {
-    Ok(provider::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, Arc::from(p.name)))
-        .collect())
-}
-
-/// One stored rule as the matcher sees it, given the provider names.
-pub fn spec_of(r: routing_rule::Model, providers: &HashMap<i64, Arc<str>>) -> Result<RuleSpec> {
-    let provider = |id: i64| -> Result<Target> {
-        let name = providers.get(&id).cloned().ok_or_else(|| {
-            Error::new(
-                Code::Internal,
-                format!("rule {} names provider id {id}, which does not exist", r.id),
-            )
-        })?;
-        Ok(Target::Provider { id, name })
-    };
-    let match_type = MatchType::parse(&r.match_type).ok_or_else(|| {
-        Error::internal(format!(
-            "rule {} has unknown match type {:?}",
-            r.id, r.match_type
-        ))
-    })?;
-    let target = match r.target_provider_id {
-        None => Target::Local,
-        Some(id) => provider(id)?,
-    };
-    let fallback = match (r.fallback_kind.as_deref(), r.fallback_provider_id) {
-        (None, _) => None,
-        (Some("local"), _) => Some(Target::Local),
-        (Some("provider"), Some(id)) => Some(provider(id)?),
-        (Some(other), _) => {
-            return Err(Error::internal(format!(
-                "rule {} has unknown fallback kind {other:?}",
-                r.id
-            )));
-        }
-    };
-    Ok(RuleSpec {
-        id: r.id,
-        position: r.position,
-        pattern: r.pattern,
-        match_type,
-        target,
-        upstream_model: r.upstream_model.map(Arc::from),
-        fallback,
-        enabled: r.enabled,
-    })
 }
 
 #[cfg(test)]

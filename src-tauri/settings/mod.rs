@@ -39,11 +39,13 @@ impl Warning {
 /// another process (e.g. the CLI while the app runs) changed them. Cheap when
 /// nothing changed: one `MAX(id)` query.
 pub async fn refresh(app: &App) -> Result<bool> {
-    let revision = crate::routing::store_revision(&app.db).await?;
+    let revision = crate::store::revision(&app.db).await?;
     if revision <= app.router.snapshot().revision() {
         return Ok(false);
     }
-    app.router.reload(&app.db).await?;
+    rules::reload_router(&app.db, &app.router).await?;
+    // A data-key rotation in another process retired keys this one may hold.
+    app.vault.forget_data_keys();
     pool::republish(app).await?;
     Ok(true)
 }

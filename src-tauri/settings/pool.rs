@@ -371,7 +371,7 @@ fn from_row(r: &pool_config::Model, revision: i64) -> Result<PoolSettings> {
 
 /// The stored configuration (the seeded default if the row is missing).
 pub async fn load<C: ConnectionTrait>(db: &C) -> Result<PoolSettings> {
-    let revision = crate::routing::store_revision(db).await?;
+    let revision = crate::store::revision(db).await?;
     match pool_config::Entity::find_by_id(1).one(db).await? {
         Some(r) => from_row(&r, revision),
         None => Ok(PoolSettings {
@@ -555,7 +555,7 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
         }),
     )
     .await?;
-    next.revision = crate::routing::store_revision(&txn).await?;
+    next.revision = crate::store::revision(&txn).await?;
     let shown = view(&txn, &next).await?;
     txn.commit().await?;
     publish(app, next);

@@ -11,7 +11,7 @@
 use super::Warning;
 use crate::app::App;
 use crate::error::{Code, Error, Result};
-use crate::routing::{self, MatchType, Matcher, pattern};
+use crate::routing::{self, MatchType, Matcher, RuleSpec, Target, pattern};
 use crate::store::audit::{self, Actor};
 use crate::store::entities::{model, provider, routing_rule};
 use sea_orm::sea_query::ExprTrait;
@@ -228,8 +228,6 @@ async fn fallback_columns<C: ConnectionTrait>(
 
 // ---------------------------------------------------------------- reading
 
-use routing::provider_names;
-
 fn view(r: routing_rule::Model, names: &HashMap<i64, Arc<str>>) -> Rule {
     let name = |id: i64| {
         names
@@ -305,7 +303,7 @@ pub async fn get(app: &App, id: i64) -> Result<Rule> {
 /// snapshot. A set that does not compile aborts the write (the transaction is
 /// dropped, i.e. rolled back).
 async fn commit(app: &App, txn: DatabaseTransaction) -> Result<()> {
-    let specs = routing::load_specs(&txn).await?;
+    let specs = load_specs(&txn).await?;
     commit_specs(app, txn, specs).await
 }
 
@@ -315,7 +313,7 @@ async fn commit_specs(
     txn: DatabaseTransaction,
     specs: Vec<routing::RuleSpec>,
 ) -> Result<()> {
-    let revision = routing::store_revision(&txn).await?;
+    let revision = crate::store::revision(&txn).await?;
     let previous = app.router.snapshot();
     let matcher = Matcher::build(specs, revision, Some(&previous)).map_err(|e| {
         let which = e
@@ -641,7 +639,7 @@ pub async fn reorder(app: &App, actor: Actor, ids: &[i64]) -> Result<Vec<Rule>> 
     let all = rows.iter().map(|r| view(r.clone(), &names)).collect();
     let specs = rows
         .into_iter()
-        .map(|r| routing::spec_of(r, &names))
+        .map(|r| spec_of(r, &names))
         .collect::<Result<_>>()?;
     commit_specs(app, txn, specs).await?;
     Ok(all)
@@ -869,6 +867,80 @@ pub async fn test(app: &App, name: &str) -> Result<RuleTest> {
         code: None,
         disabled_matches,
         warnings,
+    })
+}
+
+/// Rebuild `router` from the stored rules (at start-up, and when another process
+/// changed the settings).
+pub async fn reload_router<C: ConnectionTrait>(db: &C, router: &routing::Router) -> Result<()> {
+    let revision = crate::store::revision(db).await?;
+    let specs = load_specs(db).await?;
+    router.rebuild(specs, revision);
+    Ok(())
+}
+
+/// All stored rules (enabled or not) in position order, with provider names resolved.
+pub async fn load_specs<C: ConnectionTrait>(db: &C) -> Result<Vec<RuleSpec>> {
+    let providers = provider_names(db).await?;
+    let rows = routing_rule::Entity::find()
+        .order_by_asc(routing_rule::Column::Position)
+        .order_by_asc(routing_rule::Column::Id)
+        .all(db)
+        .await?;
+    rows.into_iter().map(|r| spec_of(r, &providers)).collect()
+}
+
+/// Provider id → name, as rule targets name them.
+pub async fn provider_names<C: ConnectionTrait>(db: &C) -> Result<HashMap<i64, Arc<str>>> {
+    Ok(provider::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, Arc::from(p.name)))
+        .collect())
+}
+
+/// One stored rule as the matcher sees it, given the provider names.
+pub fn spec_of(r: routing_rule::Model, providers: &HashMap<i64, Arc<str>>) -> Result<RuleSpec> {
+    let provider = |id: i64| -> Result<Target> {
+        let name = providers.get(&id).cloned().ok_or_else(|| {
+            Error::new(
+                Code::Internal,
+                format!("rule {} names provider id {id}, which does not exist", r.id),
+            )
+        })?;
+        Ok(Target::Provider { id, name })
+    };
+    let match_type = MatchType::parse(&r.match_type).ok_or_else(|| {
+        Error::internal(format!(
+            "rule {} has unknown match type {:?}",
+            r.id, r.match_type
+        ))
+    })?;
+    let target = match r.target_provider_id {
+        None => Target::Local,
+        Some(id) => provider(id)?,
+    };
+    let fallback = match (r.fallback_kind.as_deref(), r.fallback_provider_id) {
+        (None, _) => None,
+        (Some("local"), _) => Some(Target::Local),
+        (Some("provider"), Some(id)) => Some(provider(id)?),
+        (Some(other), _) => {
+            return Err(Error::internal(format!(
+                "rule {} has unknown fallback kind {other:?}",
+                r.id
+            )));
+        }
+    };
+    Ok(RuleSpec {
+        id: r.id,
+        position: r.position,
+        pattern: r.pattern,
+        match_type,
+        target,
+        upstream_model: r.upstream_model.map(Arc::from),
+        fallback,
+        enabled: r.enabled,
     })
 }
 

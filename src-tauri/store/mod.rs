@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod entities;
+pub mod health;
 pub mod migrations;
 
 use crate::error::{Code, Error, Result};
@@ -144,6 +145,20 @@ pub async fn pragma(db: &DatabaseConnection, name: &str) -> Result<String> {
         return Ok(s);
     }
     Ok(row.try_get_by_index::<i64>(0)?.to_string())
+}
+
+/// The store's settings revision: the newest audit row id (0 when none). Every
+/// settings write adds an audit row in its transaction, so this grows with every
+/// committed change, in every process sharing the database.
+pub async fn revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COALESCE(MAX(id), 0) FROM audit_log",
+        ))
+        .await?
+        .ok_or_else(|| Error::internal("MAX(id) returned no row"))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
 }
 
 #[cfg(test)]

@@ -425,9 +425,16 @@ impl FileStore {
             text.push_str(&super::keys::hex(v));
             text.push('\n');
         }
+        // Always a new file: one left behind (by a crash, or planted with a looser
+        // mode or as a symlink) is removed, never written through.
         let tmp = self.path.with_extension("tmp");
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -684,6 +691,47 @@ mod tests {
                 .accounts(SERVICE)
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// A temp file left behind with a loose mode (or planted) is never written through:
+    /// the secret lands only in a fresh 0600 file.
+    #[cfg(unix)]
+    #[test]
+    fn a_stale_world_readable_temp_file_is_replaced_not_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_VAULT_NAME);
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, b"stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // And one planted as a symlink to a file an attacker can read.
+        let bait = dir.path().join("bait");
+        std::fs::write(&bait, b"").unwrap();
+        let s = RootStore::new(BackendKind::File, dir.path()).unwrap();
+        s.put_root(RootId(1), &RootSecret::generate().unwrap())
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::os::unix::fs::symlink(&bait, &tmp).unwrap();
+        s.put_root(RootId(2), &RootSecret::generate().unwrap())
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&bait).unwrap(),
+            b"",
+            "written through a symlink"
+        );
+        assert!(
+            !std::fs::symlink_metadata(&p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
         );
     }
 

@@ -4,7 +4,7 @@
 //! (say, a token signing key) is added here, with the context its rows are sealed for.
 
 use super::envelope::SecretContext;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 /// One sealed value as stored.
@@ -20,11 +20,30 @@ impl SealedRow {
     /// The AAD context this row's value is sealed for.
     pub fn context(&self) -> Result<SecretContext> {
         match self.column {
-            Column::ProviderApiKey => {
-                crate::settings::providers::key_context(self.id, &self.binding)
-            }
+            Column::ProviderApiKey => provider_key_context(self.id, &self.binding),
         }
     }
+}
+
+/// The normalized origin (`scheme://host[:port]`) a key is bound to.
+pub fn origin_of(base_url: &str) -> Result<String> {
+    let url = url::Url::parse(base_url).map_err(|e| {
+        Error::new(
+            Code::VaultCorrupt,
+            format!("stored base URL {base_url:?} does not parse: {e}"),
+        )
+    })?;
+    Ok(url.origin().ascii_serialization())
+}
+
+/// The AAD context of provider `id`'s key when its base URL is `base_url`.
+pub fn provider_key_context(id: i64, base_url: &str) -> Result<SecretContext> {
+    Ok(SecretContext {
+        table: "providers",
+        column: "api_key",
+        row: id.to_string(),
+        origin: origin_of(base_url)?,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -363,7 +363,23 @@ impl Vault {
         let meta = Self::read_meta(db).await?;
         match self.load_root(&meta).await {
             Ok(Some(_)) => {}
-            Ok(None) => self.init_root(db, false).await?,
+            // No root named: a first run — unless secrets are sealed already, which
+            // means the vault's metadata was lost or tampered with. A new root would
+            // never decrypt them: fail closed and say so.
+            Ok(None) => {
+                let sealed = count_secrets(db).await?;
+                if sealed != 0 {
+                    return Err(Error::new(
+                        Code::VaultCorrupt,
+                        format!(
+                            "the database holds {sealed} sealed secret(s) but names no vault root \
+                             (vault_meta.root_id is missing); refusing to create a new root that \
+                             could not decrypt them — restore the database or a backup"
+                        ),
+                    ));
+                }
+                self.init_root(db, false).await?
+            }
             Err(e) if e.code == Code::VaultRootMissing && count_secrets(db).await? == 0 => {
                 tracing::warn!(
                     "the vault's root is missing and no secret is sealed; creating a new root"
@@ -623,6 +639,13 @@ impl Vault {
     /// Open a sealed value stored at `ctx`. Fails with `vault_decrypt_failed` when it
     /// was altered or moved, `vault_root_missing` / `vault_unavailable` when the root
     /// cannot be read.
+    /// Forget every unwrapped data key (the next use unwraps it again from the
+    /// database). Called when another process changed the settings, so a key it
+    /// retired in a rotation does not live on in this process's memory.
+    pub fn forget_data_keys(&self) {
+        self.cache.lock().expect("vault cache").data_keys.clear();
+    }
+
     pub async fn open<C: ConnectionTrait>(
         &self,
         conn: &C,

@@ -97,7 +97,7 @@ async fn assert_dense(app: &App) {
 
 /// The live router must answer like an in-order scan of what is stored.
 async fn assert_router_matches_store(app: &App, names: &[&str]) {
-    let specs = crate::routing::load_specs(&app.db).await.unwrap();
+    let specs = crate::settings::rules::load_specs(&app.db).await.unwrap();
     let naive = LinearScan::new(specs).unwrap();
     for name in names {
         assert_eq!(app.router.route(name), naive.route(name), "name {name:?}");
