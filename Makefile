@@ -11,13 +11,15 @@ SHELL := /bin/bash
 DESKTOP := --features tauri/custom-protocol
 
 .PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures clients tauri-driver \
-        lint ui-test desktop rust-test e2e serve bench bench-engine bench-routing bench-vault bench-gateway
+        lint ui-test desktop rust-test e2e serve soak fuzz bench bench-engine bench-routing bench-vault bench-gateway
 
 help:
 	@echo "make run    install what is missing, build, and start the Switchyard app"
 	@echo "make test   install what is missing and run every test (Rust, UI, e2e)"
 	@echo "make serve  the headless gateway (switchyard serve)"
 	@echo "make bench  all benchmarks (engine, routing, vault, gateway)"
+	@echo "make soak   the reliability suite at full size (10,000 requests, 64 connections)"
+	@echo "make fuzz   the model-file parsers under mutation fuzzing (FUZZ_SECS each, default 300)"
 
 run: deps ui-build
 	cargo build --release $(DESKTOP)
@@ -73,6 +75,17 @@ rust-test:
 	@n=$$(cargo tree --no-default-features -e normal | grep -c tauri || true); \
 	  if [ "$$n" != 0 ]; then echo "tauri is in the core-only dependency tree ($$n lines)"; exit 1; fi
 	cargo test --no-default-features
+
+# The reliability suite at full size (make test runs it with 600 requests).
+soak: deps
+	SWITCHYARD_SOAK_REQUESTS=10000 SWITCHYARD_SOAK_CONNECTIONS=64 \
+	  cargo test --no-default-features --test soak -- --nocapture
+
+# Mutation fuzzing of the GGUF and safetensors header parsers for a fixed time each
+# (make test runs 3,000 cases of each).
+FUZZ_SECS ?= 300
+fuzz: deps
+	SWITCHYARD_FUZZ_SECS=$(FUZZ_SECS) cargo test --no-default-features --lib fuzz_ -- --nocapture --test-threads 1
 
 e2e: desktop tauri-driver
 	scripts/e2e.sh

@@ -51,6 +51,8 @@ fn desktop() {
         "models_import",
         "models_remove",
         "gateway_status",
+        "prefs_get",
+        "prefs_set",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

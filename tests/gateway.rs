@@ -992,6 +992,7 @@ async fn guards_refuse_foreign_hosts_and_origins_oversized_and_malformed_bodies(
     let r = gw
         .http
         .post(&url)
+        .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
@@ -1014,6 +1015,7 @@ async fn guards_refuse_foreign_hosts_and_origins_oversized_and_malformed_bodies(
     let r = gw
         .http
         .post(format!("{}/v1/messages", gw.url))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
@@ -1026,6 +1028,323 @@ async fn guards_refuse_foreign_hosts_and_origins_oversized_and_malformed_bodies(
     assert!(
         gw.openai.received().is_empty(),
         "no refused request reached the upstream"
+    );
+}
+
+/// A web page on another port of this machine (`http://localhost` is whatever serves
+/// port 80), over TLS, or with no port at all is another origin: refused. Only the
+/// gateway's own origin and no-Origin clients pass.
+#[tokio::test]
+async fn only_the_gateways_own_origin_passes() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    let port = gw
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let send = |origin: String| {
+        let req = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .header("origin", origin)
+            .json(&chat("gpt-4o", false));
+        async move { req.send().await.unwrap() }
+    };
+    for bad in [
+        "http://localhost".to_string(),
+        "http://127.0.0.1".to_string(),
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}"),
+        "http://localhost:8080".to_string(),
+        "null".to_string(),
+    ] {
+        let r = send(bad.clone()).await;
+        assert_eq!(r.status(), 403, "{bad}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "origin_not_allowed",
+            "{bad}"
+        );
+    }
+    assert!(gw.openai.received().is_empty());
+    for own in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        assert_eq!(send(own.clone()).await.status(), 200, "{own}");
+    }
+}
+
+/// The content types an HTML form can post without a CORS preflight are refused in
+/// both protocols' shapes, before anything reaches a backend.
+#[tokio::test]
+async fn bodies_that_are_not_json_are_refused() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    gw.rule("claude-x", MatchType::Exact, "ant", None, None)
+        .await;
+    for (path, body) in [
+        ("/v1/chat/completions", chat("gpt-4o", false)),
+        ("/v1/messages", messages_req("claude-x", false)),
+    ] {
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("text/plain;charset=UTF-8"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+        ] {
+            let mut req = gw
+                .http
+                .post(format!("{}{path}", gw.url))
+                .body(body.to_string());
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 415, "{path} {ct:?}");
+            let v: Value = r.json().await.unwrap();
+            if path == "/v1/messages" {
+                assert_eq!(v["type"], "error", "{v}");
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("application/json")
+                );
+            } else {
+                assert_eq!(v["error"]["code"], "unsupported_media_type", "{v}");
+            }
+        }
+    }
+    assert!(gw.openai.received().is_empty() && gw.anthropic.received().is_empty());
+    // The same bodies as JSON go through.
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat("gpt-4o", false))
+            .await
+            .status(),
+        200
+    );
+}
+
+/// Fields that drive work are bounded before any backend sees them (on translated and
+/// local routes; a same-protocol relay leaves its fields to the upstream, which checks
+/// its own API's limits).
+#[tokio::test]
+async fn fields_that_drive_work_are_bounded() {
+    let gw = Gw::start().await;
+    gw.rule("gpt", MatchType::Prefix, "ant", None, None).await;
+    let expect_400 = |r: reqwest::Response, what: &'static str| async move {
+        assert_eq!(r.status(), 400, "{what}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_request", "{what}: {v}");
+        v["error"]["message"].as_str().unwrap().to_string()
+    };
+    let mut body = chat("gpt-4o", false);
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(4294967295u64);
+    let m = expect_400(gw.post("/v1/chat/completions", body).await, "top_logprobs").await;
+    assert!(m.contains("top_logprobs"), "{m}");
+    let m = expect_400(
+        gw.post(
+            "/v1/chat/completions",
+            chat(&format!("gpt-{}", "x".repeat(300)), false),
+        )
+        .await,
+        "long model",
+    )
+    .await;
+    assert!(m.contains("model"), "{m}");
+    let m = expect_400(
+        gw.post(
+            "/v1/chat/completions",
+            chat("gpt-4o\n2026-01-01 forged log line", false),
+        )
+        .await,
+        "control chars",
+    )
+    .await;
+    assert!(m.contains("control"), "{m}");
+    let mut body = chat("gpt-4o", false);
+    body["stop"] = json!((0..100).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    expect_400(gw.post("/v1/chat/completions", body).await, "stop count").await;
+    let mut body = chat("gpt-4o", false);
+    body["stop"] = json!(["x".repeat(5000)]);
+    expect_400(gw.post("/v1/chat/completions", body).await, "stop length").await;
+    let mut body = chat("gpt-4o", false);
+    body["tools"] = json!((0..2000)
+        .map(|i| json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": {"type": "object"}}}))
+        .collect::<Vec<_>>());
+    let m = expect_400(gw.post("/v1/chat/completions", body).await, "tools").await;
+    assert!(m.contains("tools"), "{m}");
+    let mut deep = json!({"type": "string"});
+    // 80 levels: past the schema bound, inside JSON parsing's own limit of 128.
+    for _ in 0..40 {
+        deep = json!({"type": "object", "properties": {"x": deep}});
+    }
+    let mut body = chat("gpt-4o", false);
+    body["tools"] = json!([{"type": "function", "function": {"name": "deep", "parameters": deep}}]);
+    let m = expect_400(gw.post("/v1/chat/completions", body).await, "schema depth").await;
+    assert!(m.contains("nested"), "{m}");
+    assert!(
+        gw.anthropic.received().is_empty(),
+        "nothing reached the upstream"
+    );
+    // Inside the bounds, the same fields go through.
+    let mut body = chat("gpt-4o", false);
+    body["stop"] = json!(["END"]);
+    assert_eq!(gw.post("/v1/chat/completions", body).await.status(), 200);
+}
+
+/// An upstream that quotes the credential back (in an error body or an error event)
+/// never shows it to the client, relayed or translated, nor to the request log.
+#[tokio::test]
+async fn credentials_in_upstream_errors_are_redacted() {
+    let gw = Gw::start().await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    gw.rule("claude-x", MatchType::Exact, "ant", None, None)
+        .await;
+    let cases: [(&Fake, Failure, &str, Value); 6] = [
+        (
+            &gw.openai,
+            Failure::EchoKey,
+            "/v1/chat/completions",
+            chat("gpt-4o", false),
+        ),
+        (
+            &gw.openai,
+            Failure::EchoKey,
+            "/v1/messages",
+            messages_req("gpt-4o", false),
+        ),
+        (
+            &gw.anthropic,
+            Failure::EchoKey,
+            "/v1/messages",
+            messages_req("claude-x", false),
+        ),
+        (
+            &gw.anthropic,
+            Failure::EchoKey,
+            "/v1/chat/completions",
+            chat("claude-x", false),
+        ),
+        (
+            &gw.openai,
+            Failure::EchoKeyInStream,
+            "/v1/chat/completions",
+            chat("gpt-4o", true),
+        ),
+        (
+            &gw.anthropic,
+            Failure::EchoKeyInStream,
+            "/v1/messages",
+            messages_req("claude-x", true),
+        ),
+    ];
+    for (fake, failure, path, body) in cases {
+        fake.fail_next(failure);
+        let r = gw.post(path, body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains("0123456789"),
+            "{path}: the provider key reached the client: {text}"
+        );
+        assert!(text.contains("[redacted]"), "{path} {status}: {text}");
+    }
+    for row in gw.request_log().await {
+        assert!(!format!("{row:?}").contains("0123456789"), "{row:?}");
+    }
+}
+
+/// After repeated retryable failures a provider's breaker opens: requests go straight
+/// to the fallback (saying why), a rule without one gets `provider_circuit_open` with
+/// `retry-after`, `provider list` shows it; after the cool-down one probe goes through
+/// and its success closes the breaker.
+#[tokio::test]
+async fn a_failing_provider_is_skipped_by_its_circuit_breaker_then_probed() {
+    let options = GatewayOptions {
+        breaker: switchyard::upstream::breaker::BreakerConfig {
+            threshold: 2,
+            cool_down: Duration::from_millis(600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let gw = Gw::start_with(options).await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, Some("compat"))
+        .await;
+    gw.rule("gpt-direct", MatchType::Exact, "oai", Some("gpt-4o"), None)
+        .await;
+    for _ in 0..2 {
+        gw.openai.fail_next(Failure::Status500);
+        let r = gw.post("/v1/chat/completions", chat("gpt-4o", false)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            header(&r, "x-switchyard-backend").as_deref(),
+            Some("compat")
+        );
+        assert_eq!(
+            header(&r, "x-switchyard-fallback-reason").as_deref(),
+            Some("upstream_error")
+        );
+    }
+    assert_eq!(gw.openai.received().len(), 2);
+    // Open: the provider is not even tried.
+    let r = gw.post("/v1/chat/completions", chat("gpt-4o", false)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-fallback").as_deref(), Some("true"));
+    assert_eq!(
+        header(&r, "x-switchyard-fallback-reason").as_deref(),
+        Some("circuit_open")
+    );
+    let r = gw
+        .post("/v1/chat/completions", chat("gpt-direct", false))
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(header(&r, "retry-after").is_some());
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "provider_circuit_open"
+    );
+    assert_eq!(gw.openai.received().len(), 2, "skipped while open");
+    let health = async |open: bool| {
+        for _ in 0..100 {
+            let list = providers::list(&gw.app).await.unwrap();
+            let oai = list.iter().find(|p| p.name == "oai").unwrap();
+            if oai.health.as_ref().is_some_and(|h| h.is_open() == open) {
+                return oai.health.clone().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("provider oai never showed open = {open}");
+    };
+    assert_eq!(health(true).await.failures, 2);
+    // After the cool-down, one probe: it succeeds and closes the breaker.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = gw.post("/v1/chat/completions", chat("gpt-4o", false)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-backend").as_deref(), Some("oai"));
+    assert_eq!(header(&r, "x-switchyard-fallback"), None);
+    assert_eq!(gw.openai.received().len(), 3);
+    health(false).await;
+    let reasons: Vec<Option<String>> = gw
+        .request_log()
+        .await
+        .into_iter()
+        .map(|r| r.fallback_reason)
+        .collect();
+    assert!(
+        reasons.contains(&Some("circuit_open".into())),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&Some("upstream_error".into())),
+        "{reasons:?}"
     );
 }
 

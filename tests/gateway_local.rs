@@ -253,6 +253,63 @@ async fn a_client_disconnect_stops_the_local_generation() {
     assert!(cancelled, "no cancelled row in the request log");
 }
 
+/// Eight clients of both protocols that hang up at random moments (before the first
+/// token, mid-prefill, mid-stream, mid-JSON answer): no worker is left stuck, and the
+/// next greedy request still gets exactly mlx-lm's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_leaving_at_random_moments_leave_the_model_exact() {
+    let gw = Local::start().await;
+    let reference = reference();
+    let question = reference["prompt"].as_str().unwrap();
+    let expected = reference["text"].as_str().unwrap();
+    // A deterministic spread of moments (ms after sending) to hang up at.
+    let moments = [0u64, 5, 40, 120, 300, 700, 1500, 3000];
+    let mut tasks = Vec::new();
+    for (i, after) in moments.into_iter().enumerate() {
+        let http = gw.http.clone();
+        let url = gw.server.url();
+        let stream = i % 2 == 0;
+        let (path, body) = if i % 4 < 2 {
+            (
+                "/v1/chat/completions",
+                json!({"model": MODEL, "temperature": 0, "stream": stream, "max_tokens": 200,
+                "messages": [{"role": "user", "content": format!("Tell story number {i} about a lighthouse.")}]}),
+            )
+        } else {
+            (
+                "/v1/messages",
+                json!({"model": MODEL, "temperature": 0, "stream": stream, "max_tokens": 200,
+                "messages": [{"role": "user", "content": format!("Tell story number {i} about a lighthouse.")}]}),
+            )
+        };
+        tasks.push(tokio::spawn(async move {
+            let send = async {
+                let mut r = http.post(format!("{url}{path}")).json(&body).send().await?;
+                while r.chunk().await?.is_some() {}
+                Ok::<_, reqwest::Error>(())
+            };
+            // Dropping the future mid-way closes the connection: the client is gone.
+            let _ = tokio::time::timeout(Duration::from_millis(after), send).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Whatever state the hang-ups left, the model answers exactly as mlx-lm does.
+    let r = tokio::time::timeout(
+        Duration::from_secs(300),
+        gw.post(
+            "/v1/chat/completions",
+            json!({"model": MODEL, "temperature": 0, "messages": [{"role": "user", "content": question}]}),
+        ),
+    )
+    .await
+    .expect("a worker was left stuck: the next request never got an answer");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_a_local_template_cannot_show_are_refused_never_dropped() {
     let gw = Local::start().await;

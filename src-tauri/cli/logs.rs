@@ -23,7 +23,7 @@ pub async fn run(opts: AppOptions, args: LogsArgs, out: &Output) -> Result<i32> 
                 "requested_model": r.requested_model, "rule_id": r.rule_id, "backend": r.backend,
                 "upstream_model": r.upstream_model, "status": r.status, "latency_ms": r.latency_ms,
                 "ttfb_ms": r.ttfb_ms, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
-                "fallback": r.fallback, "error_code": r.error_code, "stream": r.stream,
+                "fallback": r.fallback, "fallback_reason": r.fallback_reason, "error_code": r.error_code, "stream": r.stream,
             })
         })
         .collect();
@@ -38,7 +38,10 @@ pub async fn run(opts: AppOptions, args: LogsArgs, out: &Output) -> Result<i32> 
         for r in &rows {
             let mut notes = Vec::new();
             if r.fallback {
-                notes.push("fallback".to_string());
+                notes.push(match &r.fallback_reason {
+                    Some(why) => format!("fallback ({why})"),
+                    None => "fallback".to_string(),
+                });
             }
             if r.stream {
                 notes.push("stream".to_string());
@@ -64,11 +67,5 @@ pub async fn run(opts: AppOptions, args: LogsArgs, out: &Output) -> Result<i32> 
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
+    crate::gateway::log::printable(s, n)
 }

@@ -144,22 +144,41 @@ fn test_cell(p: &Provider) -> String {
     }
 }
 
+/// The gateway's circuit breaker for the provider: `ok`, or `skipped` while open.
+fn circuit_cell(p: &Provider) -> String {
+    match &p.health {
+        Some(h) if h.is_open() => {
+            let left = h
+                .open_until_ms
+                .map(|u| (u - crate::store::now_ms()).max(0) / 1000)
+                .unwrap_or(0);
+            if left > 0 {
+                format!("open {left}s")
+            } else {
+                "open (probing)".into()
+            }
+        }
+        _ => "ok".into(),
+    }
+}
+
 fn render_list(list: &[Provider]) -> String {
     if list.is_empty() {
         return "no providers (add one with `switchyard provider add NAME --kind openai --api-key-stdin`)".into();
     }
     let w = list.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
     let mut s = format!(
-        "{:<w$}  {:<17}  {:<6}  {:<20}  BASE URL\n",
-        "NAME", "KIND", "KEY", "LAST TEST"
+        "{:<w$}  {:<17}  {:<6}  {:<20}  {:<14}  BASE URL\n",
+        "NAME", "KIND", "KEY", "LAST TEST", "CIRCUIT"
     );
     for p in list {
         s.push_str(&format!(
-            "{:<w$}  {:<17}  {:<6}  {:<20}  {}\n",
+            "{:<w$}  {:<17}  {:<6}  {:<20}  {:<14}  {}\n",
             p.name,
             p.kind.as_str(),
             key_cell(p),
             test_cell(p),
+            circuit_cell(p),
             p.base_url
         ));
     }
@@ -181,6 +200,13 @@ fn render_one(p: &Provider) -> String {
             t.message.as_deref().unwrap_or("")
         )),
         None => s.push_str("last test: never\n"),
+    }
+    if let Some(h) = &p.health {
+        s.push_str(&format!(
+            "circuit:   {} ({} failures in a row)\n",
+            circuit_cell(p),
+            h.failures
+        ));
     }
     s
 }

@@ -158,3 +158,16 @@ pub async fn models_remove(app: App<'_>, id: String) -> Res<ModelEntry> {
 pub async fn gateway_status(gateway: State<'_, GatewayHandle>) -> Res<GatewayStatus> {
     Ok(gateway.status())
 }
+
+// ------------------------------------------------------------------ UI preferences
+
+/// One of the UI's own view preferences (`lastPage`), from `ui-prefs.json`.
+#[tauri::command]
+pub async fn prefs_get(handle: tauri::AppHandle, key: String) -> Res<Option<String>> {
+    super::prefs::ui_get(&handle, &key)
+}
+
+#[tauri::command]
+pub async fn prefs_set(handle: tauri::AppHandle, key: String, value: String) -> Res<()> {
+    super::prefs::ui_set(&handle, &key, value)
+}

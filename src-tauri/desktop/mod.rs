@@ -59,6 +59,8 @@ pub fn run(opts: AppOptions) -> Result<()> {
             commands::models_import,
             commands::models_remove,
             commands::gateway_status,
+            commands::prefs_get,
+            commands::prefs_set,
         ])
         .setup(move |tauri_app| {
             #[cfg(target_os = "macos")]

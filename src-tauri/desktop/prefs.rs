@@ -1,8 +1,11 @@
-//! Window-size persistence in the UI-preferences store: `ui-prefs.json` in the data
-//! dir, shared with the webview's last-page preference (ui/src/lib/prefs.ts). View
-//! state only: settings live in the database, never here.
+//! The UI-preferences store, `ui-prefs.json` in the data dir: the window size (kept
+//! here, from Rust) and the webview's last page (through `prefs_get` / `prefs_set`,
+//! which reach only the keys in [`UI_KEYS`] of this one file — the webview has no
+//! permission on the store plugin itself, so it can name no other file). View state
+//! only: settings live in the database, never here.
 
 use crate::app::SharedApp;
+use crate::error::{Code, Error, Result};
 use std::path::PathBuf;
 use tauri::{LogicalSize, Manager, PhysicalSize, Runtime, WebviewWindow, Window};
 use tauri_plugin_store::StoreExt;
@@ -44,4 +47,50 @@ pub fn remember_window_size<R: Runtime>(window: &Window<R>, size: PhysicalSize<u
             serde_json::json!({ "width": logical.width, "height": logical.height }),
         );
     }
+}
+
+/// The preferences the webview may read and write, and the longest value it may store.
+pub const UI_KEYS: &[&str] = &["lastPage"];
+const UI_VALUE_BYTES: usize = 64;
+
+fn ui_key(key: &str) -> Result<&'static str> {
+    UI_KEYS.iter().copied().find(|k| *k == key).ok_or_else(|| {
+        Error::new(
+            Code::InvalidArgument,
+            format!(
+                "{:?} is not a UI preference",
+                crate::gateway::log::printable(key, 40)
+            ),
+        )
+    })
+}
+
+fn open<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+) -> Result<std::sync::Arc<tauri_plugin_store::Store<R>>> {
+    let path = store_path(app).ok_or_else(|| Error::internal("the core is not running"))?;
+    app.store(path)
+        .map_err(|e| Error::new(Code::Io, format!("cannot open the UI preferences: {e}")))
+}
+
+pub fn ui_get<R: Runtime>(app: &tauri::AppHandle<R>, key: &str) -> Result<Option<String>> {
+    let key = ui_key(key)?;
+    Ok(open(app)?
+        .get(key)
+        .and_then(|v| v.as_str().map(str::to_string)))
+}
+
+pub fn ui_set<R: Runtime>(app: &tauri::AppHandle<R>, key: &str, value: String) -> Result<()> {
+    let key = ui_key(key)?;
+    if value.len() > UI_VALUE_BYTES {
+        return Err(Error::new(
+            Code::InvalidArgument,
+            format!("a UI preference holds at most {UI_VALUE_BYTES} bytes"),
+        ));
+    }
+    let store = open(app)?;
+    store.set(key, serde_json::Value::String(value));
+    store
+        .save()
+        .map_err(|e| Error::new(Code::Io, format!("cannot save the UI preferences: {e}")))
 }

@@ -16,6 +16,7 @@ use crate::protocol::passthrough::{self, Peek};
 use crate::protocol::{Protocol, anthropic, openai, responses};
 use crate::routing::Target;
 use crate::settings::providers::ProviderKind;
+use crate::upstream::breaker::Admit;
 use crate::upstream::{self, Failure, ProviderEntry};
 use crate::vault::SecretString;
 use axum::http::HeaderMap;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Which endpoint a request came in on: decides decoding, encoding and what passes
 /// through to which provider.
@@ -213,6 +215,7 @@ async fn decode(state: &GatewayState, endpoint: Endpoint, body: &[u8]) -> Result
                 None => Vec::new(),
             };
             let (req, opts) = responses::to_canonical(&w, &history, &items)?;
+            req.check_bounds()?;
             return Ok(Decoded {
                 req,
                 responses: Some(ResponsesInput {
@@ -224,6 +227,7 @@ async fn decode(state: &GatewayState, endpoint: Endpoint, body: &[u8]) -> Result
             });
         }
     };
+    req.check_bounds()?;
     Ok(Decoded {
         req,
         responses: None,
@@ -267,23 +271,78 @@ pub struct Attempt {
     pub backend: String,
 }
 
-/// Try the plan's target, then (once) its fallback. Returns what served, and whether
-/// it was the fallback.
+/// Try the plan's target, then (once) its fallback. Returns what served, and — when the
+/// fallback served — why the target did not: the code of its failure, or
+/// `circuit_open` when its breaker skipped it without trying.
 pub async fn start_with_fallback(
     state: &GatewayState,
     plan: &Plan,
     creq: &ClientRequest,
-) -> Result<(Attempt, bool), Failure> {
-    match start(state, &plan.target, &plan.model, creq).await {
-        Ok(a) => Ok((a, false)),
-        Err(f) => match (&plan.fallback, f.retryable) {
-            (Some(fb), true) => {
-                tracing::info!(target = %plan.target, fallback = %fb, code = %f.error.code, "primary failed; trying the fallback");
-                start(state, fb, &plan.model, creq).await.map(|a| (a, true))
-            }
-            _ => Err(f),
-        },
+) -> Result<(Attempt, Option<&'static str>), Failure> {
+    let primary = match guarded(state, &plan.target, &plan.model, creq).await {
+        Ok(a) => return Ok((a, None)),
+        Err(f) => f,
+    };
+    match (&plan.fallback, primary.retryable) {
+        (Some(fb), true) => {
+            let reason = primary.error.code.as_str();
+            let reason = if primary.error.code == Code::ProviderCircuitOpen {
+                "circuit_open"
+            } else {
+                reason
+            };
+            tracing::info!(target = %plan.target, fallback = %fb, reason, "primary failed; trying the fallback");
+            guarded(state, fb, &plan.model, creq)
+                .await
+                .map(|a| (a, Some(reason)))
+        }
+        _ => Err(primary),
     }
+}
+
+/// [`start`] behind the target provider's circuit breaker: skipped while the breaker
+/// is open, and its outcome recorded.
+async fn guarded(
+    state: &GatewayState,
+    target: &Target,
+    model: &str,
+    creq: &ClientRequest,
+) -> Result<Attempt, Failure> {
+    let Target::Provider { id, name } = target else {
+        return start(state, target, model, creq).await;
+    };
+    if let Admit::Open { retry_in } = state.breakers.admit(*id, Instant::now()) {
+        let secs = retry_in.as_secs().max(1);
+        let mut f = Failure::new(
+            Error::new(
+                Code::ProviderCircuitOpen,
+                format!(
+                    "provider {name} failed repeatedly; it is skipped for another {secs} s (see `switchyard provider list`)"
+                ),
+            ),
+            true,
+        );
+        f.raw = Some(upstream::RawError {
+            status: 503,
+            headers: vec![(
+                reqwest::header::RETRY_AFTER,
+                reqwest::header::HeaderValue::from(secs),
+            )],
+            body: Bytes::new(),
+        });
+        return Err(f);
+    }
+    let out = start(state, target, model, creq).await;
+    let ok = match &out {
+        Ok(_) => true,
+        // The provider answered (a client error is still an answer), or the failure was
+        // ours (no key, a decoding error): not the provider's health.
+        Err(f) => !f.retryable,
+    };
+    if let Some(t) = state.breakers.record(*id, ok, Instant::now()) {
+        super::health::transition(state, *id, name, &t);
+    }
+    out
 }
 
 /// One attempt on one target.
@@ -428,6 +487,21 @@ pub async fn relay(
         let body = upstream::read_body(resp, idle, &p.name)
             .await
             .map_err(|e| Failure::new(e, true))?;
+        // Relayed as it came — but an answer that is not even JSON (a proxy's HTML
+        // page, a truncated body) is the upstream failing, before the first byte: the
+        // fallback may serve, and the client gets a coded error rather than garbage.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            return Err(Failure::new(
+                Error::new(
+                    Code::ProviderBadResponse,
+                    format!(
+                        "provider {} answered {status} with a body that is not JSON",
+                        p.name
+                    ),
+                ),
+                true,
+            ));
+        }
         return Ok(Raw {
             status,
             headers,
@@ -514,7 +588,16 @@ async fn cloud(
     let resp = resp?;
     let idle = state.upstreams.timeouts().idle;
     if up.stream {
-        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone());
+        // An error event in the upstream's stream may quote a credential.
+        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone())
+            .map(|ev| match ev {
+                Event::Error(mut e) => {
+                    e.message = crate::protocol::redact::redact(&e.message, None).into_owned();
+                    Event::Error(e)
+                }
+                other => other,
+            })
+            .boxed();
         return Ok((events, dropped));
     }
     let bytes = upstream::read_body(resp, idle, &p.name)
@@ -530,7 +613,8 @@ async fn cloud(
                 Code::UpstreamError,
                 format!(
                     "provider {} sent an answer we cannot read: {}",
-                    p.name, e.message
+                    p.name,
+                    crate::protocol::redact::redact(&e.message, None)
                 ),
             ),
             true,

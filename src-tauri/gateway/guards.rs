@@ -67,24 +67,60 @@ fn split_host_port(host: &str) -> (&str, Option<u16>) {
     }
 }
 
-/// An `Origin` is acceptable only if it is one of our own loopback origins. Browsers
-/// send `Origin` on cross-site requests; CLI tools and SDKs do not send it at all.
+/// An `Origin` is acceptable only if it is exactly our own origin: `http`, a loopback
+/// (or user-allowed) name, and the port we are bound to, spelled out. Browsers send
+/// `Origin` on cross-site requests; CLI tools and SDKs do not send it at all. Any other
+/// port on the same host is another web site (`http://localhost` is whatever serves port
+/// 80), and we serve no TLS, so `https://` origins are never ours.
 pub fn origin_allowed(origin: &str, hosts: &HostAllowlist, port: u16) -> bool {
-    if origin == "null" {
-        return false;
-    }
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
+    let Some(rest) = origin.strip_prefix("http://") else {
         return false;
     };
-    !rest.contains('/') && hosts.allows(rest, port)
+    if rest.contains('/') {
+        return false;
+    }
+    match split_host_port(&rest.to_ascii_lowercase()) {
+        // Browsers omit the scheme's default port.
+        (_, None) => port == 80 && hosts.allows(rest, port),
+        (_, Some(p)) => p != 0 && (p == port || port == 0) && hosts.allows(rest, port),
+    }
+}
+
+/// Request bodies must be JSON. The form-encodable types (`text/plain`,
+/// `application/x-www-form-urlencoded`, `multipart/form-data`) are what a web page can
+/// post without a CORS preflight, so refusing everything but JSON leaves a page no way
+/// to reach a model at all.
+pub fn content_type_allowed(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 pub async fn guard(State(state): State<GatewayState>, req: Request, next: Next) -> Response {
     let protocol = protocol_of(req.uri().path());
     if let Err(e) = check(&state, req.headers()) {
+        return error_response(protocol, &e);
+    }
+    if req.method() == axum::http::Method::POST && !content_type_allowed(req.headers()) {
+        let got = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let e = Error::new(
+            Code::UnsupportedMediaType,
+            format!(
+                "request bodies must be JSON: send Content-Type: application/json (got {})",
+                got.map_or("none".into(), |g| format!(
+                    "{:?}",
+                    crate::gateway::log::printable(&g, 80)
+                ))
+            ),
+        );
         return error_response(protocol, &e);
     }
     next.run(req).await
@@ -176,7 +212,21 @@ mod tests {
         let h = HostAllowlist::new(&[]);
         assert!(origin_allowed("http://127.0.0.1:8399", &h, 8399));
         assert!(origin_allowed("http://localhost:8399", &h, 8399));
+        assert!(origin_allowed("http://[::1]:8399", &h, 8399));
+        // On port 80 the browser leaves the port out.
+        assert!(origin_allowed("http://localhost", &h, 80));
         for bad in [
+            // Another site on the same machine: no port (port 80), another port, TLS.
+            "http://localhost",
+            "http://127.0.0.1",
+            "http://[::1]",
+            "https://127.0.0.1",
+            "https://127.0.0.1:8399",
+            "https://localhost:8399",
+            "http://localhost:8398",
+            "http://localhost:0",
+            "http://localhost:",
+            "http://localhost:8399@evil.example",
             "https://evil.example",
             "null",
             "http://127.0.0.1:8399/x",
@@ -186,6 +236,30 @@ mod tests {
         ] {
             assert!(!origin_allowed(bad, &h, 8399), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_json_bodies_are_accepted() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            content_type_allowed(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("Application/JSON"));
+        for bad in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "application/json-seq",
+            "",
+        ] {
+            assert!(!with(bad), "{bad}");
+        }
+        assert!(!content_type_allowed(&HeaderMap::new()));
     }
 
     #[test]

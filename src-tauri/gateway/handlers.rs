@@ -192,7 +192,8 @@ async fn generate(
         }
     };
     trace.entry.backend = Some(attempt.backend.clone());
-    trace.entry.fallback = fell_back;
+    trace.entry.fallback = fell_back.is_some();
+    trace.entry.fallback_reason = fell_back;
     let Attempt { started, backend } = attempt;
     match started {
         Started::Raw(raw) => {
@@ -260,7 +261,7 @@ fn failure_response(mut trace: Trace, protocol: Protocol, f: Failure) -> Respons
 fn route_headers(
     plan: &Plan,
     backend: &str,
-    fell_back: bool,
+    fell_back: Option<&'static str>,
     dropped: &[&'static str],
 ) -> Vec<(&'static str, HeaderValue)> {
     let mut h = vec![
@@ -276,8 +277,12 @@ fn route_headers(
             },
         ),
     ];
-    if fell_back {
+    if let Some(reason) = fell_back {
         h.push(("x-switchyard-fallback", HeaderValue::from_static("true")));
+        h.push((
+            "x-switchyard-fallback-reason",
+            HeaderValue::from_static(reason),
+        ));
     }
     if !dropped.is_empty() {
         let mut names: Vec<&str> = dropped.to_vec();

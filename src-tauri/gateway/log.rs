@@ -28,8 +28,29 @@ pub struct Entry {
     pub tokens_in: Option<u64>,
     pub tokens_out: Option<u64>,
     pub fallback: bool,
+    /// Why the fallback served: the target's error code, or `circuit_open`.
+    pub fallback_reason: Option<&'static str>,
     pub error_code: Option<&'static str>,
     pub stream: bool,
+}
+
+/// `s` made safe for a terminal or a log line: control characters escaped (`\u{1b}`,
+/// `\n`), at most `max` characters, the cut marked with `…`. Text from clients (model
+/// names, content types) goes through this before anyone prints it.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i + 1 >= max && s.chars().nth(max).is_some() {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -77,14 +98,15 @@ impl RequestLog {
 /// generic multi-row insert cost a third of the gateway's throughput under load.
 const INSERT_BATCH: &str = "INSERT INTO request_log \
     (ts, protocol, endpoint, requested_model, rule_id, backend, upstream_model, status, \
-     latency_ms, ttfb_ms, tokens_in, tokens_out, fallback, error_code, stream) \
+     latency_ms, ttfb_ms, tokens_in, tokens_out, fallback, fallback_reason, error_code, stream) \
     SELECT json_extract(value, '$.ts'), json_extract(value, '$.protocol'), \
      json_extract(value, '$.endpoint'), json_extract(value, '$.requested_model'), \
      json_extract(value, '$.rule_id'), json_extract(value, '$.backend'), \
      json_extract(value, '$.upstream_model'), json_extract(value, '$.status'), \
      json_extract(value, '$.latency_ms'), json_extract(value, '$.ttfb_ms'), \
      json_extract(value, '$.tokens_in'), json_extract(value, '$.tokens_out'), \
-     json_extract(value, '$.fallback'), json_extract(value, '$.error_code'), \
+     json_extract(value, '$.fallback'), json_extract(value, '$.fallback_reason'), \
+     json_extract(value, '$.error_code'), \
      json_extract(value, '$.stream') \
     FROM json_each(?)";
 
@@ -108,4 +130,17 @@ pub async fn tail(db: &DatabaseConnection, limit: u64) -> crate::Result<Vec<requ
         .await?;
     rows.reverse();
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_control_characters_and_cuts_long_text() {
+        assert_eq!(printable("gpt-4o", 28), "gpt-4o");
+        assert_eq!(printable("a\nb\u{1b}[31m", 28), "a\\nb\\u{1b}[31m");
+        assert_eq!(printable("abcdef", 4), "abc…");
+        assert_eq!(printable("abcd", 4), "abcd");
+    }
 }

@@ -21,6 +21,7 @@
 mod backend;
 mod guards;
 mod handlers;
+pub mod health;
 pub mod local;
 pub mod log;
 mod models;
@@ -53,6 +54,8 @@ pub struct GatewayOptions {
     pub body_limit: usize,
     pub timeouts: Timeouts,
     pub keepalive: Duration,
+    /// When a failing provider is skipped, and for how long.
+    pub breaker: crate::upstream::breaker::BreakerConfig,
 }
 
 impl Default for GatewayOptions {
@@ -62,6 +65,7 @@ impl Default for GatewayOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             timeouts: Timeouts::default(),
             keepalive: DEFAULT_KEEPALIVE,
+            breaker: Default::default(),
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Inner {
     pub local: Arc<dyn local::LocalModels>,
     /// Providers' own model lists, for `GET /v1/models`.
     catalog: models::Catalog,
+    /// One circuit breaker per provider (in memory; transitions go to `provider_health`).
+    pub breakers: crate::upstream::breaker::Breakers,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -107,6 +113,7 @@ impl GatewayState {
         let state = GatewayState(Arc::new(Inner {
             hosts: HostAllowlist::new(&options.allowed_hosts),
             upstreams: Upstreams::new(options.timeouts),
+            breakers: crate::upstream::breaker::Breakers::new(options.breaker),
             providers: Providers::default(),
             revision: std::sync::atomic::AtomicI64::new(-1),
             options,
@@ -117,6 +124,8 @@ impl GatewayState {
             catalog: models::Catalog::default(),
         }));
         state.reload_settings().await?;
+        // Breakers start closed: what a previous process recorded no longer holds.
+        crate::store::health::clear(&state.app.db).await?;
         let weak = Arc::downgrade(&state.0);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SETTINGS_POLL);
@@ -136,7 +145,7 @@ impl GatewayState {
     /// when the store's settings revision moved, rebuild the routing table and the
     /// providers snapshot.
     pub async fn reload_settings(&self) -> Result<()> {
-        let rev = crate::routing::store_revision(&self.app.db).await?;
+        let rev = crate::store::revision(&self.app.db).await?;
         if rev == self.revision.load(Ordering::Acquire) {
             return Ok(());
         }

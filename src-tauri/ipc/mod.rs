@@ -582,6 +582,53 @@ mod tests {
         assert_eq!(wrapped, defined, "ui/src/lib/api.ts wrappers");
     }
 
+    /// The webview's guard rails, as configured: a CSP without inline or eval'd script,
+    /// frozen prototypes, no global Tauri object, and no permission beyond our own
+    /// commands and event listening — in particular none on the store plugin, whose
+    /// `load` takes any path (the UI's preferences go through `prefs_get`/`prefs_set`).
+    #[test]
+    fn the_webview_is_locked_down() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let conf: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("tauri.conf.json")).unwrap())
+                .unwrap();
+        let sec = &conf["app"]["security"];
+        assert_eq!(sec["freezePrototype"], true);
+        assert_eq!(conf["app"]["withGlobalTauri"], false);
+        assert_eq!(sec["dangerousDisableAssetCspModification"], false);
+        let csp = sec["csp"].as_object().unwrap();
+        for (directive, want) in [
+            ("default-src", "'self'"),
+            ("script-src", "'self'"),
+            ("object-src", "'none'"),
+            ("base-uri", "'none'"),
+            ("form-action", "'none'"),
+            ("frame-ancestors", "'none'"),
+        ] {
+            assert_eq!(csp[directive], want, "{directive}");
+        }
+        for (directive, v) in csp {
+            let v = v.as_str().unwrap();
+            assert!(
+                !v.contains("unsafe") && !v.contains('*') && !v.contains("http://")
+                    || directive == "connect-src",
+                "{directive}: {v}"
+            );
+        }
+        assert_eq!(csp["connect-src"], "ipc: http://ipc.localhost");
+        for cap in sec["capabilities"].as_array().unwrap() {
+            for p in cap["permissions"].as_array().unwrap() {
+                let p = p.as_str().unwrap();
+                assert!(
+                    p.starts_with("allow-")
+                        || p == "core:event:allow-listen"
+                        || p == "core:event:allow-unlisten",
+                    "the webview is granted {p}"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_desktop_gateway_serves_health_and_reports_a_busy_port() {
         let (_d, app) = open().await;

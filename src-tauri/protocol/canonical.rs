@@ -56,7 +56,74 @@ pub struct Request {
     pub dropped: Vec<&'static str>,
 }
 
+/// Bounds on the request fields that drive work (see [`Request::check_bounds`]).
+pub mod bounds {
+    /// OpenAI's own limit on `top_logprobs` (alternatives per generated token).
+    pub const TOP_LOGPROBS: u32 = 20;
+    /// Stop strings, and the bytes of each: matched after every generated token.
+    pub const STOP_STRINGS: usize = 32;
+    pub const STOP_BYTES: usize = 1024;
+    /// Tools offered in one request (Claude Code offers a few dozen, with MCP servers
+    /// a few hundred), a tool name, and the nesting of a tool's input schema.
+    pub const TOOLS: usize = 1024;
+    pub const TOOL_NAME_BYTES: usize = 256;
+    pub const SCHEMA_DEPTH: usize = 64;
+}
+
 impl Request {
+    /// Refuse a request whose work-driving fields are out of bounds (`invalid_request`,
+    /// naming the field), before any backend sees it.
+    pub fn check_bounds(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::new(Code::InvalidRequest, m));
+        if let Some(n) = self.top_logprobs
+            && n > bounds::TOP_LOGPROBS
+        {
+            return bad(format!(
+                "top_logprobs must be at most {} (got {n})",
+                bounds::TOP_LOGPROBS
+            ));
+        }
+        if self.stop.len() > bounds::STOP_STRINGS {
+            return bad(format!(
+                "at most {} stop sequences (got {})",
+                bounds::STOP_STRINGS,
+                self.stop.len()
+            ));
+        }
+        if let Some(s) = self.stop.iter().find(|s| s.len() > bounds::STOP_BYTES) {
+            return bad(format!(
+                "a stop sequence is {} bytes long (at most {})",
+                s.len(),
+                bounds::STOP_BYTES
+            ));
+        }
+        if self.tools.len() > bounds::TOOLS {
+            return bad(format!(
+                "at most {} tools per request (got {})",
+                bounds::TOOLS,
+                self.tools.len()
+            ));
+        }
+        for t in &self.tools {
+            if t.name.is_empty() || t.name.len() > bounds::TOOL_NAME_BYTES {
+                return bad(format!(
+                    "a tool name must be 1 to {} bytes long",
+                    bounds::TOOL_NAME_BYTES
+                ));
+            }
+            if let Some(schema) = &t.input_schema
+                && depth(schema) > bounds::SCHEMA_DEPTH
+            {
+                return bad(format!(
+                    "the input schema of tool {:?} is nested deeper than {} levels",
+                    t.name,
+                    bounds::SCHEMA_DEPTH
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Record an advisory field as dropped (once).
     pub fn drop_field(&mut self, name: &'static str) {
         if !self.dropped.contains(&name) {
@@ -83,6 +150,21 @@ impl Request {
             || self.tools.iter().any(|t| t.cache_control.is_some())
             || self.messages.iter().any(|m| m.content.iter().any(block))
     }
+}
+
+/// How deeply a JSON value nests (a scalar is 0), without recursion.
+fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut todo = vec![(v, 0usize)];
+    while let Some((v, d)) = todo.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => todo.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => todo.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Sampling parameters. Every field is optional and an explicit value is kept exactly as

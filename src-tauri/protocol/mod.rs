@@ -140,6 +140,7 @@ pub mod canonical;
 mod errors;
 pub mod openai;
 pub mod passthrough;
+pub mod redact;
 pub mod responses;
 pub mod sse;
 pub mod wire;

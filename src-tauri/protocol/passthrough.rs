@@ -47,6 +47,25 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::new(Code::InvalidRequest, msg)
 }
 
+/// The longest model name accepted (real ones are under 100 bytes).
+pub const MODEL_NAME_BYTES: usize = 256;
+
+/// A model name is printable text of bounded length: it is matched against every rule,
+/// logged, and shown by `switchyard logs`, so control characters (terminal escapes,
+/// newlines that would forge log lines) and megabyte names are refused up front.
+pub fn check_model_name(name: &str) -> Result<()> {
+    if name.len() > MODEL_NAME_BYTES {
+        return Err(bad(format!(
+            "`model` is {} bytes long; at most {MODEL_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad("`model` contains control characters"));
+    }
+    Ok(())
+}
+
 /// Scan the top level of a JSON request body.
 pub fn peek(body: &[u8]) -> Result<Peek> {
     let mut s = Scanner { b: body, i: 0 };
@@ -86,6 +105,7 @@ pub fn peek(body: &[u8]) -> Result<Peek> {
                     let raw = &body[value.clone()];
                     let name: String =
                         serde_json::from_slice(raw).map_err(|_| bad("`model` must be a string"))?;
+                    check_model_name(&name)?;
                     model = Some((name, value));
                 }
                 Some("stream") => stream = &body[value] == b"true",
@@ -444,8 +464,17 @@ impl StreamTap {
             Err(_) => return chunk,
         };
         if !self.hide_usage {
+            let mut error_here = false;
             for ev in &events {
                 self.read(ev);
+                error_here |= self.error.is_some();
+            }
+            // An upstream error event may quote a credential: redact the chunk that
+            // carries it (the events before it in a stream are the model's own text
+            // and pass untouched). An error event split over two chunks has its first
+            // part already sent; upstream error events are small and arrive whole.
+            if error_here && let Some(clean) = super::redact::redact_bytes(&chunk, None) {
+                return Bytes::from(clean);
             }
             return chunk;
         }
@@ -456,10 +485,11 @@ impl StreamTap {
             if self.read(ev) {
                 continue;
             }
-            let frame = sse::Frame {
-                event: None,
-                data: ev.data.clone(),
+            let data = match self.error {
+                Some(_) => super::redact::redact(&ev.data, None).into_owned(),
+                None => ev.data.clone(),
             };
+            let frame = sse::Frame { event: None, data };
             if let Some(name) = &ev.event {
                 out.extend_from_slice(b"event: ");
                 out.extend_from_slice(name.as_bytes());
@@ -716,7 +746,7 @@ mod tests {
         fn rewrite_changes_only_the_model(
             keys in proptest::collection::vec("[a-z_]{1,8}", 0..6),
             vals in proptest::collection::vec(any::<(bool, i32, String)>(), 0..6),
-            model in ".{0,20}",
+            model in "[^\\p{Cc}]{0,20}",
             new_model in ".{0,20}",
         ) {
             let mut obj = serde_json::Map::new();
@@ -754,6 +784,34 @@ mod tests {
             b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"x\"}}\n\n",
         ));
         assert_eq!(tap.error, Some(Code::UpstreamError));
+    }
+
+    #[test]
+    fn the_tap_redacts_credentials_in_error_events_only() {
+        // Generated text mentioning a key shape is the user's content: unchanged.
+        let text = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"export KEY=sk-abcdefgh12345678\"}}\n\n";
+        let mut tap = StreamTap::new(Api::AnthropicMessages);
+        assert_eq!(
+            tap.push(Bytes::from_static(text.as_bytes())),
+            text.as_bytes()
+        );
+        let err = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key sk-ant-api03-SECRETSECRET\"}}\n\n";
+        let out = tap.push(Bytes::from_static(err.as_bytes()));
+        let out = std::str::from_utf8(&out).unwrap();
+        assert!(!out.contains("SECRETSECRET"), "{out}");
+        assert!(out.contains("invalid x-api-key [redacted]"), "{out}");
+        // OpenAI's in-stream error, also through the re-framing path.
+        let err = "data: {\"error\":{\"message\":\"Incorrect API key provided: sk-proj-SECRETSECRET1\",\"type\":\"invalid_request_error\"}}\n\n";
+        for tap in [
+            StreamTap::new(Api::OpenAiChat),
+            StreamTap::new(Api::OpenAiChat).hide_usage_chunk(),
+        ] {
+            let mut tap = tap;
+            let out = tap.push(Bytes::from_static(err.as_bytes()));
+            let out = std::str::from_utf8(&out).unwrap();
+            assert!(!out.contains("SECRETSECRET"), "{out}");
+            assert!(out.contains("[redacted]"), "{out}");
+        }
     }
 
     #[test]

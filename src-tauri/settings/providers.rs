@@ -11,7 +11,7 @@
 use crate::app::App;
 use crate::error::{Code, Error, Result};
 use crate::store::{self, audit::Actor, entities::provider};
-use crate::vault::{SecretContext, SecretString};
+use crate::vault::SecretString;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, Set, Statement,
@@ -83,6 +83,9 @@ pub struct Provider {
     /// At most the last 4 characters of the key (none for short keys).
     pub key_hint: Option<String>,
     pub last_test: Option<LastTest>,
+    /// The gateway's circuit breaker for it, when it has tripped since the gateway
+    /// started (`list` and `get` fill it in).
+    pub health: Option<crate::store::health::ProviderHealth>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -272,26 +275,9 @@ pub fn normalize_base_url(kind: ProviderKind, input: Option<&str>) -> Result<Str
     Ok(format!("{}{path}", url.origin().ascii_serialization()))
 }
 
-/// The normalized origin (`scheme://host[:port]`) a key is bound to.
-pub fn origin_of(base_url: &str) -> Result<String> {
-    let url = url::Url::parse(base_url).map_err(|e| {
-        Error::new(
-            Code::VaultCorrupt,
-            format!("stored base URL {base_url:?} does not parse: {e}"),
-        )
-    })?;
-    Ok(url.origin().ascii_serialization())
-}
-
-/// The AAD context of provider `id`'s key when its base URL is `base_url`.
-pub fn key_context(id: i64, base_url: &str) -> Result<SecretContext> {
-    Ok(SecretContext {
-        table: "providers",
-        column: "api_key",
-        row: id.to_string(),
-        origin: origin_of(base_url)?,
-    })
-}
+// The AAD context of a provider's key is the vault's business (its column registry);
+// re-exported here for the settings code that seals keys.
+pub use crate::vault::columns::{origin_of, provider_key_context as key_context};
 
 /// At most the last 4 characters, and only for keys long enough that 4 characters
 /// say little about the rest (≥ 16).
@@ -328,6 +314,7 @@ fn view(m: provider::Model) -> Result<Provider> {
         has_key: m.api_key.is_some(),
         key_hint: m.api_key.as_ref().and(m.key_hint),
         last_test,
+        health: None,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
@@ -349,21 +336,28 @@ async fn find_model<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<p
 
 /// All providers, by name.
 pub async fn list(app: &App) -> Result<Vec<Provider>> {
+    let mut health = crate::store::health::all(&app.db).await?;
     provider::Entity::find()
         .order_by_asc(provider::Column::Name)
         .all(&app.db)
         .await?
         .into_iter()
-        .map(view)
+        .map(|m| {
+            let mut p = view(m)?;
+            p.health = health.remove(&p.id);
+            Ok(p)
+        })
         .collect()
 }
 
 pub async fn get(app: &App, name: &str) -> Result<Provider> {
-    find_model(&app.db, name)
+    let mut p = find_model(&app.db, name)
         .await?
         .map(view)
         .transpose()?
-        .ok_or_else(|| not_found(name))
+        .ok_or_else(|| not_found(name))?;
+    p.health = crate::store::health::all(&app.db).await?.remove(&p.id);
+    Ok(p)
 }
 
 pub async fn get_by_id(app: &App, id: i64) -> Result<Provider> {

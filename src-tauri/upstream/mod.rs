@@ -8,6 +8,8 @@
 //! Providers are read from an in-memory snapshot ([`Providers`]) rebuilt when the
 //! settings change, so the request path does no database read.
 
+pub mod breaker;
+
 use crate::error::{Code, Error, Result};
 use crate::protocol::{self, Protocol, canonical};
 use crate::settings::providers::{self as provider_settings, ProviderKind};
@@ -317,10 +319,15 @@ impl Upstreams {
             status.is_server_error() || status.as_u16() == 429 || status.is_redirection();
         let relayed = relayed_headers(resp.headers());
         // Error bodies are small; cap what we read so a hostile upstream cannot stall us.
-        let body: Vec<u8> =
+        let mut body: Vec<u8> =
             tokio::time::timeout(self.timeouts.idle, read_capped(resp, MAX_ERROR_BODY))
                 .await
                 .unwrap_or_default();
+        // Nothing of a credential an upstream quotes back reaches the client or the log.
+        let key_text = key.map(|k| k.expose());
+        if let Some(clean) = protocol::redact::redact_bytes(&body, key_text) {
+            body = clean;
+        }
         let mut error = if status.is_redirection() {
             Error::new(
                 Code::UpstreamError,
@@ -332,7 +339,11 @@ impl Upstreams {
         } else {
             protocol::decode_upstream_error(p.protocol(), status.as_u16(), &body)
         };
-        error.message = format!("provider {}: {}", p.name, error.message);
+        error.message = format!(
+            "provider {}: {}",
+            p.name,
+            protocol::redact::redact(&error.message, key_text)
+        );
         // A redirect is not an answer a client could use.
         let raw = (!status.is_redirection()).then(|| RawError {
             status: status.as_u16(),

@@ -44,6 +44,11 @@ pub enum Failure {
     Garbage,
     /// Stream the first content event, then drop the connection.
     DieMidStream,
+    /// 401 quoting the credential the request carried, as some OpenAI-compatible
+    /// servers and proxies do ("Incorrect API key provided: sk-…").
+    EchoKey,
+    /// 200 and a stream whose first event is an error quoting the credential.
+    EchoKeyInStream,
 }
 
 /// One request as the fake received it.
@@ -102,6 +107,32 @@ struct Inner {
     /// Set when a streaming response was dropped before it finished (client hung up).
     stream_dropped_at: Option<Instant>,
     streams_completed: usize,
+    /// Random failures for requests with none queued (`Fake::chaos`).
+    chaos: Option<Chaos>,
+}
+
+struct Chaos {
+    percent: u64,
+    kinds: Vec<Failure>,
+    state: u64,
+}
+
+impl Chaos {
+    /// xorshift64*: deterministic for a seed, no dependency.
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick(&mut self) -> Option<Failure> {
+        if self.next() % 100 >= self.percent {
+            return None;
+        }
+        let i = (self.next() % self.kinds.len() as u64) as usize;
+        Some(self.kinds[i].clone())
+    }
 }
 
 #[derive(Clone)]
@@ -184,6 +215,17 @@ impl Fake {
             .collect()
     }
 
+    /// From now on, `percent` % of the requests with no queued failure fail with one of
+    /// `kinds`, picked at random (deterministically for `seed`).
+    pub fn chaos(&self, percent: u64, kinds: Vec<Failure>, seed: u64) {
+        assert!(!kinds.is_empty());
+        self.inner.lock().unwrap().chaos = Some(Chaos {
+            percent,
+            kinds,
+            state: seed | 1,
+        });
+    }
+
     pub fn fail_next(&self, f: Failure) {
         self.inner.lock().unwrap().failures.push_back(f);
     }
@@ -226,7 +268,11 @@ impl Fake {
             headers: headers.clone(),
             body,
         });
-        (g.failures.pop_front(), g.script.clone())
+        let failure = match g.failures.pop_front() {
+            Some(f) => Some(f),
+            None => g.chaos.as_mut().and_then(Chaos::pick),
+        };
+        (failure, g.script.clone())
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -278,8 +324,60 @@ fn unauthorized(api: Api) -> Response {
 }
 
 /// The injected failure as a response, or None for "answer normally" (and DieMidStream).
-async fn inject(api: Api, f: &Option<Failure>) -> Option<Response> {
+async fn inject(
+    api: Api,
+    f: &Option<Failure>,
+    headers: &HeaderMap,
+    stream: bool,
+) -> Option<Response> {
+    let credential = || {
+        headers
+            .get("authorization")
+            .or_else(|| headers.get("x-api-key"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim_start_matches("Bearer ")
+            .to_string()
+    };
     match f.as_ref()? {
+        Failure::EchoKey => Some(match api {
+            Api::OpenAi => openai_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                &format!(
+                    "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                    credential()
+                ),
+            ),
+            Api::Anthropic => anthropic_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                &format!("invalid x-api-key {}", credential()),
+            ),
+        }),
+        // Only a streaming request gets a stream (as DieMidStream).
+        Failure::EchoKeyInStream if !stream => None,
+        Failure::EchoKeyInStream => {
+            let body = match api {
+                Api::OpenAi => format!(
+                    "data: {}\n\n",
+                    json!({"error": {"message": format!("Incorrect API key provided: {}", credential()), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})
+                ),
+                Api::Anthropic => format!(
+                    "event: error\ndata: {}\n\n",
+                    json!({"type": "error", "error": {"type": "authentication_error", "message": format!("invalid x-api-key {}", credential())}})
+                ),
+            };
+            Some(
+                (
+                    StatusCode::OK,
+                    [("content-type", "text/event-stream")],
+                    body,
+                )
+                    .into_response(),
+            )
+        }
         Failure::Status500 => Some(match api {
             Api::OpenAi => openai_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -352,7 +450,7 @@ async fn not_found() -> Response {
 
 async fn models(State(f): State<Fake>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let (fail, _) = f.record_query(uri.path(), uri.query(), &headers, Value::Null);
-    if let Some(r) = inject(f.api, &fail).await {
+    if let Some(r) = inject(f.api, &fail, &headers, false).await {
         return r;
     }
     if f.api == Api::Anthropic && headers.get("anthropic-version").is_none() {
@@ -510,7 +608,8 @@ async fn admit(
         return Err(not_found().await);
     }
     let die = matches!(fail, Some(Failure::DieMidStream));
-    if let Some(r) = inject(f.api, &fail).await {
+    let stream = req.get("stream") == Some(&Value::Bool(true));
+    if let Some(r) = inject(f.api, &fail, headers, stream).await {
         return Err(r);
     }
     if !f.authorized(headers) {
@@ -1236,7 +1335,7 @@ async fn count_tokens(
     Json(req): Json<Value>,
 ) -> Response {
     let (fail, _) = f.record("/v1/messages/count_tokens", &headers, req.clone());
-    if let Some(r) = inject(f.api, &fail).await {
+    if let Some(r) = inject(f.api, &fail, &headers, false).await {
         return r;
     }
     if !f.authorized(&headers) {

@@ -473,7 +473,7 @@ async function main() {
     console.log("  ok a second launch focused the first instance and exited");
     await s.end();
 
-    // 4. The last page is restored from tauri-plugin-store after a restart.
+    // 4. The last page is restored (prefs_get / prefs_set, ui-prefs.json) after a restart.
     s = await Session.start(dataDir);
     await waitFor("the app to reopen on the last page", () => s.exists("main#page-pool"), 30000);
     await s.screenshot("restart-last-page.png");

@@ -22,6 +22,7 @@ pub struct Model {
     pub tokens_in: Option<i64>,
     pub tokens_out: Option<i64>,
     pub fallback: bool,
+    pub fallback_reason: Option<String>,
     pub error_code: Option<String>,
     pub client_id: Option<i64>,
     pub stream: bool,

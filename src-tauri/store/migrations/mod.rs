@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0004_responses;
+mod m0005_provider_health;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0004_responses::Migration),
+            Box::new(m0005_provider_health::Migration),
         ]
     }
 }

@@ -60,6 +60,9 @@ export const api = {
   appInfo: () => call<AppInfo>("app_info"),
   gatewayStatus: () => call<GatewayStatus>("gateway_status"),
 
+  prefsGet: (key: "lastPage") => call<string | null>("prefs_get", { key }),
+  prefsSet: (key: "lastPage", value: string) => call<null>("prefs_set", { key, value }),
+
   providerList: () => call<Provider[]>("provider_list"),
   providerUpsert: (input: ProviderUpsert) => call<UpsertOutcome>("provider_upsert", { input }),
   providerRemove: (name: string) => call<Provider>("provider_remove", { name }),

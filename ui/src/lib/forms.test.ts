@@ -74,6 +74,7 @@ describe("providerUpsertFrom", () => {
       has_key: true,
       key_hint: "1234",
       last_test: null,
+      health: null,
       created_at: 0,
       updated_at: 0,
     });

@@ -17,12 +17,3 @@ describe("parsePage", () => {
     expect(pageLabel("pool")).toBe("Pool");
   });
 });
-
-import { prefsPath } from "./prefs";
-
-describe("prefsPath", () => {
-  it("puts ui-prefs.json inside the data dir, with or without a trailing slash", () => {
-    expect(prefsPath("/data/switchyard")).toBe("/data/switchyard/ui-prefs.json");
-    expect(prefsPath("/data/switchyard/")).toBe("/data/switchyard/ui-prefs.json");
-  });
-});

@@ -1,33 +1,22 @@
-// UI preferences (last page) in tauri-plugin-store's `ui-prefs.json`, kept in the
-// core's data dir next to the database (so `--data-dir` isolates them too). Only view
-// state lives here: settings are in the core's database, never in this store. The
-// Rust side stores the window size in the same file.
-import { LazyStore } from "@tauri-apps/plugin-store";
+// UI preferences (the last page), kept by the core in `ui-prefs.json` in its data dir
+// (so `--data-dir` isolates them too). The webview reaches them only through the
+// `prefs_get` / `prefs_set` commands, which accept only the UI's own keys: it has no
+// access to the store plugin, so no page script can read or write any other file.
+// Only view state lives here: settings are in the core's database, never in this file.
+import { api } from "./api";
 import { parsePage, type PageId, DEFAULT_PAGE } from "./pages";
 
-let store: LazyStore | null = null;
-
-export function prefsPath(dataDir: string): string {
-  return dataDir.replace(/[\\/]+$/, "") + "/ui-prefs.json";
-}
-
-export function initPrefs(dataDir: string): void {
-  store = new LazyStore(prefsPath(dataDir), { defaults: {}, autoSave: 200 });
-}
-
 export async function loadLastPage(): Promise<PageId> {
-  if (!store) return DEFAULT_PAGE;
   try {
-    return parsePage(await store.get<string>("lastPage"));
+    return parsePage(await api.prefsGet("lastPage"));
   } catch {
     return DEFAULT_PAGE; // a missing or unreadable prefs file is not worth an error
   }
 }
 
 export async function saveLastPage(page: PageId): Promise<void> {
-  if (!store) return;
   try {
-    await store.set("lastPage", page);
+    await api.prefsSet("lastPage", page);
   } catch (e) {
     console.warn("could not save the last page", e);
   }
