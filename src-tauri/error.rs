@@ -78,6 +78,8 @@ pub enum Code {
     OriginNotAllowed,
     Unauthorized,
     BodyTooLarge,
+    /// The client did not send its request in time.
+    RequestTimeout,
     /// A request body that is not `application/json` (a form post from a web page).
     UnsupportedMediaType,
     InvalidRequest,
@@ -138,6 +140,7 @@ impl Code {
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
             BodyTooLarge => "body_too_large",
+            RequestTimeout => "request_timeout",
             UnsupportedMediaType => "unsupported_media_type",
             InvalidRequest => "invalid_request",
             UnsupportedFeature => "unsupported_feature",
@@ -190,6 +193,7 @@ impl Code {
             ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
             | ResponseNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
+            RequestTimeout => 408,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
             ProviderInvalidUrl
@@ -380,6 +384,7 @@ mod tests {
         Code::OriginNotAllowed,
         Code::Unauthorized,
         Code::BodyTooLarge,
+        Code::RequestTimeout,
         Code::UnsupportedMediaType,
         Code::InvalidRequest,
         Code::UnsupportedFeature,

@@ -1130,6 +1130,39 @@ async fn bodies_that_are_not_json_are_refused() {
     );
 }
 
+/// A client that opens a connection and trickles its headers is cut off; the gateway
+/// keeps serving everyone else meanwhile.
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gw::start_with(GatewayOptions {
+        header_read_timeout: Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    // Others are served while it dawdles.
+    let r = gw
+        .http
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // It never finishes its headers: the gateway closes the connection.
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf))
+        .await
+        .expect("the slow connection was never closed");
+    assert!(n.is_ok(), "{n:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(!text.contains("200 OK"), "{text}");
+}
+
 /// Fields that drive work are bounded before any backend sees them (on translated and
 /// local routes; a same-protocol relay leaves its fields to the upstream, which checks
 /// its own API's limits).

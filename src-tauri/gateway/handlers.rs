@@ -55,11 +55,30 @@ pub async fn not_found(uri: Uri) -> Response {
     )
 }
 
-/// Read the whole body within the limit (chunked bodies have no Content-Length to check early).
+/// How long a client may take to send its request body (a loopback client sends even
+/// a 32 MiB body of images in well under a second).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Read the whole body within the limit (chunked bodies have no Content-Length to check
+/// early) and within [`BODY_READ_TIMEOUT`], so a client trickling its body cannot hold
+/// a request open for ever.
 async fn read_body(state: &GatewayState, body: Body) -> Result<Bytes> {
-    axum::body::to_bytes(body, state.options.body_limit)
-        .await
-        .map_err(|_| body_too_large(state.options.body_limit))
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, state.options.body_limit),
+    )
+    .await
+    {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(body_too_large(state.options.body_limit)),
+        Err(_) => Err(Error::new(
+            Code::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 pub async fn chat_completions(

@@ -56,6 +56,8 @@ pub struct GatewayOptions {
     pub keepalive: Duration,
     /// When a failing provider is skipped, and for how long.
     pub breaker: crate::upstream::breaker::BreakerConfig,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -66,6 +68,7 @@ impl Default for GatewayOptions {
             timeouts: Timeouts::default(),
             keepalive: DEFAULT_KEEPALIVE,
             breaker: Default::default(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -193,6 +196,63 @@ pub fn error_response(protocol: Protocol, err: &Error) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// How long a client may take to send a request's headers (slow-loris defence). It also
+/// bounds how long an idle keep-alive connection stays open, as hyper starts the clock
+/// when it waits for the next request (nginx keeps idle connections 75 s, Node 5 s;
+/// clients reconnect transparently).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accept connections until `stop` fires, then let in-flight requests finish. Each
+/// connection is served by hyper with a timer, so a client that opens a connection and
+/// trickles (or never sends) its headers is cut off after `header_timeout`.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut closing = closing_rx.clone();
+                conns.spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let mut conn = std::pin::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = async { drop(closing.wait_for(|c| *c).await) } => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    while conns.join_next().await.is_some() {}
+}
+
 /// A running gateway: its address and a way to stop it.
 pub struct Server {
     pub addr: SocketAddr,
@@ -244,18 +304,10 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
         })?;
     let addr = listener.local_addr()?;
     state.port.store(addr.port(), Ordering::Relaxed);
+    let header_timeout = state.options.header_read_timeout;
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "the gateway stopped with an error");
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, app, header_timeout, rx));
     tracing::info!(%addr, "gateway listening");
     Ok(Server {
         addr,
