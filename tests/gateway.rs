@@ -1163,6 +1163,61 @@ async fn slow_clients_are_cut_off_after_the_header_timeout() {
     assert!(!text.contains("200 OK"), "{text}");
 }
 
+/// One client may have only so many requests in flight; the next gets 429 with
+/// `retry-after` while other clients are unaffected, and the slot comes back when an
+/// answer (here a stream) is finished.
+#[tokio::test]
+async fn a_client_at_its_in_flight_limit_gets_429_others_do_not() {
+    let gw = Gw::start_with(GatewayOptions {
+        max_in_flight_per_client: 2,
+        ..Default::default()
+    })
+    .await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    let send = |key: &'static str, stream: bool| {
+        let req = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&chat("gpt-4o", stream));
+        async move { req.send().await.unwrap() }
+    };
+    gw.openai
+        .fail_next(Failure::Delay(Duration::from_millis(1500)));
+    gw.openai
+        .fail_next(Failure::Delay(Duration::from_millis(1500)));
+    let slow = tokio::spawn(send("client-a", false));
+    let slow2 = tokio::spawn(send("client-a", false));
+    // Both are in flight once the fake has seen them.
+    for _ in 0..200 {
+        if gw.openai.received().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gw.openai.received().len(), 2);
+    let r = send("client-a", false).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
+    assert_eq!(
+        send("client-b", false).await.status(),
+        200,
+        "another client"
+    );
+    assert_eq!(slow.await.unwrap().status(), 200);
+    assert_eq!(slow2.await.unwrap().status(), 200);
+    // A finished stream gives its slot back.
+    let r = send("client-a", true).await;
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+    assert_eq!(send("client-a", false).await.status(), 200);
+    assert_eq!(send("client-a", false).await.status(), 200);
+}
+
 /// Fields that drive work are bounded before any backend sees them (on translated and
 /// local routes; a same-protocol relay leaves its fields to the upstream, which checks
 /// its own API's limits).

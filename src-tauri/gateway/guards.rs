@@ -123,7 +123,25 @@ pub async fn guard(State(state): State<GatewayState>, req: Request, next: Next) 
         );
         return error_response(protocol, &e);
     }
-    next.run(req).await
+    if req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    let Some(permit) = state.client_limits.try_acquire(req.headers()) else {
+        let e = Error::new(
+            Code::RateLimited,
+            format!(
+                "this client already has {} requests in flight (the per-client limit); retry when one finishes",
+                state.client_limits.max()
+            ),
+        );
+        let mut r = error_response(protocol, &e);
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    };
+    super::limits::hold(next.run(req).await, permit)
 }
 
 fn check(state: &GatewayState, headers: &HeaderMap) -> Result<(), Error> {

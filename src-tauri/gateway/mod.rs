@@ -22,6 +22,7 @@ mod backend;
 mod guards;
 mod handlers;
 pub mod health;
+pub mod limits;
 pub mod local;
 pub mod log;
 mod models;
@@ -58,6 +59,8 @@ pub struct GatewayOptions {
     pub breaker: crate::upstream::breaker::BreakerConfig,
     /// How long a client may take to send its request headers.
     pub header_read_timeout: Duration,
+    /// Requests one client may have in flight (see [`limits`]).
+    pub max_in_flight_per_client: usize,
 }
 
 impl Default for GatewayOptions {
@@ -69,6 +72,7 @@ impl Default for GatewayOptions {
             keepalive: DEFAULT_KEEPALIVE,
             breaker: Default::default(),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_in_flight_per_client: limits::DEFAULT_PER_CLIENT,
         }
     }
 }
@@ -94,6 +98,7 @@ pub struct Inner {
     catalog: models::Catalog,
     /// One circuit breaker per provider (in memory; transitions go to `provider_health`).
     pub breakers: crate::upstream::breaker::Breakers,
+    pub client_limits: limits::ClientLimits,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -117,6 +122,7 @@ impl GatewayState {
             hosts: HostAllowlist::new(&options.allowed_hosts),
             upstreams: Upstreams::new(options.timeouts),
             breakers: crate::upstream::breaker::Breakers::new(options.breaker),
+            client_limits: limits::ClientLimits::new(options.max_in_flight_per_client),
             providers: Providers::default(),
             revision: std::sync::atomic::AtomicI64::new(-1),
             options,
