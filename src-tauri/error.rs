@@ -68,6 +68,8 @@ pub enum Code {
     ModelUnsupportedQuant,
     ModelExists,
     ContextLengthExceeded,
+    /// A local model has as many requests running and waiting as it accepts.
+    ModelBusy,
     Engine,
     Cancelled,
     // ---- gateway
@@ -132,6 +134,7 @@ impl Code {
             ModelUnsupportedQuant => "model_unsupported_quant",
             ModelExists => "model_exists",
             ContextLengthExceeded => "context_length_exceeded",
+            ModelBusy => "model_busy",
             Engine => "engine_error",
             Cancelled => "cancelled",
             EndpointNotFound => "endpoint_not_found",
@@ -205,7 +208,7 @@ impl Code {
             | ModelTemplateInvalid
             | ModelUnsupportedArch
             | ModelUnsupportedQuant => 422,
-            RateLimited => 429,
+            RateLimited | ModelBusy => 429,
             Cancelled => 499,
             ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
             | UpstreamUnreachable => 502,
@@ -376,6 +379,7 @@ mod tests {
         Code::ModelUnsupportedQuant,
         Code::ModelExists,
         Code::ContextLengthExceeded,
+        Code::ModelBusy,
         Code::Engine,
         Code::Cancelled,
         Code::EndpointNotFound,

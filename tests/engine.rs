@@ -323,6 +323,48 @@ async fn stop_strings_seeds_logprobs_and_cancellation_work_end_to_end() {
     assert!(t.elapsed().as_secs() < 60);
 }
 
+/// A model accepts `max_queued` generations at once (running and waiting, in order);
+/// the next is `model_busy`. A waiting request whose client left costs nothing and
+/// frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_model_busy_and_a_cancelled_waiter_frees_its_place() {
+    let m = engine::load(
+        mlx_path(),
+        LoadOptions {
+            max_queued: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let prompt = m.tokenize("Once upon a time", true).unwrap();
+    let running = m.generate(request(prompt.clone(), 400)).unwrap();
+    let waiting = m.generate(request(prompt.clone(), 400)).unwrap();
+    let e = m.generate(request(prompt.clone(), 4)).unwrap_err();
+    assert_eq!(e.code, Code::ModelBusy, "{e}");
+    // The waiting one leaves; the running one is cancelled too: both places free up.
+    drop(waiting);
+    running.cancel.cancel();
+    drop(running);
+    let mut accepted = None;
+    for _ in 0..500 {
+        match m.generate(request(prompt.clone(), 4)) {
+            Ok(g) => {
+                accepted = Some(g);
+                break;
+            }
+            Err(e) => assert_eq!(e.code, Code::ModelBusy),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let out = accepted
+        .expect("no place freed after the waiter left")
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(out.token_ids.len(), 4);
+}
+
 #[tokio::test]
 async fn bad_files_and_requests_fail_with_stable_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -621,6 +663,10 @@ async fn a_long_prefill_stops_between_layers_and_leaves_the_cache_consistent() {
     let mut req = request(long, 8);
     req.use_prefix_cache = true;
     let mut g = m.generate(req).unwrap();
+    // Let the prefill begin (the model is idle, so it starts at once; the chunk takes
+    // over a minute): a request cancelled before it starts is skipped outright, which
+    // is not what this test is about.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     g.cancel.cancel();
     let t = std::time::Instant::now();
     let done = match g.events.recv().await.unwrap() {

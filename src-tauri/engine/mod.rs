@@ -97,7 +97,13 @@ pub struct LoadOptions {
     /// MLX streams (one CPU thread each) the large matrix products are split over on
     /// the CPU. 1 = MLX's usual single stream. Default: up to 2, by available cores.
     pub compute_streams: usize,
+    /// Generations a model accepts at once, running and waiting (FIFO); the next is
+    /// `model_busy` rather than an unbounded wait behind the others.
+    pub max_queued: usize,
 }
+
+/// Default of [`LoadOptions::max_queued`]: one running and seven waiting.
+pub const DEFAULT_MAX_QUEUED: usize = 8;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -107,6 +113,7 @@ impl Default for LoadOptions {
             compute_streams: std::thread::available_parallelism()
                 .map(|n| n.get().min(2))
                 .unwrap_or(1),
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -299,6 +306,9 @@ struct Inner {
     /// `Err`: the model ships a template minijinja cannot compile (reported on use).
     template: Option<std::result::Result<template::ChatTemplate, Error>>,
     tx: std::sync::mpsc::Sender<worker::Command>,
+    /// Generations sent to the worker and not finished yet (the worker counts them down).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+    max_queued: usize,
 }
 
 impl std::fmt::Debug for ModelHandle {
@@ -473,16 +483,40 @@ impl ModelHandle {
             ));
         }
         req.sampling.validate()?;
+        let pending = &self.inner.pending;
+        let max = self.inner.max_queued;
+        if pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(Error::new(
+                Code::ModelBusy,
+                format!(
+                    "the model {} already has {max} requests running or waiting; retry shortly",
+                    info.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let cancel = CancelToken::new();
-        self.inner
+        if self
+            .inner
             .tx
             .send(worker::Command::Generate {
                 req: Box::new(req),
                 events: tx,
                 cancel: cancel.clone(),
             })
-            .map_err(|_| Error::new(Code::Engine, "the model's worker has stopped"))?;
+            .is_err()
+        {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::new(Code::Engine, "the model's worker has stopped"));
+        }
         Ok(Generation { events: rx, cancel })
     }
 

@@ -76,7 +76,9 @@ pub(super) fn spawn(
             };
             let (info, tokenizer, template) = inner_parts;
             let tokenizer = Arc::new(tokenizer);
+            let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let mut worker = Worker {
+                pending: pending.clone(),
                 context_length: info.context_length as usize,
                 eos: info.eos_token_ids.clone(),
                 model,
@@ -89,6 +91,8 @@ pub(super) fn spawn(
                 tokenizer,
                 template,
                 tx,
+                pending,
+                max_queued: opts.max_queued.max(1),
             }));
             worker.run(rx);
         })
@@ -140,6 +144,8 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
 }
 
 struct Worker {
+    /// Generations accepted by `ModelHandle::generate` and not yet finished here.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
     model: Transformer,
     tokenizer: Arc<TextTokenizer>,
     prefix: PrefixCache<KvCache>,
@@ -162,9 +168,27 @@ impl Worker {
                     events,
                     cancel,
                 } => {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.generate(&req, &events, &cancel)
-                    }));
+                    // Left while it waited (the client hung up, or cancelled): it
+                    // costs nothing, not even a first prefill step.
+                    let r = if cancel.is_cancelled() || events.is_closed() {
+                        let done = self.finish(
+                            FinishReason::Cancelled,
+                            None,
+                            Usage {
+                                prompt_tokens: req.prompt.len(),
+                                ..Default::default()
+                            },
+                            Timings::default(),
+                        );
+                        let _ = events.send(Event::Done(done));
+                        Ok(Ok(()))
+                    } else {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.generate(&req, &events, &cancel)
+                        }))
+                    };
+                    self.pending
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     let err = match r {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e),

@@ -358,7 +358,9 @@ pub async fn start(
             let dropped = super::local::dropped(&d.req);
             let events = state.local.generate(model, &d.req).await.map_err(|e| {
                 // A local model that fails to load or run is the local equivalent of a 5xx.
-                let retryable = matches!(e.code, Code::Engine | Code::ModelInvalid);
+                // A busy model may be served by the fallback, like a 429 upstream.
+                let retryable =
+                    matches!(e.code, Code::Engine | Code::ModelInvalid | Code::ModelBusy);
                 Failure::new(e, retryable)
             })?;
             ("local".to_string(), events, dropped)

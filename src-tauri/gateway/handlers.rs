@@ -272,6 +272,10 @@ fn failure_response(mut trace: Trace, protocol: Protocol, f: Failure) -> Respons
                 r.headers_mut().insert(name, v.clone());
             }
         }
+    } else if f.error.code == Code::ModelBusy {
+        // A generation takes seconds; a second is a fair first back-off.
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
     }
     trace.finish(r.status().as_u16(), Some(code));
     r
