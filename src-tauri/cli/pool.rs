@@ -91,7 +91,7 @@ fn render(v: &PoolView) -> String {
         }
     };
     format!(
-        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {}\n",
+        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {}\nnote      stored, not enforced yet: a local model loads on first use and stays loaded\n",
         gb(v.budget_bytes),
         v.budget_bytes,
         gb(v.physical_ram_bytes),
