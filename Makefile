@@ -19,7 +19,7 @@ help:
 	@echo "make serve  the headless gateway (switchyard serve)"
 	@echo "make bench  all benchmarks (engine, routing, vault, gateway)"
 	@echo "make soak   the reliability suite at full size (10,000 requests, 64 connections)"
-	@echo "make fuzz   the model-file parsers under mutation fuzzing (FUZZ_SECS each, default 300)"
+	@echo "make fuzz   the model-file parsers (GGUF header, safetensors header and index) under mutation fuzzing (FUZZ_SECS each, default 300)"
 
 run: deps ui-build
 	cargo build --release $(DESKTOP)
@@ -81,7 +81,7 @@ soak: deps
 	SWITCHYARD_SOAK_REQUESTS=10000 SWITCHYARD_SOAK_CONNECTIONS=64 \
 	  cargo test --no-default-features --test soak -- --nocapture
 
-# Mutation fuzzing of the GGUF and safetensors header parsers for a fixed time each
+# Mutation fuzzing of the GGUF header, safetensors header and safetensors index parsers for a fixed time each
 # (make test runs 3,000 cases of each).
 FUZZ_SECS ?= 300
 fuzz: deps

@@ -639,6 +639,38 @@ mod tests {
         assert!(n > 0);
     }
 
+    /// The sharded model's index under mutation: `Ok` with shards inside the folder, or
+    /// `model_invalid` — never a path outside it, never a panic.
+    #[test]
+    fn fuzz_safetensors_index() {
+        let dir = tempfile::tempdir().unwrap();
+        for shard in [
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+        ] {
+            std::fs::write(dir.path().join(shard), b"").unwrap();
+        }
+        let seeds = vec![
+            br#"{"metadata":{"total_size":16},"weight_map":{"a.weight":"model-00001-of-00002.safetensors","b.weight":"model-00002-of-00002.safetensors"}}"#.to_vec(),
+            br#"{"weight_map":{"x":"../model-00001-of-00002.safetensors","y":"/etc/passwd"}}"#.to_vec(),
+        ];
+        let index = dir.path().join("model.safetensors.index.json");
+        let root = dir.path().canonicalize().unwrap();
+        let n = crate::engine::fuzz::run("safetensors_index", &seeds, |bytes| {
+            std::fs::write(&index, bytes).unwrap();
+            match safetensors_files(dir.path()) {
+                Ok(files) => {
+                    for f in files {
+                        let f = f.canonicalize().unwrap();
+                        assert!(f.starts_with(&root), "{} escapes the folder", f.display());
+                    }
+                }
+                Err(e) => assert_eq!(e.code, Code::ModelInvalid, "{e}"),
+            }
+        });
+        assert!(n > 0);
+    }
+
     #[test]
     fn safetensors_headers_are_checked_against_the_file() {
         let dir = tempfile::tempdir().unwrap();

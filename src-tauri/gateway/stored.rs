@@ -63,7 +63,10 @@ pub async fn save(
     // hot path is one INSERT (pruning scans the table; per request it cost a quarter of
     // the translated Responses stream's throughput in the gateway benchmark).
     static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    if SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_EVERY == 0 {
+    if SAVES
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(PRUNE_EVERY)
+    {
         prune(db, now).await?;
     }
     Ok(())
