@@ -467,8 +467,15 @@ fn the_openai_sdk_responses_api_works_to_every_backend_kind() {
             .all(|r| r.path == "/v1/chat/completions")
     );
     sdk("openai_sdk.py", &s, "sdk-ant", &[]);
-    // The fixture model's template has no tools: plain, streaming and reasoning only.
-    sdk("openai_sdk.py", &s, "smollm2", &["--no-tools"]);
+    // The fixture model's template has no tools: plain, streaming and reasoning only. The
+    // reasoning call samples (no temperature), so it is bounded: unbounded, the small model
+    // may write its whole context, minutes on a loaded CI machine.
+    sdk(
+        "openai_sdk.py",
+        &s,
+        "smollm2",
+        &["--no-tools", "--max-output-tokens", "64"],
+    );
     // And the stored conversation really held the first turn.
     assert!(bodies(&s.ant).contains("What is the weather in Paris?"));
 }

@@ -1,12 +1,13 @@
 """The official openai Python SDK against Switchyard's Responses API.
 
-Usage: openai_sdk.py BASE_URL MODEL [--no-tools]
+Usage: openai_sdk.py BASE_URL MODEL [--no-tools] [--max-output-tokens N]
 
 Runs, in order: responses.create (plain), responses.stream (the SDK checks the event
 sequence as it builds the final response), responses.create with reasoning, and — unless
 --no-tools — a function-tool round trip, once with the whole conversation sent back
 (stateless clients) and once continuing with previous_response_id. Exits non-zero on the
-first failure; prints one JSON line of what it saw.
+first failure; prints one JSON line of what it saw. --max-output-tokens bounds the sampled
+(reasoning) answer: a local model without a limit may write up to its whole context.
 """
 import json
 import sys
@@ -30,6 +31,9 @@ WEATHER = {
 def main() -> None:
     base, model = sys.argv[1], sys.argv[2]
     tools = "--no-tools" not in sys.argv
+    limit = {}
+    if "--max-output-tokens" in sys.argv:
+        limit["max_output_tokens"] = int(sys.argv[sys.argv.index("--max-output-tokens") + 1])
     client = OpenAI(base_url=base + "/v1", api_key="sk-client", max_retries=0, timeout=300)
     seen = {}
 
@@ -48,8 +52,12 @@ def main() -> None:
 
     # Reasoning models sample as they must (Claude refuses a temperature with thinking),
     # so the answer is not pinned here.
-    r = client.responses.create(model=model, input=QUESTION, reasoning={"effort": "low"})
-    assert r.status == "completed", r
+    r = client.responses.create(model=model, input=QUESTION, reasoning={"effort": "low"}, **limit)
+    if r.status == "incomplete":
+        # Only the limit given here may cut it short, and then it says so.
+        assert limit and r.incomplete_details.reason == "max_output_tokens", r
+    else:
+        assert r.status == "completed", r
     assert r.output_text, r
     seen["reasoning"] = r.output_text
 
