@@ -37,6 +37,8 @@ pub struct App {
     /// The pool configuration; the pool subscribes (`app.pool_settings.subscribe()`)
     /// and sees every committed `pool set`.
     pub pool_settings: tokio::sync::watch::Sender<PoolSettings>,
+    /// The model pool of this process, once a gateway started one (`pool::Pool::start`).
+    pub pool: std::sync::OnceLock<std::sync::Weak<crate::pool::Pool>>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -173,6 +175,7 @@ impl App {
             vault,
             router,
             pool_settings: tokio::sync::watch::Sender::new(pool_settings),
+            pool: std::sync::OnceLock::new(),
         }))
     }
 

@@ -50,6 +50,8 @@ fn desktop() {
         "models_list",
         "models_import",
         "models_remove",
+        "models_unload",
+        "models_pin",
         "gateway_status",
         "prefs_get",
         "prefs_set",

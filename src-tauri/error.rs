@@ -70,6 +70,11 @@ pub enum Code {
     ContextLengthExceeded,
     /// A local model has as many requests running and waiting as it accepts.
     ModelBusy,
+    /// A local model does not fit the pool's memory budget, even after unloading every
+    /// idle, unpinned model.
+    InsufficientMemory,
+    /// A command that needs the running gateway (`models load`) found none.
+    GatewayNotRunning,
     Engine,
     Cancelled,
     // ---- gateway
@@ -135,6 +140,8 @@ impl Code {
             ModelExists => "model_exists",
             ContextLengthExceeded => "context_length_exceeded",
             ModelBusy => "model_busy",
+            InsufficientMemory => "insufficient_memory",
+            GatewayNotRunning => "gateway_not_running",
             Engine => "engine_error",
             Cancelled => "cancelled",
             EndpointNotFound => "endpoint_not_found",
@@ -213,7 +220,7 @@ impl Code {
             ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
             | UpstreamUnreachable => 502,
             VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused
-            | ProviderCircuitOpen => 503,
+            | ProviderCircuitOpen | InsufficientMemory | GatewayNotRunning => 503,
             ProviderTimeout | UpstreamTimeout => 504,
             _ => 500,
         }
@@ -339,66 +346,76 @@ impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result
     }
 }
 
+/// Every code (the UI's bindings and the tests enumerate them).
+pub const ALL: &[Code] = &[
+    Code::Usage,
+    Code::InvalidArgument,
+    Code::ConfirmationRequired,
+    Code::DataDirUnavailable,
+    Code::Database,
+    Code::DatabaseTooNew,
+    Code::Io,
+    Code::Internal,
+    Code::VaultUnavailable,
+    Code::VaultRootMissing,
+    Code::VaultDecryptFailed,
+    Code::VaultCorrupt,
+    Code::VaultBusy,
+    Code::ProviderNotFound,
+    Code::ProviderExists,
+    Code::ProviderInUse,
+    Code::ProviderInvalidUrl,
+    Code::ProviderAuthFailed,
+    Code::ProviderUnreachable,
+    Code::ProviderTimeout,
+    Code::ProviderBadResponse,
+    Code::ProviderKeyRequired,
+    Code::ProviderCircuitOpen,
+    Code::RuleNotFound,
+    Code::RuleRegexInvalid,
+    Code::RuleOrderConflict,
+    Code::RuleTargetUnknown,
+    Code::PoolConfigInvalid,
+    Code::ModelNotFound,
+    Code::ModelInvalid,
+    Code::ModelTemplateInvalid,
+    Code::ModelUnsupportedArch,
+    Code::ModelUnsupportedQuant,
+    Code::ModelExists,
+    Code::ContextLengthExceeded,
+    Code::ModelBusy,
+    Code::InsufficientMemory,
+    Code::GatewayNotRunning,
+    Code::Engine,
+    Code::Cancelled,
+    Code::EndpointNotFound,
+    Code::ResponseNotFound,
+    Code::HostNotAllowed,
+    Code::OriginNotAllowed,
+    Code::Unauthorized,
+    Code::BodyTooLarge,
+    Code::RequestTimeout,
+    Code::UnsupportedMediaType,
+    Code::InvalidRequest,
+    Code::UnsupportedFeature,
+    Code::UpstreamError,
+    Code::UpstreamTimeout,
+    Code::UpstreamUnreachable,
+    Code::RateLimited,
+    Code::PortInUse,
+    Code::BindRefused,
+];
+
+impl Code {
+    /// The code of a wire string.
+    pub fn parse(s: &str) -> Option<Code> {
+        ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ALL: &[Code] = &[
-        Code::Usage,
-        Code::InvalidArgument,
-        Code::ConfirmationRequired,
-        Code::DataDirUnavailable,
-        Code::Database,
-        Code::DatabaseTooNew,
-        Code::Io,
-        Code::Internal,
-        Code::VaultUnavailable,
-        Code::VaultRootMissing,
-        Code::VaultDecryptFailed,
-        Code::VaultCorrupt,
-        Code::VaultBusy,
-        Code::ProviderNotFound,
-        Code::ProviderExists,
-        Code::ProviderInUse,
-        Code::ProviderInvalidUrl,
-        Code::ProviderAuthFailed,
-        Code::ProviderUnreachable,
-        Code::ProviderTimeout,
-        Code::ProviderBadResponse,
-        Code::ProviderKeyRequired,
-        Code::ProviderCircuitOpen,
-        Code::RuleNotFound,
-        Code::RuleRegexInvalid,
-        Code::RuleOrderConflict,
-        Code::RuleTargetUnknown,
-        Code::PoolConfigInvalid,
-        Code::ModelNotFound,
-        Code::ModelInvalid,
-        Code::ModelTemplateInvalid,
-        Code::ModelUnsupportedArch,
-        Code::ModelUnsupportedQuant,
-        Code::ModelExists,
-        Code::ContextLengthExceeded,
-        Code::ModelBusy,
-        Code::Engine,
-        Code::Cancelled,
-        Code::EndpointNotFound,
-        Code::ResponseNotFound,
-        Code::HostNotAllowed,
-        Code::OriginNotAllowed,
-        Code::Unauthorized,
-        Code::BodyTooLarge,
-        Code::RequestTimeout,
-        Code::UnsupportedMediaType,
-        Code::InvalidRequest,
-        Code::UnsupportedFeature,
-        Code::UpstreamError,
-        Code::UpstreamTimeout,
-        Code::UpstreamUnreachable,
-        Code::RateLimited,
-        Code::PortInUse,
-        Code::BindRefused,
-    ];
 
     /// The UI's `ErrorCode`: the union of every wire string, so a `switch` on an error
     /// code in TypeScript is checked against the codes that exist (written by hand

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod ipc;
 pub mod mlx_support;
 pub mod models;
+pub mod pool;
 pub mod protocol;
 pub mod routing;
 pub mod settings;

@@ -149,3 +149,92 @@ fn bad_pool_settings_exit_4_with_a_code_and_write_nothing() {
     assert_eq!(out.status.code(), Some(4), "nothing to change");
     assert_eq!(db_dump(&env), before);
 }
+
+/// `models load|unload|pin|unpin|set` and `pool show` from the CLI against a running
+/// `serve` on the same data dir (its pool socket), and `gateway_not_running` without one.
+#[test]
+fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let env = Env::new();
+    let gguf = repo_root().join(".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.exists(),
+        "fixture missing: run scripts/fetch-fixtures.sh"
+    );
+    env.json(&["models", "import", gguf.to_str().unwrap(), "--name", "smol"]);
+
+    // Nothing serves yet: load is refused with a code that says so; pin works (a setting).
+    let out = env.run(&["models", "load", "smol"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        error_line(&out).starts_with("error[gateway_not_running]"),
+        "{}",
+        error_line(&out)
+    );
+    let v = env.json(&["models", "pin", "smol"]);
+    assert_eq!(v["pinned"], true);
+    let v = env.json(&["models", "set", "smol", "--ttl", "15m", "--context", "1024"]);
+    assert_eq!(v["ttl_seconds"], 900);
+    assert_eq!(v["context_override"], 1024);
+    let out = env.run(&["models", "set", "smol", "--context", "10"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(env.json(&["pool", "show"])["serving"], false);
+
+    let mut serve = env
+        .cmd()
+        .args(["--json", "serve", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready once it printed its (pretty-printed) JSON document with the URL.
+    let mut doc = String::new();
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap());
+    while serde_json::from_str::<Value>(&doc).is_err() {
+        let mut line = String::new();
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "serve exited: {doc}"
+        );
+        doc.push_str(&line);
+    }
+
+    let v = env.json(&["models", "load", "smol"]);
+    assert_eq!(v["name"], "smol");
+    assert_eq!(v["pinned"], true);
+    assert_eq!(v["context"], 1024);
+    let shown = env.json(&["pool", "show"]);
+    assert_eq!(shown["serving"], true);
+    let loaded = shown["loaded"].as_array().unwrap();
+    assert_eq!(loaded.len(), 1);
+    for key in [
+        "name",
+        "bytes_estimated",
+        "bytes_measured",
+        "pinned",
+        "busy",
+        "uses",
+        "last_used_ms",
+        "loaded_ms",
+    ] {
+        assert!(loaded[0].get(key).is_some(), "missing {key}: {shown:#}");
+    }
+    assert!(loaded[0]["bytes_measured"].as_u64().unwrap() > 0);
+    let list = env.json(&["models", "list"]);
+    assert_eq!(list[0]["loaded"], true);
+    // Text output lists it with both figures.
+    let out = env.run(&["pool", "show"], None);
+    assert!(stdout(&out).contains("smol"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("pinned"), "{}", stdout(&out));
+
+    let v = env.json(&["models", "unload", "smol"]);
+    assert_eq!(v["name"], "smol");
+    assert_eq!(env.json(&["pool", "show"])["loaded"], serde_json::json!([]));
+    let out = env.run(&["models", "unload", "smol"], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}

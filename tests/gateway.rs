@@ -81,7 +81,7 @@ impl Gw {
         if options.timeouts.first_byte == switchyard::upstream::Timeouts::default().first_byte {
             options.timeouts.first_byte = Duration::from_secs(20);
         }
-        let local = gateway::local::engine_models(&app);
+        let local = switchyard::pool::Pool::start(&app);
         let state = GatewayState::new(app.clone(), options, local)
             .await
             .unwrap();

@@ -52,7 +52,7 @@ impl Local {
         switchyard::models::import(&app.db, &fixture_gguf(), Some(MODEL.into()), Actor::Cli)
             .await
             .unwrap();
-        let local = gateway::local::engine_models(&app);
+        let local = switchyard::pool::Pool::start(&app);
         let state = GatewayState::new(app.clone(), GatewayOptions::default(), local)
             .await
             .unwrap();

@@ -76,7 +76,7 @@ async fn a_template_bomb_is_its_requests_coded_error_and_serve_stays_up() {
     switchyard::models::import(&app.db, &fixture_mlx(), Some("good".into()), Actor::Cli)
         .await
         .unwrap();
-    let local = gateway::local::engine_models(&app);
+    let local = switchyard::pool::Pool::start(&app);
     let state = GatewayState::new(app.clone(), GatewayOptions::default(), local)
         .await
         .unwrap();

@@ -1,9 +1,12 @@
-//! `switchyard models list | import PATH | remove ID`.
+//! `switchyard models list | import PATH | remove ID | load | unload | pin | unpin | set ID`.
 
 use super::Output;
 use crate::app::AppOptions;
 use crate::error::{Code, Error, Result};
 use crate::models::{self, ModelEntry};
+use crate::pool::LoadedModel;
+use crate::pool::control;
+use crate::pool::model_settings::{self, ModelChange};
 use crate::store::audit::Actor;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -20,6 +23,37 @@ pub enum ModelsCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Load a model into the running gateway's pool (making room by the eviction policy)
+    Load {
+        /// Model id or name
+        id: String,
+    },
+    /// Unload a model from the running gateway's pool
+    Unload {
+        /// Model id or name
+        id: String,
+    },
+    /// Keep a model loaded: never unloaded to make room or for idleness
+    Pin {
+        /// Model id or name
+        id: String,
+    },
+    /// Let a pinned model be unloaded again
+    Unpin {
+        /// Model id or name
+        id: String,
+    },
+    /// Per-model pool settings
+    Set {
+        /// Model id or name
+        id: String,
+        /// Unload after idle this long (30s, 15m, 2h, 1d), over the pool's TTL; `default` for the pool's
+        #[arg(long, value_name = "15m|default")]
+        ttl: Option<String>,
+        /// Context length to serve and budget it with (tokens); `default` for the model's own up to 32768
+        #[arg(long, value_name = "N|default")]
+        context: Option<String>,
+    },
     /// Remove a model from the registry (files outside the data dir are kept)
     Remove {
         /// Model id or name
@@ -34,8 +68,93 @@ pub async fn run(opts: AppOptions, cmd: ModelsCommand, out: &Output) -> Result<i
     let app = super::open_app(opts).await?;
     match cmd {
         ModelsCommand::List => {
-            let list = models::list(&app.db).await?;
+            let mut list = models::list(&app.db).await?;
+            if let Some(loaded) = control::loaded(app.data_dir()).await? {
+                for m in &mut list {
+                    m.loaded = loaded.iter().any(|l| l.id == m.id);
+                }
+            }
             out.print(&list, |l| render_list(l));
+        }
+        ModelsCommand::Load { id } => {
+            let req = control::Request::Load { model: id };
+            let v = control::call(app.data_dir(), &req)
+                .await?
+                .ok_or_else(|| control::not_running(app.data_dir()))?;
+            let m: LoadedModel = serde_json::from_value(v)?;
+            out.print(&m, |m| {
+                format!(
+                    "loaded '{}' ({} MB estimated, {} MB measured, context {})",
+                    m.name,
+                    m.bytes_estimated / 1_000_000,
+                    m.bytes_measured / 1_000_000,
+                    m.context
+                )
+            });
+        }
+        ModelsCommand::Unload { id } => {
+            let req = control::Request::Unload { model: id };
+            let v = control::call(app.data_dir(), &req)
+                .await?
+                .ok_or_else(|| control::not_running(app.data_dir()))?;
+            let m: LoadedModel = serde_json::from_value(v)?;
+            out.print(&m, |m| format!("unloaded '{}'", m.name));
+        }
+        ModelsCommand::Pin { ref id } | ModelsCommand::Unpin { ref id } => {
+            let pin = matches!(cmd, ModelsCommand::Pin { .. });
+            let change = ModelChange {
+                pinned: Some(pin),
+                ..Default::default()
+            };
+            let e = model_settings::change(&app.db, id, change, Actor::Cli).await?;
+            out.print(&e, |e| {
+                if e.pinned {
+                    format!("pinned '{}': once loaded it stays loaded", e.name)
+                } else {
+                    format!("unpinned '{}'", e.name)
+                }
+            });
+        }
+        ModelsCommand::Set { id, ttl, context } => {
+            let mut change = ModelChange::default();
+            if let Some(t) = ttl.as_deref().map(str::trim) {
+                change.ttl_seconds = Some(match t {
+                    "default" => None,
+                    t => Some(crate::settings::pool::parse_duration(t).map_err(|e| {
+                        Error::new(Code::InvalidArgument, format!("--ttl: {}", e.message))
+                    })?),
+                });
+            }
+            if let Some(c) = context.as_deref().map(str::trim) {
+                change.context = Some(match c {
+                    "default" => None,
+                    c => Some(c.parse::<u32>().map_err(|_| {
+                        Error::new(
+                            Code::InvalidArgument,
+                            format!("--context {c:?}: give a number of tokens or `default`"),
+                        )
+                    })?),
+                });
+            }
+            if change.ttl_seconds.is_none() && change.context.is_none() {
+                return Err(Error::new(
+                    Code::Usage,
+                    "nothing to change: give --ttl and/or --context",
+                ));
+            }
+            let e = model_settings::change(&app.db, &id, change, Actor::Cli).await?;
+            out.print(&e, |e| {
+                format!(
+                    "'{}': idle ttl {}, context {}",
+                    e.name,
+                    e.ttl_seconds
+                        .map(|t| crate::settings::pool::format_duration(t as u64))
+                        .unwrap_or_else(|| "the pool's".into()),
+                    e.context_override
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "the model's (up to 32768)".into())
+                )
+            });
         }
         ModelsCommand::Import { path, name } => {
             let entry = models::import(&app.db, &path, name, Actor::Cli).await?;

@@ -90,13 +90,42 @@ fn render(v: &PoolView) -> String {
             l.join(", ")
         }
     };
+    let loaded = if !v.serving {
+        "none (no gateway is running for this data dir)".to_string()
+    } else if v.loaded.is_empty() {
+        "none".to_string()
+    } else {
+        let mut t = String::new();
+        for m in &v.loaded {
+            let mut tags = Vec::new();
+            if m.pinned {
+                tags.push("pinned".to_string());
+            }
+            if m.busy {
+                tags.push(format!("serving {}", m.in_flight));
+            }
+            t.push_str(&format!(
+                "\n  {:<32} est {:>6} MB  measured {:>6} MB  ctx {:>6}  uses {:>5}{}",
+                m.name,
+                m.bytes_estimated / 1_000_000,
+                m.bytes_measured / 1_000_000,
+                m.context,
+                m.uses,
+                if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", tags.join(", "))
+                }
+            ));
+        }
+        t
+    };
     format!(
-        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {}\nnote      stored, not enforced yet: a local model loads on first use and stays loaded\n",
+        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {loaded}\n",
         gb(v.budget_bytes),
         v.budget_bytes,
         gb(v.physical_ram_bytes),
         v.eviction.as_str(),
         list(&v.preload),
-        list(&v.loaded),
     )
 }

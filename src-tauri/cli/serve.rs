@@ -39,8 +39,10 @@ pub async fn run(opts: AppOptions, args: ServeArgs, out: &Output) -> Result<i32>
         ..Default::default()
     };
     options.timeouts.first_byte = Duration::from_secs(timeout);
-    let local = gateway::local::engine_models(&app);
-    let state = GatewayState::new(app, options, local).await?;
+    let pool = crate::pool::Pool::start(&app);
+    // `models load|unload` and `pool show` in other processes reach this pool.
+    let _control = crate::pool::control::serve(&pool, app.data_dir());
+    let state = GatewayState::new(app, options, pool).await?;
     let server = gateway::serve(state, args.host, args.port).await?;
     let url = server.url();
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;

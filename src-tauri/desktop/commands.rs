@@ -110,6 +110,29 @@ pub async fn pool_set(app: App<'_>, change: PoolSet) -> Res<PoolView> {
     pool::set(&app, Actor::Ui, change.into_change()?).await
 }
 
+/// `switchyard models unload ID`: unload an idle model from this app's pool.
+#[tauri::command]
+pub async fn models_unload(app: App<'_>, id: String) -> Res<PoolView> {
+    let p = app
+        .pool
+        .get()
+        .and_then(std::sync::Weak::upgrade)
+        .ok_or_else(|| crate::pool::control::not_running(app.data_dir()))?;
+    p.unload(&id).await?;
+    pool::show(&app).await
+}
+
+/// `switchyard models pin|unpin ID`.
+#[tauri::command]
+pub async fn models_pin(app: App<'_>, id: String, pinned: bool) -> Res<PoolView> {
+    let change = crate::pool::model_settings::ModelChange {
+        pinned: Some(pinned),
+        ..Default::default()
+    };
+    crate::pool::model_settings::change(&app.db, &id, change, Actor::Ui).await?;
+    pool::show(&app).await
+}
+
 // ------------------------------------------------------------------ keys
 
 #[tauri::command]

@@ -58,6 +58,8 @@ pub fn run(opts: AppOptions) -> Result<()> {
             commands::models_list,
             commands::models_import,
             commands::models_remove,
+            commands::models_unload,
+            commands::models_pin,
             commands::gateway_status,
             commands::prefs_get,
             commands::prefs_set,

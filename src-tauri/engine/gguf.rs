@@ -122,6 +122,12 @@ impl GgmlType {
         matches!(self.0, 0 | 1 | 2 | 3 | 8 | 30)
     }
 
+    /// Bytes that `n` values of this type take in the file, when the type is known.
+    pub fn bytes_for(self, n: u64) -> Option<u64> {
+        let (per, bytes) = self.block()?;
+        Some(n.div_ceil(per).saturating_mul(bytes))
+    }
+
     /// (elements per block, bytes per block), for the types we can size.
     fn block(self) -> Option<(u64, u64)> {
         Some(match self.0 {

@@ -60,6 +60,7 @@
 
 pub mod config;
 pub mod gguf;
+pub mod memory;
 pub mod model;
 pub mod prefix;
 pub mod reasoning;
@@ -131,6 +132,8 @@ pub struct ModelInfo {
     pub has_chat_template: bool,
     /// Bytes of the weights in memory.
     pub weights_bytes: u64,
+    /// MLX's active memory after the load minus before it: what loading really took.
+    pub load_bytes_measured: u64,
     pub load_seconds: f64,
 }
 
@@ -308,6 +311,8 @@ struct Inner {
     tx: std::sync::mpsc::Sender<worker::Command>,
     /// Generations sent to the worker and not finished yet (the worker counts them down).
     pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// The worker's measured growth while serving (see `Worker::serving_bytes`).
+    serving_bytes: Arc<std::sync::atomic::AtomicU64>,
     max_queued: usize,
 }
 
@@ -348,6 +353,17 @@ pub fn load_blocking(path: impl AsRef<Path>, opts: LoadOptions) -> Result<ModelH
 impl ModelHandle {
     pub fn info(&self) -> &ModelInfo {
         &self.inner.info
+    }
+
+    /// Measured memory: what the load took plus the most a generation has added
+    /// since (KV cache and activations).
+    pub fn measured_bytes(&self) -> u64 {
+        self.inner.info.load_bytes_measured + self.inner.serving_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Generations running or waiting on this model.
+    pub fn in_flight(&self) -> usize {
+        self.inner.pending.load(Ordering::Acquire)
     }
 
     /// Encode text; `add_special_tokens` adds what the tokenizer adds to raw text (BOS).

@@ -62,9 +62,12 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name(format!("mlx-{name}"))
         .spawn(move || {
+            // MLX's active memory around the load is the model's measured footprint
+            // (process-wide: the pool loads one model at a time so that it is this one's).
+            let before = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
             let loaded =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&path, &opts)));
-            let (inner_parts, model) = match loaded {
+            let (mut inner_parts, model) = match loaded {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => return ready(Err(e)),
                 Err(_) => {
@@ -74,11 +77,15 @@ pub(super) fn spawn(
                     )));
                 }
             };
+            inner_parts.0.load_bytes_measured =
+                (mlx_rs::memory::active_memory().unwrap_or(0) as u64).saturating_sub(before);
             let (info, tokenizer, template) = inner_parts;
             let tokenizer = Arc::new(tokenizer);
             let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let serving_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let mut worker = Worker {
                 pending: pending.clone(),
+                serving_bytes: serving_bytes.clone(),
                 context_length: info.context_length as usize,
                 eos: info.eos_token_ids.clone(),
                 model,
@@ -92,9 +99,17 @@ pub(super) fn spawn(
                 template,
                 tx,
                 pending,
+                serving_bytes,
                 max_queued: opts.max_queued.max(1),
             }));
-            worker.run(rx);
+            let shutdown = worker.run(rx);
+            // Free the model's arrays first, then MLX's buffer cache that took them in,
+            // and only then say the memory is back.
+            drop(worker);
+            let _ = mlx_rs::memory::clear_cache();
+            if let Some(reply) = shutdown {
+                let _ = reply.send(());
+            }
         })
         .map_err(|e| Error::new(Code::Engine, format!("cannot start the model thread: {e}")))?;
     Ok(())
@@ -137,6 +152,7 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
         eos_token_ids: tokenizer.eos_ids.clone(),
         has_chat_template: template.as_ref().is_some_and(|t| t.is_ok()),
         weights_bytes: model.weights_bytes(),
+        load_bytes_measured: 0,
         load_seconds: t0.elapsed().as_secs_f64(),
         config,
     };
@@ -146,6 +162,9 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
 struct Worker {
     /// Generations accepted by `ModelHandle::generate` and not yet finished here.
     pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most memory a generation has added on top of what was in use when it
+    /// started (KV cache, activations): the measured growth while serving.
+    serving_bytes: Arc<std::sync::atomic::AtomicU64>,
     model: Transformer,
     tokenizer: Arc<TextTokenizer>,
     prefix: PrefixCache<KvCache>,
@@ -160,7 +179,9 @@ fn ids_array(ids: &[u32]) -> Array {
 }
 
 impl Worker {
-    fn run(&mut self, rx: std::sync::mpsc::Receiver<Command>) {
+    /// Serve commands until the handle is gone (`None`) or a shutdown asks for a reply
+    /// once the memory is released (`Some`).
+    fn run(&mut self, rx: std::sync::mpsc::Receiver<Command>) -> Option<oneshot::Sender<()>> {
         while let Ok(cmd) = rx.recv() {
             match cmd {
                 Command::Generate {
@@ -183,9 +204,17 @@ impl Worker {
                         let _ = events.send(Event::Done(done));
                         Ok(Ok(()))
                     } else {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let start = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             self.generate(&req, &events, &cancel)
-                        }))
+                        }));
+                        // `generate` reset the peak when it started.
+                        let peak = mlx_rs::memory::peak_memory().unwrap_or(0) as u64;
+                        self.serving_bytes.fetch_max(
+                            peak.saturating_sub(start),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        r
                     };
                     self.pending
                         .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -220,14 +249,11 @@ impl Worker {
                 }
                 Command::Shutdown { reply } => {
                     self.prefix.clear();
-                    // The model's arrays are freed when the worker is dropped (by the
-                    // thread's end); free MLX's buffer cache with them.
-                    let _ = mlx_rs::memory::clear_cache();
-                    let _ = reply.send(());
-                    return;
+                    return Some(reply);
                 }
             }
         }
+        None
     }
 
     /// Run `tokens` and return the last position's logits on the host.

@@ -1,6 +1,5 @@
-//! The local route, behind one small trait so that handlers do not care whether a
-//! model is loaded on demand by the engine (today) or handed out by the model pool
-//! (later): both implement [`LocalModels`].
+//! The local route, behind one small trait so that handlers do not care how a local
+//! model is found and loaded: the model pool (`crate::pool`) implements [`LocalModels`].
 
 use crate::error::Result;
 use crate::protocol::canonical::{Event, Request};
@@ -35,62 +34,19 @@ pub trait LocalModels: Send + Sync + 'static {
     fn count_tokens(&self, model: &str, req: &Request) -> BoxFuture<'_, Result<u64>>;
 }
 
-// ---------------------------------------------------------------- the engine, on demand
+// ---------------------------------------------------------------- the model pool
 
 use crate::engine::{
     self, ChatMessage, GenerateRequest, ModelHandle, Part, Piece, ThinkParser, ToolCallParser,
 };
 use crate::error::{Code, Error};
+use crate::pool::Pool;
 use crate::protocol::canonical::{
     Block, EventBuilder, ResponseFormat, Role, StopReason, ThinkingConfig, TokenLogprob,
     ToolChoice, TopLogprob, Usage,
 };
-use sea_orm::DatabaseConnection;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::OnceCell;
 
-/// Local models loaded through the engine the first time they are asked for, and kept.
-/// Loading is single-flight: concurrent first requests for one model share one load,
-/// and no lock is held while a model loads, so other models are not held up.
-pub struct EngineModels {
-    db: DatabaseConnection,
-    loaded: Mutex<HashMap<i64, Arc<OnceCell<ModelHandle>>>>,
-}
-
-/// The `LocalModels` of the app: the model registry plus the engine.
-pub fn engine_models(app: &crate::app::App) -> Arc<dyn LocalModels> {
-    Arc::new(EngineModels {
-        db: app.db.clone(),
-        loaded: Mutex::new(HashMap::new()),
-    })
-}
-
-impl EngineModels {
-    async fn handle(&self, name: &str) -> Result<ModelHandle> {
-        let entry = crate::models::find(&self.db, name).await?.ok_or_else(|| {
-            Error::new(
-                Code::ModelNotFound,
-                format!("no local model is named {name:?}"),
-            )
-        })?;
-        let cell = {
-            let mut map = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(entry.id).or_default().clone()
-        };
-        let path = std::path::PathBuf::from(&entry.path);
-        let handle = cell
-            .get_or_try_init(|| async move {
-                tracing::info!(model = %entry.name, "loading local model");
-                engine::load(&path, engine::LoadOptions::default()).await
-            })
-            .await?;
-        let _ = crate::models::touch(&self.db, entry.id).await;
-        Ok(handle.clone())
-    }
-}
-
-impl LocalModels for EngineModels {
+impl LocalModels for Pool {
     fn list(&self) -> BoxFuture<'_, Result<Vec<LocalModelInfo>>> {
         Box::pin(async move {
             Ok(crate::models::list(&self.db)
@@ -117,10 +73,10 @@ impl LocalModels for EngineModels {
         let model = model.to_string();
         let req = req.clone();
         Box::pin(async move {
-            let handle = self.handle(&model).await?;
+            let lease = self.acquire(&model).await?;
             let (handle, req, (prompt, in_think)) =
-                prompt_off_executor(handle, model.clone(), req).await?;
-            let ctx = handle.info().context_length as usize;
+                prompt_off_executor(lease.handle.clone(), model.clone(), req).await?;
+            let ctx = lease.context as usize;
             if prompt.len() >= ctx {
                 return Err(Error::new(
                     Code::ContextLengthExceeded,
@@ -147,6 +103,9 @@ impl LocalModels for EngineModels {
             let prompt_len = g.prompt.len();
             let generation = handle.generate(g)?;
             let token_text = move |id: u32| handle.detokenize(&[id]).unwrap_or_default();
+            // The lease rides with the stream: the model is busy (never unloaded) until
+            // the client has its last event or leaves.
+            use futures_util::StreamExt;
             Ok(events(
                 generation,
                 Box::new(token_text),
@@ -154,7 +113,12 @@ impl LocalModels for EngineModels {
                 format!("msg_local_{}", crate::store::now_ms()),
                 model,
                 prompt_len,
-            ))
+            )
+            .map(move |e| {
+                let _busy = &lease;
+                e
+            })
+            .boxed())
         })
     }
 
@@ -162,8 +126,12 @@ impl LocalModels for EngineModels {
         let model = model.to_string();
         let req = req.clone();
         Box::pin(async move {
-            let handle = self.handle(&model).await?;
-            Ok(prompt_off_executor(handle, model, req).await?.2.0.len() as u64)
+            let lease = self.acquire(&model).await?;
+            Ok(prompt_off_executor(lease.handle.clone(), model, req)
+                .await?
+                .2
+                .0
+                .len() as u64)
         })
     }
 }

@@ -264,9 +264,16 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<()>,
+    /// The pool's control socket, kept (and removed) with the server.
+    control: Option<crate::pool::control::Control>,
 }
 
 impl Server {
+    /// Keep the pool's control socket open as long as this server runs.
+    pub fn attach_control(&mut self, control: Option<crate::pool::control::Control>) {
+        self.control = control;
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -319,5 +326,6 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
         addr,
         shutdown: Some(tx),
         task,
+        control: None,
     })
 }

@@ -315,20 +315,24 @@ pub async fn start_gateway(
             );
         }
     };
-    let local = gateway::local::engine_models(&app);
+    let pool = crate::pool::Pool::start(&app);
+    let control = crate::pool::control::serve(&pool, app.data_dir());
     let started = async {
-        let state = GatewayState::new(app, GatewayOptions::default(), local).await?;
+        let state = GatewayState::new(app, GatewayOptions::default(), pool).await?;
         gateway::serve(state, host, port).await
     };
     match started.await {
-        Ok(server) => (
-            GatewayStatus::Running {
-                url: server.url(),
-                host: host.to_string(),
-                port: server.addr.port(),
-            },
-            Some(server),
-        ),
+        Ok(mut server) => {
+            server.attach_control(control);
+            (
+                GatewayStatus::Running {
+                    url: server.url(),
+                    host: host.to_string(),
+                    port: server.addr.port(),
+                },
+                Some(server),
+            )
+        }
         Err(error) => (
             GatewayStatus::Failed {
                 host: host.to_string(),

@@ -30,8 +30,13 @@ pub struct ModelEntry {
     pub size_bytes: i64,
     pub context_length: Option<i64>,
     pub pinned: bool,
-    /// In memory in the pool (no pool yet: always false).
+    /// In memory in the pool of the process that serves (filled in by the caller that
+    /// asked the pool; false from the registry alone).
     pub loaded: bool,
+    /// Idle TTL of its own (seconds), over the pool's.
+    pub ttl_seconds: Option<i64>,
+    /// Context length the pool serves it with, over the default.
+    pub context_override: Option<i64>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
@@ -50,6 +55,8 @@ impl From<model::Model> for ModelEntry {
             context_length: m.context_length,
             pinned: m.pinned,
             loaded: false,
+            ttl_seconds: m.ttl_seconds,
+            context_override: m.context_override,
             created_at: m.created_at,
             last_used_at: m.last_used_at,
         }

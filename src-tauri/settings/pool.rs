@@ -268,8 +268,11 @@ pub struct PoolView {
     pub eviction: Eviction,
     pub ttl_seconds: Option<u64>,
     pub preload: Vec<String>,
-    /// Models loaded now (empty until the pool exists).
-    pub loaded: Vec<String>,
+    /// Models loaded now in the process that serves this data dir (this one, or the
+    /// `serve` / app process the CLI asks through the pool socket).
+    pub loaded: Vec<crate::pool::LoadedModel>,
+    /// Whether a process with a model pool (the gateway) runs for this data dir.
+    pub serving: bool,
     pub warnings: Vec<Warning>,
 }
 
@@ -449,14 +452,29 @@ async fn view<C: ConnectionTrait>(db: &C, s: &PoolSettings) -> Result<PoolView> 
         ttl_seconds: s.ttl_seconds,
         preload: s.preload.clone(),
         loaded: Vec::new(),
+        serving: false,
         warnings,
     })
+}
+
+/// Fill in the loaded models: from this process's pool, else from the process that
+/// serves the data dir (through its pool socket).
+async fn with_loaded(app: &App, mut v: PoolView) -> Result<PoolView> {
+    if let Some(pool) = app.pool.get().and_then(std::sync::Weak::upgrade) {
+        v.loaded = pool.loaded();
+        v.serving = true;
+    } else if let Some(loaded) = crate::pool::control::loaded(app.data_dir()).await? {
+        v.loaded = loaded;
+        v.serving = true;
+    }
+    Ok(v)
 }
 
 /// The stored configuration with this machine's byte budget.
 pub async fn show(app: &App) -> Result<PoolView> {
     let s = load(&app.db).await?;
-    view(&app.db, &s).await
+    let v = view(&app.db, &s).await?;
+    with_loaded(app, v).await
 }
 
 /// Trim, drop empties and repeats (keeping the first), and bound the list.
@@ -559,7 +577,7 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
     let shown = view(&txn, &next).await?;
     txn.commit().await?;
     publish(app, next);
-    Ok(shown)
+    with_loaded(app, shown).await
 }
 
 fn settings_json(s: &PoolSettings) -> serde_json::Value {

@@ -31,6 +31,7 @@ const DRIVER = resolve(args.driver ?? ".tools/cargo/bin/tauri-driver");
 const NATIVE = args["native-driver"] ?? "/usr/bin/WebKitWebDriver";
 const OUT = resolve(args.out ?? "target/e2e");
 const PORT = Number(args.port ?? 4444);
+const FIXTURE = resolve(args.fixture ?? ".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
 let BASE = `http://127.0.0.1:${PORT}`;
 // The app under test: the file vault (this session bus has no keychain) and any free
 // gateway port, so a gateway already running on 8399 does not get in the way.
@@ -331,6 +332,29 @@ async function pool(s, dataDir) {
   console.log("  ok the pool limit set in the UI is what `pool show` reports");
 }
 
+/** A model loaded by a request through the gateway shows on the Pool page and unloads from there. */
+async function poolLoaded(s, dataDir, url) {
+  cli(dataDir, "models", "import", FIXTURE, "--name", "e2e-smol");
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "e2e-smol", messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(res.headers.get("x-switchyard-backend"), "local");
+  await s.goto("models");
+  await s.goto("pool");
+  await waitFor("the loaded model on the Pool page", () => s.exists('#pool-loaded li[data-model="e2e-smol"]'), 30000);
+  const shown = cli(dataDir, "pool", "show");
+  assert.deepEqual(shown.loaded.map((m) => m.name), ["e2e-smol"], "the CLI asks the app's pool through its socket");
+  assert.ok(shown.loaded[0].bytes_measured > 0);
+  await s.screenshot("pool-loaded.png");
+  await s.click('#pool-loaded li[data-model="e2e-smol"] button.unload');
+  await waitFor("the model to be unloaded", () => s.exists("#pool-loaded-none"), 30000);
+  assert.deepEqual(cli(dataDir, "pool", "show").loaded, []);
+  console.log("  ok a model loaded by a gateway request shows on the Pool page (and in `pool show`) and unloads from it");
+}
+
 async function models(s) {
   await s.goto("models");
   await s.type("#models-path", "/nonexistent/switchyard-e2e/model.gguf");
@@ -433,7 +457,7 @@ async function main() {
     const facts = await dashboardFacts(s);
     assert.deepEqual(facts, expected, "Dashboard facts equal what the core reports");
     console.log(`  ok dashboard shows version ${facts.version}, schema ${facts.schema}`);
-    await checkGateway(s, dataDir);
+    const gatewayUrl = await checkGateway(s, dataDir);
     await s.screenshot("dashboard.png");
     for (const [i, id] of PAGES.entries()) {
       await s.goto(id);
@@ -450,6 +474,7 @@ async function main() {
     await addRules(s, dataDir);
     await providerInUse(s);
     await pool(s, dataDir);
+    await poolLoaded(s, dataDir, gatewayUrl);
     await models(s);
     await security(s, dataDir);
     await noSecretInResponses(s, dataDir, fake);

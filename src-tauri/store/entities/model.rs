@@ -21,6 +21,10 @@ pub struct Model {
     pub revision: Option<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Unload after idle this long (overrides the pool's TTL).
+    pub ttl_seconds: Option<i64>,
+    /// The context the pool serves and budgets this model with (overrides the default).
+    pub context_override: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0004_responses;
 mod m0005_provider_health;
+mod m0006_pool;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0004_responses::Migration),
             Box::new(m0005_provider_health::Migration),
+            Box::new(m0006_pool::Migration),
         ]
     }
 }

@@ -88,4 +88,6 @@ export const api = {
   modelsList: () => call<ModelEntry[]>("models_list"),
   modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),
   modelsRemove: (id: string) => call<ModelEntry>("models_remove", { id }),
+  modelsUnload: (id: string) => call<PoolView>("models_unload", { id }),
+  modelsPin: (id: string, pinned: boolean) => call<PoolView>("models_pin", { id, pinned }),
 };

@@ -76,6 +76,7 @@ describe("the pool form", () => {
     ttl_seconds: null,
     preload: ["a"],
     loaded: [],
+    serving: false,
     warnings: [],
   };
   it("starts from the stored values and sends nothing when nothing changed", () => {

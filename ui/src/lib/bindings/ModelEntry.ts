@@ -5,6 +5,15 @@
  */
 export type ModelEntry = { id: number, name: string, path: string, format: string, architecture: string, parameters: number | null, quantization: string | null, size_bytes: number, context_length: number | null, pinned: boolean, 
 /**
- * In memory in the pool (no pool yet: always false).
+ * In memory in the pool of the process that serves (filled in by the caller that
+ * asked the pool; false from the registry alone).
  */
-loaded: boolean, created_at: number, last_used_at: number | null, };
+loaded: boolean, 
+/**
+ * Idle TTL of its own (seconds), over the pool's.
+ */
+ttl_seconds: number | null, 
+/**
+ * Context length the pool serves it with, over the default.
+ */
+context_override: number | null, created_at: number, last_used_at: number | null, };
