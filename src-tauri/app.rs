@@ -37,8 +37,9 @@ pub struct App {
     /// The pool configuration; the pool subscribes (`app.pool_settings.subscribe()`)
     /// and sees every committed `pool set`.
     pub pool_settings: tokio::sync::watch::Sender<PoolSettings>,
-    /// The model pool of this process, once a gateway started one (`pool::Pool::start`).
-    pub pool: std::sync::OnceLock<std::sync::Weak<crate::pool::Pool>>,
+    /// The model pool of this process, once a gateway started one (`pool::Pool::start`);
+    /// read it with [`App::pool`].
+    pub(crate) pool: std::sync::Mutex<std::sync::Weak<crate::pool::Pool>>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -175,12 +176,20 @@ impl App {
             vault,
             router,
             pool_settings: tokio::sync::watch::Sender::new(pool_settings),
-            pool: std::sync::OnceLock::new(),
+            pool: std::sync::Mutex::new(std::sync::Weak::new()),
         }))
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+
+    /// The model pool running in this process, if a gateway started one.
+    pub fn pool(&self) -> Option<Arc<crate::pool::Pool>> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
     }
 }
 

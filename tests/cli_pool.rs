@@ -224,6 +224,20 @@ fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
     assert!(loaded[0]["bytes_measured"].as_u64().unwrap() > 0);
     let list = env.json(&["models", "list"]);
     assert_eq!(list[0]["loaded"], true);
+    // doctor shows the same.
+    let out = env.run(&["--json", "doctor"], None);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("doctor --json");
+    let pool = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pool")
+        .expect("a pool check");
+    assert!(
+        pool["message"].as_str().unwrap().contains("loaded: smol"),
+        "{pool:#}"
+    );
+    assert_eq!(pool["data"]["loaded"][0]["name"], "smol");
     // Text output lists it with both figures.
     let out = env.run(&["pool", "show"], None);
     assert!(stdout(&out).contains("smol"), "{}", stdout(&out));

@@ -104,6 +104,20 @@ impl Setup {
         v
     }
 
+    /// The next event that `pick` accepts (an unload is announced after the model has
+    /// left the list, once its memory is released).
+    async fn wait_event(&mut self, what: &str, pick: impl Fn(&PoolEvent) -> bool) -> PoolEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(e)) if pick(&e) => return e,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("pool events: {e}"),
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
     async fn wait_until(&self, what: &str, ok: impl Fn(&Setup) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ok(self) {
@@ -199,13 +213,11 @@ async fn an_idle_model_is_unloaded_after_its_ttl() {
     .unwrap();
     s.use_model("m0").await;
     s.use_model("m1").await; // no TTL of its own and none for the pool: stays
-    s.wait_until("m0's TTL", |s| s.loaded() == ["m1"]).await;
-    let ev = s.drain();
-    let gone = ev
-        .iter()
-        .find(|e| e.kind == PoolEventKind::Unloaded)
-        .unwrap();
+    let gone = s
+        .wait_event("m0's TTL", |e| e.kind == PoolEventKind::Unloaded)
+        .await;
     assert_eq!(gone.model, "m0");
+    assert_eq!(s.loaded(), ["m1"]);
     assert!(gone.reason.ends_with("(ttl)"), "{}", gone.reason);
     // A model in use does not idle out: hold m1 while a pool-wide TTL of 1 s passes.
     let lease = s.pool.acquire("m1").await.unwrap();
@@ -372,14 +384,15 @@ async fn a_smaller_budget_evicts_at_once_and_preload_loads_in_order() {
     )
     .await
     .unwrap();
-    s.wait_until("the preload list applied live", |s| s.loaded().len() == 2)
-        .await;
-    let ev = s.drain();
-    let reasons: Vec<_> = ev
-        .iter()
-        .filter(|e| e.kind == PoolEventKind::Loaded)
-        .map(|e| (e.model.clone(), e.reason.clone()))
-        .collect();
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let e = s
+            .wait_event("the preload list applied live", |e| {
+                e.kind == PoolEventKind::Loaded
+            })
+            .await;
+        reasons.push((e.model, e.reason));
+    }
     assert_eq!(
         reasons,
         [
@@ -387,6 +400,7 @@ async fn a_smaller_budget_evicts_at_once_and_preload_loads_in_order() {
             ("m1".to_string(), "preload 2/2".to_string())
         ]
     );
+    assert_eq!(s.loaded(), ["m0", "m1"]);
     s.use_model("m1").await;
     // Room for one: the least recently used goes at once.
     let gb = 1.5 * FOOTPRINT_MB * 1e6 / (1u64 << 30) as f64;
@@ -400,15 +414,14 @@ async fn a_smaller_budget_evicts_at_once_and_preload_loads_in_order() {
     )
     .await
     .unwrap();
-    s.wait_until("the smaller budget", |s| s.loaded() == ["m1"])
+    let gone = s
+        .wait_event("the smaller budget", |e| e.kind == PoolEventKind::Unloaded)
         .await;
-    let ev = s.drain();
-    assert!(
-        ev.iter().any(|e| e.kind == PoolEventKind::Unloaded
-            && e.model == "m0"
-            && e.reason == "budget lowered"),
-        "{ev:?}"
+    assert_eq!(
+        (gone.model.as_str(), gone.reason.as_str()),
+        ("m0", "budget lowered")
     );
+    assert_eq!(s.loaded(), ["m1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,7 @@ pub async fn collect(opts: AppOptions, port: u16) -> Report {
             checks.push(check);
             checks.push(database_check(&app).await);
             checks.push(vault_check(&app).await);
+            checks.push(pool_check(&app).await);
         }
         Err(e) => {
             let name = match e.code {
@@ -151,6 +152,45 @@ async fn database_check(app: &app::App) -> Check {
 /// The vault line: which backend, whether it works here, and the root's fingerprint.
 /// An unusable keychain is a warning while no secret depends on it (local models still
 /// work) and a failure once secrets are sealed; the message says how to use --vault file.
+/// The pool's budget and, when a gateway serves this data dir, what it has loaded
+/// (what `pool show` prints).
+async fn pool_check(app: &app::App) -> Check {
+    match crate::settings::pool::show(app).await {
+        Ok(v) => {
+            let loaded: Vec<String> = v
+                .loaded
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} ({} MB)",
+                        m.name,
+                        m.bytes_estimated.max(m.bytes_measured) / 1_000_000
+                    )
+                })
+                .collect();
+            let now = if !v.serving {
+                "no gateway running".to_string()
+            } else if loaded.is_empty() {
+                "nothing loaded".to_string()
+            } else {
+                format!("loaded: {}", loaded.join(", "))
+            };
+            let message = format!(
+                "budget {} MB ({}), eviction {}; {now}",
+                v.budget_bytes / 1_000_000,
+                v.limit,
+                v.eviction.as_str()
+            );
+            Check::ok(
+                "pool",
+                message,
+                serde_json::to_value(&v).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(e) => Check::from_error("pool", Status::Warn, &e),
+    }
+}
+
 async fn vault_check(app: &app::App) -> Check {
     let st = match app.vault.status(&app.db).await {
         Ok(s) => s,

@@ -114,9 +114,7 @@ pub async fn pool_set(app: App<'_>, change: PoolSet) -> Res<PoolView> {
 #[tauri::command]
 pub async fn models_unload(app: App<'_>, id: String) -> Res<PoolView> {
     let p = app
-        .pool
-        .get()
-        .and_then(std::sync::Weak::upgrade)
+        .pool()
         .ok_or_else(|| crate::pool::control::not_running(app.data_dir()))?;
     p.unload(&id).await?;
     pool::show(&app).await

@@ -227,7 +227,7 @@ impl Pool {
             events: broadcast::channel(256).0,
             rows_revision: AtomicI64::new(0),
         });
-        let _ = app.pool.set(Arc::downgrade(&pool));
+        *app.pool.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&pool);
         tokio::spawn(background(Arc::downgrade(&pool)));
         pool
     }

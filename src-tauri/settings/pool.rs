@@ -460,7 +460,7 @@ async fn view<C: ConnectionTrait>(db: &C, s: &PoolSettings) -> Result<PoolView> 
 /// Fill in the loaded models: from this process's pool, else from the process that
 /// serves the data dir (through its pool socket).
 async fn with_loaded(app: &App, mut v: PoolView) -> Result<PoolView> {
-    if let Some(pool) = app.pool.get().and_then(std::sync::Weak::upgrade) {
+    if let Some(pool) = app.pool() {
         v.loaded = pool.loaded();
         v.serving = true;
     } else if let Some(loaded) = crate::pool::control::loaded(app.data_dir()).await? {

@@ -71,7 +71,7 @@ impl BackendKind {
         match self {
             BackendKind::Keychain => None,
             BackendKind::Keyutils => Some(
-                "the kernel keyring (--vault keyutils) loses the root secret at reboot; keep a backup (`switchyard backup export`)",
+                "the kernel keyring (--vault keyutils) loses the root secret at reboot, and with it every stored API key (they must then be entered again)",
             ),
             BackendKind::File => Some(
                 "the file vault (--vault file) keeps the root secret in a 0600 file in the data dir: anyone who can read the data dir can decrypt your API keys; prefer the OS keychain where there is one",

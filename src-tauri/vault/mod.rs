@@ -294,7 +294,7 @@ impl Vault {
                 "; the root was created with `--vault {b}`: start Switchyard with `--vault {b}` (or SWITCHYARD_VAULT={b})"
             )),
             _ => msg.push_str(
-                "; restore the keys from a backup (`switchyard backup import FILE`), or remove the providers' keys and enter them again",
+                "; to start over, remove each provider's stored key (`switchyard provider add NAME --kind KIND --no-key`, or the Providers page) and enter the keys again",
             ),
         }
         Error::new(Code::VaultRootMissing, msg)

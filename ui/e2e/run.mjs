@@ -202,7 +202,7 @@ async function fakeOpenAI() {
   return { server, port: server.address().port, seen };
 }
 
-/** Every file under `dir` whose bytes contain `needle`. */
+/** Every regular file under `dir` whose bytes contain `needle` (the pool's socket has no bytes to read). */
 function filesContaining(dir, needle) {
   const hits = [];
   const walk = (d) => {
@@ -210,7 +210,7 @@ function filesContaining(dir, needle) {
       const p = join(d, name);
       const st = statSync(p);
       if (st.isDirectory()) walk(p);
-      else if (readFileSync(p).includes(needle)) hits.push(p);
+      else if (st.isFile() && readFileSync(p).includes(needle)) hits.push(p);
     }
   };
   walk(dir);
