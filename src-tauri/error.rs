@@ -73,6 +73,8 @@ pub enum Code {
     /// A local model does not fit the pool's memory budget, even after unloading every
     /// idle, unpinned model.
     InsufficientMemory,
+    /// A model that is loaded or in the preload list cannot be removed.
+    ModelInUse,
     /// A command that needs the running gateway (`models load`) found none.
     GatewayNotRunning,
     Engine,
@@ -141,6 +143,7 @@ impl Code {
             ContextLengthExceeded => "context_length_exceeded",
             ModelBusy => "model_busy",
             InsufficientMemory => "insufficient_memory",
+            ModelInUse => "model_in_use",
             GatewayNotRunning => "gateway_not_running",
             Engine => "engine_error",
             Cancelled => "cancelled",
@@ -181,6 +184,7 @@ impl Code {
             | RuleTargetUnknown
             | PoolConfigInvalid
             | ModelExists
+            | ModelInUse
             | ContextLengthExceeded
             | InvalidRequest
             | UnsupportedFeature => 4,
@@ -202,7 +206,7 @@ impl Code {
             HostNotAllowed | OriginNotAllowed => 403,
             ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
             | ResponseNotFound => 404,
-            ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists => 409,
+            ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists | ModelInUse => 409,
             RequestTimeout => 408,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -385,6 +389,7 @@ pub const ALL: &[Code] = &[
     Code::ContextLengthExceeded,
     Code::ModelBusy,
     Code::InsufficientMemory,
+    Code::ModelInUse,
     Code::GatewayNotRunning,
     Code::Engine,
     Code::Cancelled,

@@ -238,6 +238,11 @@ fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
         "{pool:#}"
     );
     assert_eq!(pool["data"]["loaded"][0]["name"], "smol");
+    // A loaded model cannot be removed (nor a preloaded one, below).
+    let out = env.run(&["--json", "models", "remove", "smol", "--yes"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "model_in_use");
     // Text output lists it with both figures.
     let out = env.run(&["pool", "show"], None);
     assert!(stdout(&out).contains("smol"), "{}", stdout(&out));
@@ -248,6 +253,13 @@ fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
     assert_eq!(env.json(&["pool", "show"])["loaded"], serde_json::json!([]));
     let out = env.run(&["models", "unload", "smol"], None);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    env.json(&["pool", "set", "--preload", "smol"]);
+    let out = env.run(&["--json", "models", "remove", "smol", "--yes"], None);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "model_in_use", "{v}");
+    env.json(&["pool", "set", "--preload", ""]);
+    env.json(&["models", "remove", "smol", "--yes"]);
+    assert_eq!(env.json(&["models", "list"]), serde_json::json!([]));
 
     serve.kill().unwrap();
     serve.wait().unwrap();

@@ -54,7 +54,7 @@ pub enum ModelsCommand {
         #[arg(long, value_name = "N|default")]
         context: Option<String>,
     },
-    /// Remove a model from the registry (files outside the data dir are kept)
+    /// Remove a model from the registry (files outside the data dir are kept); refused while it is loaded or preloaded
     Remove {
         /// Model id or name
         id: String,
@@ -180,6 +180,7 @@ pub async fn run(opts: AppOptions, cmd: ModelsCommand, out: &Output) -> Result<i
                     format!("no model '{id}' in the registry (see `switchyard models list`)"),
                 )
             })?;
+            crate::pool::check_removable(&app, &m).await?;
             if !yes
                 && !confirm(&format!(
                     "Remove model '{}' (id {}) from the registry?",

@@ -169,6 +169,9 @@ pub async fn models_import(app: App<'_>, path: String, name: Option<String>) -> 
 /// The UI asks for confirmation before calling this.
 #[tauri::command]
 pub async fn models_remove(app: App<'_>, id: String) -> Res<ModelEntry> {
+    if let Some(row) = models::find(&app.db, &id).await? {
+        crate::pool::check_removable(&app, &row).await?;
+    }
     let root = models::models_dir(app.data_dir());
     models::remove(&app.db, &root, &id, Actor::Ui).await
 }

@@ -606,6 +606,35 @@ impl Pool {
     }
 }
 
+/// Refuse to remove a model that the running gateway has loaded or that the pool
+/// preloads (`model_in_use`): unload it / take it off the preload list first.
+pub async fn check_removable(app: &App, row: &model::Model) -> Result<()> {
+    let preload = crate::settings::pool::load(&app.db).await?.preload;
+    if preload.iter().any(|p| *p == row.name) {
+        return Err(Error::new(
+            Code::ModelInUse,
+            format!(
+                "{} is in the pool's preload list; take it off first (`switchyard pool set --preload ...`)",
+                row.name
+            ),
+        ));
+    }
+    let loaded = match app.pool() {
+        Some(p) => p.loaded(),
+        None => control::loaded(app.data_dir()).await?.unwrap_or_default(),
+    };
+    if loaded.iter().any(|m| m.id == row.id) {
+        return Err(Error::new(
+            Code::ModelInUse,
+            format!(
+                "{} is loaded in the running gateway; unload it first (`switchyard models unload {}`)",
+                row.name, row.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn find_err(name: &str) -> Error {
     Error::new(
         Code::ModelNotFound,
