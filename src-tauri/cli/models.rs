@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelsCommand {
-    /// List registered models
+    /// List registered models, and those in the Hugging Face cache and LM Studio's folder (used in place)
     List,
     /// Register a GGUF file or an MLX / Hugging Face model folder
     Import {
@@ -68,6 +68,7 @@ pub async fn run(opts: AppOptions, cmd: ModelsCommand, out: &Output) -> Result<i
     let app = super::open_app(opts).await?;
     match cmd {
         ModelsCommand::List => {
+            models::discover::sync(&app.db).await?;
             let mut list = models::list(&app.db).await?;
             if let Some(loaded) = control::loaded(app.data_dir()).await? {
                 for m in &mut list {

@@ -157,7 +157,15 @@ pub async fn keys_rotate_root(
 
 #[tauri::command]
 pub async fn models_list(app: App<'_>) -> Res<Vec<ModelEntry>> {
-    models::list(&app.db).await
+    models::discover::sync(&app.db).await?;
+    let mut list = models::list(&app.db).await?;
+    if let Some(pool) = app.pool() {
+        let loaded = pool.loaded();
+        for m in &mut list {
+            m.loaded = loaded.iter().any(|l| l.id == m.id);
+        }
+    }
+    Ok(list)
 }
 
 #[tauri::command]

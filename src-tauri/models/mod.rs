@@ -5,6 +5,8 @@
 //! deletes files only when they live inside the data dir's `models/` folder (where
 //! downloads go); an imported path elsewhere is left untouched.
 
+pub mod discover;
+
 use crate::engine::{self, ModelMetadata};
 use crate::error::{Code, Error, Result};
 use crate::store::audit::{self, Actor};
@@ -33,6 +35,10 @@ pub struct ModelEntry {
     /// In memory in the pool of the process that serves (filled in by the caller that
     /// asked the pool; false from the registry alone).
     pub loaded: bool,
+    /// Where it came from: `import`, `hf-cache` (used in place), `lmstudio`.
+    pub source: Option<String>,
+    /// The Hugging Face snapshot revision, for `hf-cache` models.
+    pub revision: Option<String>,
     /// Idle TTL of its own (seconds), over the pool's.
     pub ttl_seconds: Option<i64>,
     /// Context length the pool serves it with, over the default.
@@ -55,6 +61,8 @@ impl From<model::Model> for ModelEntry {
             context_length: m.context_length,
             pinned: m.pinned,
             loaded: false,
+            source: m.source,
+            revision: m.revision,
             ttl_seconds: m.ttl_seconds,
             context_override: m.context_override,
             created_at: m.created_at,

@@ -610,7 +610,7 @@ impl Pool {
 /// preloads (`model_in_use`): unload it / take it off the preload list first.
 pub async fn check_removable(app: &App, row: &model::Model) -> Result<()> {
     let preload = crate::settings::pool::load(&app.db).await?.preload;
-    if preload.iter().any(|p| *p == row.name) {
+    if preload.contains(&row.name) {
         return Err(Error::new(
             Code::ModelInUse,
             format!(

@@ -31,6 +31,13 @@ impl Env {
             .env("SWITCHYARD_VAULT", "file")
             .env_remove("SWITCHYARD_LOG")
             .env_remove("RUST_LOG")
+            // Model caches of the machine's user stay out of the tests' registries.
+            .env("HF_HOME", self.dir.path().join("no-hf-home"))
+            .env_remove("HF_HUB_CACHE")
+            .env(
+                "SWITCHYARD_LMSTUDIO_MODELS",
+                self.dir.path().join("no-lmstudio"),
+            )
             .arg("--data-dir")
             .arg(self.dir.path());
         c

@@ -10,6 +10,14 @@ export type ModelEntry = { id: number, name: string, path: string, format: strin
  */
 loaded: boolean, 
 /**
+ * Where it came from: `import`, `hf-cache` (used in place), `lmstudio`.
+ */
+source: string | null, 
+/**
+ * The Hugging Face snapshot revision, for `hf-cache` models.
+ */
+revision: string | null, 
+/**
  * Idle TTL of its own (seconds), over the pool's.
  */
 ttl_seconds: number | null, 
