@@ -461,6 +461,15 @@ pub const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 /// Read a whole (non-streaming) body, each chunk within the idle timeout, at most
 /// [`MAX_ANSWER_BODY`] bytes.
 pub async fn read_body(resp: reqwest::Response, idle: Duration, provider: &str) -> Result<Vec<u8>> {
+    read_body_within(resp, idle, provider, MAX_ANSWER_BODY).await
+}
+
+async fn read_body_within(
+    resp: reqwest::Response,
+    idle: Duration,
+    provider: &str,
+    cap: usize,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut s = resp.bytes_stream();
     loop {
@@ -474,12 +483,12 @@ pub async fn read_body(resp: reqwest::Response, idle: Duration, provider: &str) 
             Ok(None) => return Ok(out),
             Ok(Some(Err(e))) => return Err(transport_failure(provider, e).error),
             Ok(Some(Ok(chunk))) => {
-                if out.len() + chunk.len() > MAX_ANSWER_BODY {
+                if out.len() + chunk.len() > cap {
                     return Err(Error::new(
                         Code::ProviderBadResponse,
                         format!(
                             "provider {provider} sent an answer larger than {} MiB",
-                            MAX_ANSWER_BODY >> 20
+                            cap >> 20
                         ),
                     ));
                 }
@@ -586,4 +595,47 @@ pub fn sse_events(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback answering with a body of `len` bytes.
+    async fn serve_body(len: usize) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+            );
+            let _ = c.write_all(head.as_bytes()).await;
+            let _ = c.write_all(&vec![b' '; len]).await;
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_non_streaming_answer_over_the_cap_is_a_coded_error() {
+        let http = reqwest::Client::new();
+        let idle = Duration::from_secs(10);
+        let resp = http.get(serve_body(3 << 20).await).send().await.unwrap();
+        let e = read_body_within(resp, idle, "p", 2 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::ProviderBadResponse);
+        assert!(e.message.contains("larger than 2 MiB"), "{}", e.message);
+        let resp = http.get(serve_body(1 << 20).await).send().await.unwrap();
+        assert_eq!(
+            read_body_within(resp, idle, "p", 2 << 20)
+                .await
+                .unwrap()
+                .len(),
+            1 << 20
+        );
+    }
 }
