@@ -154,7 +154,6 @@ fn bad_pool_settings_exit_4_with_a_code_and_write_nothing() {
 /// `serve` on the same data dir (its pool socket), and `gateway_not_running` without one.
 #[test]
 fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
-    use std::io::BufRead;
     use std::process::Stdio;
     let env = Env::new();
     let gguf = repo_root().join(".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -189,17 +188,7 @@ fn the_cli_loads_pins_and_unloads_models_in_the_running_gateway() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Ready once it printed its (pretty-printed) JSON document with the URL.
-    let mut doc = String::new();
-    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap());
-    while serde_json::from_str::<Value>(&doc).is_err() {
-        let mut line = String::new();
-        assert!(
-            lines.read_line(&mut line).unwrap() > 0,
-            "serve exited: {doc}"
-        );
-        doc.push_str(&line);
-    }
+    ready_url(&mut serve);
 
     let v = env.json(&["models", "load", "smol"]);
     assert_eq!(v["name"], "smol");

@@ -21,7 +21,7 @@ mod fake_cloud;
 
 use fake_cloud::{Api, Fake, Script};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -183,18 +183,7 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .expect("start switchyard serve");
-        // One JSON document (pretty-printed) once it listens.
-        let mut doc = String::new();
-        let mut lines = BufReader::new(serve.stdout.take().unwrap());
-        while serde_json::from_str::<Value>(&doc).is_err() {
-            let mut line = String::new();
-            if lines.read_line(&mut line).unwrap() == 0 {
-                panic!("serve exited before it listened: {doc:?}");
-            }
-            doc.push_str(&line);
-        }
-        let v: Value = serde_json::from_str(&doc).unwrap();
-        let url = v["url"].as_str().unwrap().to_string();
+        let url = common::ready_url(&mut serve);
         Setup {
             _env: env,
             serve,

@@ -13,7 +13,6 @@ mod fake_cloud;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -418,20 +417,7 @@ fn a_full_disk_during_request_logging_leaves_serve_answering() {
         .stderr(Stdio::null());
     with_file_limit(&mut c, db_bytes(&env) + 16 * 1024);
     let mut serve = c.spawn().unwrap();
-    let mut doc = String::new();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap());
-    while serde_json::from_str::<Value>(&doc).is_err() {
-        let mut line = String::new();
-        assert!(
-            lines.read_line(&mut line).unwrap() > 0,
-            "serve exited: {doc}"
-        );
-        doc.push_str(&line);
-    }
-    let url = serde_json::from_str::<Value>(&doc).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let url = ready_url(&mut serve);
     let body = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
     rt.block_on(async {
         let http = reqwest::Client::new();

@@ -18,7 +18,7 @@ mod fake_cloud;
 use fake_cloud::{Api, Failure, Fake};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -65,20 +65,8 @@ fn start_serve(env: &common::Env) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("start switchyard serve");
-    let mut doc = String::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap());
-    while serde_json::from_str::<Value>(&doc).is_err() {
-        let mut line = String::new();
-        if lines.read_line(&mut line).unwrap() == 0 {
-            panic!("serve exited before it listened: {doc:?}");
-        }
-        doc.push_str(&line);
-    }
-    let v: Value = serde_json::from_str(&doc).unwrap();
-    Serve {
-        child,
-        url: v["url"].as_str().unwrap().to_string(),
-    }
+    let url = common::ready_url(&mut child);
+    Serve { child, url }
 }
 
 /// What one request ended as.

@@ -17,7 +17,7 @@
 use crate::engine;
 use crate::error::Result;
 use crate::store::entities::model;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use std::path::{Path, PathBuf};
 
 /// Repositories looked at per cache.
@@ -267,22 +267,7 @@ pub async fn sync(db: &DatabaseConnection) -> Result<(usize, usize)> {
         {
             name = format!("{name} ({})", f.source);
         }
-        let row = model::ActiveModel {
-            name: Set(name),
-            path: Set(path),
-            format: Set(meta.format.as_str().to_string()),
-            architecture: Set(meta.architecture.clone()),
-            parameters: Set(meta.parameters.map(|p| p as i64)),
-            quantization: Set(meta.quantization.clone()),
-            size_bytes: Set(meta.size_bytes as i64),
-            context_length: Set(meta.context_length.map(i64::from)),
-            pinned: Set(false),
-            source: Set(Some(f.source.to_string())),
-            revision: Set(f.revision.clone()),
-            created_at: Set(crate::store::now_ms()),
-            last_used_at: Set(None),
-            ..Default::default()
-        };
+        let row = super::new_row(&meta, name, path, f.source, f.revision.clone());
         if row.insert(db).await.is_ok() {
             added += 1;
         }

@@ -138,24 +138,9 @@ pub async fn import(
             format!("a model named '{name}' already exists; pick another with --name"),
         ));
     }
-    let row = model::ActiveModel {
-        name: Set(name.clone()),
-        path: Set(path_str.clone()),
-        format: Set(meta.format.as_str().to_string()),
-        architecture: Set(meta.architecture.clone()),
-        parameters: Set(meta.parameters.map(|p| p as i64)),
-        quantization: Set(meta.quantization.clone()),
-        size_bytes: Set(meta.size_bytes as i64),
-        context_length: Set(meta.context_length.map(i64::from)),
-        pinned: Set(false),
-        source: Set(Some("import".into())),
-        revision: Set(None),
-        created_at: Set(crate::store::now_ms()),
-        last_used_at: Set(None),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    let row = new_row(&meta, name.clone(), path_str.clone(), "import", None)
+        .insert(&txn)
+        .await?;
     audit::record(
         &txn,
         actor,
@@ -166,6 +151,32 @@ pub async fn import(
     .await?;
     txn.commit().await?;
     Ok(row.into())
+}
+
+/// A new registry row for the model `meta` describes.
+pub(crate) fn new_row(
+    meta: &ModelMetadata,
+    name: String,
+    path: String,
+    source: &str,
+    revision: Option<String>,
+) -> model::ActiveModel {
+    model::ActiveModel {
+        name: Set(name),
+        path: Set(path),
+        format: Set(meta.format.as_str().to_string()),
+        architecture: Set(meta.architecture.clone()),
+        parameters: Set(meta.parameters.map(|p| p as i64)),
+        quantization: Set(meta.quantization.clone()),
+        size_bytes: Set(meta.size_bytes as i64),
+        context_length: Set(meta.context_length.map(i64::from)),
+        pinned: Set(false),
+        source: Set(Some(source.to_string())),
+        revision: Set(revision),
+        created_at: Set(crate::store::now_ms()),
+        last_used_at: Set(None),
+        ..Default::default()
+    }
 }
 
 pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<ModelEntry>> {

@@ -81,6 +81,23 @@ impl Env {
     }
 }
 
+/// The URL a starting `switchyard --json serve` prints once it listens (its one,
+/// pretty-printed JSON document on stdout); panics if it exits first.
+pub fn ready_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut doc = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    while serde_json::from_str::<serde_json::Value>(&doc).is_err() {
+        let mut line = String::new();
+        if lines.read_line(&mut line).expect("read serve's stdout") == 0 {
+            panic!("serve exited before it listened: {doc:?}");
+        }
+        doc.push_str(&line);
+    }
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    v["url"].as_str().expect("url").to_string()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
