@@ -194,8 +194,9 @@ impl Source {
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
+            // Through symlinks: a Hugging Face cache snapshot is links into `blobs/`.
             rd.flatten()
-                .filter_map(|e| e.metadata().ok())
+                .filter_map(|e| std::fs::metadata(e.path()).ok())
                 .filter(|m| m.is_file())
                 .map(|m| m.len())
                 .sum()
