@@ -79,6 +79,15 @@ pub enum Code {
     GatewayNotRunning,
     Engine,
     Cancelled,
+    // ---- model downloads
+    /// The Hugging Face Hub could not be reached, or the connection failed (after retries).
+    HubUnreachable,
+    /// The Hub refused: a private or gated repository, or a rejected HF_TOKEN.
+    HubAuthRequired,
+    /// The Hub answered with something it does not send (bad listing, unsafe names).
+    HubBadResponse,
+    /// A downloaded file's size or hash is not what the Hub listed; it was discarded.
+    DownloadChecksumMismatch,
     // ---- gateway
     EndpointNotFound,
     /// `previous_response_id` names a response this gateway did not store (or no longer has).
@@ -147,6 +156,10 @@ impl Code {
             GatewayNotRunning => "gateway_not_running",
             Engine => "engine_error",
             Cancelled => "cancelled",
+            HubUnreachable => "hub_unreachable",
+            HubAuthRequired => "hub_auth_required",
+            HubBadResponse => "hub_bad_response",
+            DownloadChecksumMismatch => "download_checksum_mismatch",
             EndpointNotFound => "endpoint_not_found",
             ResponseNotFound => "response_not_found",
             HostNotAllowed => "host_not_allowed",
@@ -221,8 +234,15 @@ impl Code {
             | ModelUnsupportedQuant => 422,
             RateLimited | ModelBusy => 429,
             Cancelled => 499,
-            ProviderAuthFailed | ProviderBadResponse | UpstreamError | ProviderUnreachable
-            | UpstreamUnreachable => 502,
+            ProviderAuthFailed
+            | ProviderBadResponse
+            | UpstreamError
+            | ProviderUnreachable
+            | UpstreamUnreachable
+            | HubUnreachable
+            | HubAuthRequired
+            | HubBadResponse
+            | DownloadChecksumMismatch => 502,
             VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused
             | ProviderCircuitOpen | InsufficientMemory | GatewayNotRunning => 503,
             ProviderTimeout | UpstreamTimeout => 504,
@@ -393,6 +413,10 @@ pub const ALL: &[Code] = &[
     Code::GatewayNotRunning,
     Code::Engine,
     Code::Cancelled,
+    Code::HubUnreachable,
+    Code::HubAuthRequired,
+    Code::HubBadResponse,
+    Code::DownloadChecksumMismatch,
     Code::EndpointNotFound,
     Code::ResponseNotFound,
     Code::HostNotAllowed,

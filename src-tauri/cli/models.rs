@@ -3,7 +3,7 @@
 use super::Output;
 use crate::app::AppOptions;
 use crate::error::{Code, Error, Result};
-use crate::models::{self, ModelEntry};
+use crate::models::{self, ModelEntry, pull};
 use crate::pool::LoadedModel;
 use crate::pool::control;
 use crate::pool::model_settings::{self, ModelChange};
@@ -22,6 +22,17 @@ pub enum ModelsCommand {
         /// Name to register it under [default: the file or folder name]
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Download a model from the Hugging Face Hub into the Hugging Face cache (HF_ENDPOINT, HF_TOKEN); resumes an interrupted pull
+    Pull {
+        /// ORG/NAME, e.g. mlx-community/SmolLM2-135M-Instruct-4bit
+        repo: String,
+        /// Branch, tag or commit [default: main]
+        #[arg(long)]
+        revision: Option<String>,
+        /// Only files matching these globs (repeat or comma-separate), e.g. '*Q4_K_M.gguf' [default: the model's safetensors, JSON and tokenizer files, or its only GGUF file]
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
     },
     /// Load a model into the running gateway's pool (making room by the eviction policy)
     Load {
@@ -76,6 +87,69 @@ pub async fn run(opts: AppOptions, cmd: ModelsCommand, out: &Output) -> Result<i
                 }
             }
             out.print(&list, |l| render_list(l));
+        }
+        ModelsCommand::Pull {
+            repo,
+            revision,
+            include,
+        } => {
+            let spec = pull::PullSpec {
+                repo,
+                revision,
+                include,
+            };
+            let hub = pull::Hub::from_env()?;
+            let root = models::discover::hf_cache_root().ok_or_else(|| {
+                Error::new(
+                    Code::Io,
+                    "no Hugging Face cache folder: set HF_HOME or HF_HUB_CACHE (or HOME)",
+                )
+            })?;
+            let cancel = crate::engine::CancelToken::new();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    c.cancel();
+                }
+            });
+            let printer = ProgressPrinter::new();
+            let done = pull::pull(
+                &app.db,
+                Actor::Cli,
+                &hub,
+                &root,
+                &spec,
+                &|p| printer.show(p),
+                &cancel,
+            )
+            .await;
+            printer.finish();
+            let done = done?;
+            out.print(&done, |d| {
+                let mut s = format!(
+                    "pulled {} at {} into {}: {} files, {} MB ({} MB downloaded, {} MB already there, {} MB resumed{})",
+                    d.repo,
+                    &d.commit[..12.min(d.commit.len())],
+                    d.path,
+                    d.files,
+                    d.bytes_total / 1_000_000,
+                    d.bytes_downloaded / 1_000_000,
+                    d.bytes_reused / 1_000_000,
+                    d.bytes_resumed / 1_000_000,
+                    if d.retries > 0 {
+                        format!(", {} dropped connections resumed", d.retries)
+                    } else {
+                        String::new()
+                    }
+                );
+                for m in &d.models {
+                    s.push_str(&format!("\n  model '{}' (id {}): {} {}", m.name, m.id, m.format, m.architecture));
+                }
+                if d.models.is_empty() {
+                    s.push_str("\n  no runnable model among these files (see `switchyard models import` for why)");
+                }
+                s
+            });
         }
         ModelsCommand::Load { id } => {
             let req = control::Request::Load { model: id };
@@ -224,11 +298,22 @@ pub fn human_params(p: Option<i64>) -> String {
 
 fn render_list(list: &[ModelEntry]) -> String {
     if list.is_empty() {
-        return "no models registered; add one with `switchyard models import PATH`".into();
+        return "no models registered; add one with `switchyard models import PATH` or `switchyard models pull ORG/NAME`".into();
     }
+    let now = crate::store::now_ms();
     let mut s = format!(
-        "{:<4} {:<36} {:<5} {:<8} {:<8} {:<14} {:>9} {:>7}\n",
-        "ID", "NAME", "FMT", "ARCH", "PARAMS", "QUANT", "SIZE", "CTX"
+        "{:<4} {:<36} {:<9} {:<5} {:<8} {:<8} {:<14} {:>9} {:>7} {:<14} {}\n",
+        "ID",
+        "NAME",
+        "SOURCE",
+        "FMT",
+        "ARCH",
+        "PARAMS",
+        "QUANT",
+        "SIZE",
+        "CTX",
+        "STATE",
+        "LAST USED"
     );
     for m in list {
         let params = match m.parameters {
@@ -236,10 +321,29 @@ fn render_list(list: &[ModelEntry]) -> String {
             Some(n) => format!("{:.0}M", n as f64 / 1e6),
             None => "-".into(),
         };
+        let state = match (m.loaded, m.pinned) {
+            (true, true) => "loaded, pinned",
+            (true, false) => "loaded",
+            (false, true) => "pinned",
+            (false, false) => "-",
+        };
+        let used = match m.last_used_at {
+            None => "never".to_string(),
+            Some(t) => {
+                let mins = (now - t).max(0) / 60_000;
+                match mins {
+                    0 => "just now".into(),
+                    m if m < 120 => format!("{m} min ago"),
+                    m if m < 2880 => format!("{} h ago", m / 60),
+                    m => format!("{} d ago", m / 1440),
+                }
+            }
+        };
         s.push_str(&format!(
-            "{:<4} {:<36} {:<5} {:<8} {:<8} {:<14} {:>7}MB {:>7}\n",
+            "{:<4} {:<36} {:<9} {:<5} {:<8} {:<8} {:<14} {:>7}MB {:>7} {:<14} {}\n",
             m.id,
             m.name,
+            m.source.as_deref().unwrap_or("import"),
             m.format,
             m.architecture,
             params,
@@ -247,8 +351,63 @@ fn render_list(list: &[ModelEntry]) -> String {
             m.size_bytes / 1_000_000,
             m.context_length
                 .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            state,
+            used
         ));
     }
     s
+}
+
+/// Progress of a pull on stderr: one line rewritten in place on a terminal, otherwise a
+/// line when a file starts or ends and at most one every 5 seconds in between.
+struct ProgressPrinter {
+    tty: bool,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u32)>,
+}
+
+impl ProgressPrinter {
+    fn new() -> Self {
+        ProgressPrinter {
+            tty: std::io::stderr().is_terminal(),
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    fn show(&self, p: &pull::PullProgress) {
+        let line = format!(
+            "{} {}/{} {}  {} / {} MB  {:.1} MB/s{}",
+            p.repo,
+            p.file_index,
+            p.files,
+            p.file,
+            p.bytes_done / 1_000_000,
+            p.bytes_total / 1_000_000,
+            p.rate_bps as f64 / 1e6,
+            p.eta_secs
+                .map(|s| format!("  ETA {s}s"))
+                .unwrap_or_default()
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let new_file = p.file_index != st.1;
+        if new_file
+            || st
+                .0
+                .is_none_or(|t| now - t >= std::time::Duration::from_secs(5))
+        {
+            eprintln!("{line}");
+            *st = (Some(now), p.file_index);
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
 }

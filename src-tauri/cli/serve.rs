@@ -39,11 +39,13 @@ pub async fn run(opts: AppOptions, args: ServeArgs, out: &Output) -> Result<i32>
         ..Default::default()
     };
     options.timeouts.first_byte = Duration::from_secs(timeout);
+    let app_db = app.db.clone();
     let pool = crate::pool::Pool::start(&app);
     // `models load|unload` and `pool show` in other processes reach this pool.
     let _control = crate::pool::control::serve(&pool, app.data_dir());
     let state = GatewayState::new(app, options, pool).await?;
     let server = gateway::serve(state, args.host, args.port).await?;
+    crate::models::discover::sync_in_background(&app_db);
     let url = server.url();
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     out.print(

@@ -317,6 +317,7 @@ pub async fn start_gateway(
     };
     let pool = crate::pool::Pool::start(&app);
     let control = crate::pool::control::serve(&pool, app.data_dir());
+    let db = app.db.clone();
     let started = async {
         let state = GatewayState::new(app, GatewayOptions::default(), pool).await?;
         gateway::serve(state, host, port).await
@@ -324,6 +325,7 @@ pub async fn start_gateway(
     match started.await {
         Ok(mut server) => {
             server.attach_control(control);
+            crate::models::discover::sync_in_background(&db);
             (
                 GatewayStatus::Running {
                     url: server.url(),

@@ -14,6 +14,7 @@
 //! symlink that leads outside the cache root makes its model skipped, and nothing that
 //! fails to parse stops the listing.
 
+use super::ModelEntry;
 use crate::engine;
 use crate::error::Result;
 use crate::store::entities::model;
@@ -71,7 +72,7 @@ fn stays_inside(dir: &Path, root: &Path) -> bool {
 
 /// Models in one folder: the folder itself when it has a config.json, and each GGUF
 /// file in it.
-fn models_in(
+pub(crate) fn models_in(
     dir: &Path,
     root: &Path,
     name: &str,
@@ -219,7 +220,8 @@ pub fn scan_lmstudio(root: &Path) -> Vec<Found> {
 }
 
 /// Register new models found in the caches and drop rows of cache sources whose files
-/// are gone. Returns how many rows were added and removed.
+/// are gone. Models the user removed from the registry stay out (`models_dismissed`)
+/// until they are imported or pulled again. Returns how many rows were added and removed.
 pub async fn sync(db: &DatabaseConnection) -> Result<(usize, usize)> {
     let found = tokio::task::spawn_blocking(|| {
         let mut v = Vec::new();
@@ -242,10 +244,47 @@ pub async fn sync(db: &DatabaseConnection) -> Result<(usize, usize)> {
             removed += 1;
         }
     }
-    let mut added = 0;
+    let dismissed = super::dismissed(db).await?;
+    let found: Vec<Found> = found
+        .into_iter()
+        .filter(|f| !dismissed.contains(&f.path.display().to_string()))
+        .collect();
+    let added = register(db, found).await?.len();
+    Ok((added, removed))
+}
+
+/// [`sync`] in the background, for a starting gateway: models already in the caches are
+/// routable by name without a `models list` first, and the start does not wait for it.
+pub fn sync_in_background(db: &DatabaseConnection) {
+    let db = db.clone();
+    tokio::spawn(async move {
+        match sync(&db).await {
+            Ok((0, 0)) => {}
+            Ok((added, removed)) => tracing::info!(
+                "model caches: {added} new model(s) registered, {removed} gone from disk"
+            ),
+            Err(e) => tracing::warn!("could not look for models in the caches: {}", e.message),
+        }
+    });
+}
+
+/// Register the models in `found` that are not registered yet (by path) and return
+/// the registry entries of all of them, new and old. A model whose headers do not parse
+/// is skipped (logged); a taken name gets the source as a suffix.
+pub(crate) async fn register(
+    db: &DatabaseConnection,
+    found: Vec<Found>,
+) -> Result<Vec<ModelEntry>> {
+    let mut out = Vec::new();
     for f in found {
         let path = f.path.display().to_string();
-        if rows.iter().any(|r| r.path == path) {
+        super::undismiss(db, &path).await?;
+        if let Some(row) = model::Entity::find()
+            .filter(model::Column::Path.eq(&path))
+            .one(db)
+            .await?
+        {
+            out.push(row.into());
             continue;
         }
         let p = f.path.clone();
@@ -257,7 +296,6 @@ pub async fn sync(db: &DatabaseConnection) -> Result<(usize, usize)> {
             }
             Err(_) => continue,
         };
-        // A taken name (an import of the same model) gets the source as a suffix.
         let mut name = f.name.clone();
         if model::Entity::find()
             .filter(model::Column::Name.eq(&name))
@@ -268,11 +306,11 @@ pub async fn sync(db: &DatabaseConnection) -> Result<(usize, usize)> {
             name = format!("{name} ({})", f.source);
         }
         let row = super::new_row(&meta, name, path, f.source, f.revision.clone());
-        if row.insert(db).await.is_ok() {
-            added += 1;
+        if let Ok(row) = row.insert(db).await {
+            out.push(row.into());
         }
     }
-    Ok((added, removed))
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,18 +2,21 @@
 //! also downloaded), and the resolution of a user's `--model M` to a file or folder.
 //!
 //! The registry records where a model is; it does not own user files. Removing an entry
-//! deletes files only when they live inside the data dir's `models/` folder (where
-//! downloads go); an imported path elsewhere is left untouched.
+//! deletes files only when they live inside the data dir's `models/` folder; an imported
+//! path elsewhere is left untouched, and a model of the Hugging Face cache or LM Studio's
+//! folder (found by [`discover`], or downloaded there by [`pull`]) stays on disk and is
+//! remembered as dismissed, so that discovery does not list it again.
 
 pub mod discover;
+pub mod pull;
 
 use crate::engine::{self, ModelMetadata};
 use crate::error::{Code, Error, Result};
 use crate::store::audit::{self, Actor};
 use crate::store::entities::model;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -141,6 +144,7 @@ pub async fn import(
     let row = new_row(&meta, name.clone(), path_str.clone(), "import", None)
         .insert(&txn)
         .await?;
+    undismiss(&txn, &path_str).await?;
     audit::record(
         &txn,
         actor,
@@ -214,6 +218,14 @@ pub async fn remove(
         .await?
         .ok_or_else(|| not_found(id_or_name))?;
     model::Entity::delete_by_id(m.id).exec(&txn).await?;
+    if matches!(m.source.as_deref(), Some("hf-cache" | "lmstudio")) {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT OR REPLACE INTO models_dismissed (path, dismissed_at) VALUES (?, ?)",
+            [m.path.clone().into(), crate::store::now_ms().into()],
+        ))
+        .await?;
+    }
     audit::record(
         &txn,
         actor,
@@ -243,6 +255,33 @@ pub async fn remove(
         }
     }
     Ok(m.into())
+}
+
+/// Paths of cache models the user removed (discovery skips them).
+pub(crate) async fn dismissed<C: ConnectionTrait>(
+    db: &C,
+) -> Result<std::collections::HashSet<String>> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT path FROM models_dismissed",
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "path").ok())
+        .collect())
+}
+
+/// A model imported or pulled again is no longer dismissed.
+pub(crate) async fn undismiss<C: ConnectionTrait>(db: &C, path: &str) -> Result<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "DELETE FROM models_dismissed WHERE path = ?",
+        [path.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 fn not_found(spec: &str) -> Error {

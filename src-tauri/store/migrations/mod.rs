@@ -6,6 +6,7 @@ mod m0001_initial;
 mod m0004_responses;
 mod m0005_provider_health;
 mod m0006_pool;
+mod m0007_models_dismissed;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_responses::Migration),
             Box::new(m0005_provider_health::Migration),
             Box::new(m0006_pool::Migration),
+            Box::new(m0007_models_dismissed::Migration),
         ]
     }
 }
