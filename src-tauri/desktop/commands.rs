@@ -9,10 +9,13 @@
 //! Every command here is listed in `src-tauri/build.rs` (`COMMANDS`) and granted in
 //! `tauri.conf.json`'s capability; a test in `ipc` checks the three lists agree.
 
+use super::Pulls;
 use super::gateway::GatewayHandle;
 use crate::app::{AppInfo, SharedApp};
+use crate::engine::CancelToken;
 use crate::error::Error;
 use crate::ipc::{self, GatewayStatus, PoolSet, ProviderUpsert, RuleInput, RuleUpdate};
+use crate::models::pull::{self, PullOutcome, PullProgress, PullSpec};
 use crate::models::{self, ModelEntry};
 use crate::settings::pool::{self, PoolView};
 use crate::settings::providers::{self, Provider, TestOutcome, UpsertOutcome};
@@ -110,6 +113,17 @@ pub async fn pool_set(app: App<'_>, change: PoolSet) -> Res<PoolView> {
     pool::set(&app, Actor::Ui, change.into_change()?).await
 }
 
+/// `switchyard models load ID`: load a model into this app's pool (making room by the
+/// eviction policy).
+#[tauri::command]
+pub async fn models_load(app: App<'_>, id: String) -> Res<PoolView> {
+    let p = app
+        .pool()
+        .ok_or_else(|| crate::pool::control::not_running(app.data_dir()))?;
+    p.load(&id).await?;
+    pool::show(&app).await
+}
+
 /// `switchyard models unload ID`: unload an idle model from this app's pool.
 #[tauri::command]
 pub async fn models_unload(app: App<'_>, id: String) -> Res<PoolView> {
@@ -182,6 +196,60 @@ pub async fn models_remove(app: App<'_>, id: String) -> Res<ModelEntry> {
     }
     let root = models::models_dir(app.data_dir());
     models::remove(&app.db, &root, &id, Actor::Ui).await
+}
+
+/// `switchyard models pull`: download from the Hugging Face Hub into its cache, with
+/// progress on `progress`; `models_pull_cancel` stops it (what arrived is kept, and the
+/// next pull of the same repo continues it).
+#[tauri::command]
+pub async fn models_pull(
+    app: App<'_>,
+    pulls: State<'_, Pulls>,
+    spec: PullSpec,
+    progress: tauri::ipc::Channel<PullProgress>,
+) -> Res<PullOutcome> {
+    let repo = spec.repo.trim().to_string();
+    let spec = PullSpec {
+        repo: repo.clone(),
+        ..spec
+    };
+    pull::validate_repo(&repo)?;
+    let hub = pull::Hub::from_env()?;
+    let root = models::discover::hf_cache_root().ok_or_else(|| {
+        Error::new(
+            crate::error::Code::Io,
+            "no Hugging Face cache folder: set HF_HOME or HF_HUB_CACHE (or HOME)",
+        )
+    })?;
+    let cancel = CancelToken::new();
+    {
+        let mut running = pulls.lock();
+        if running.contains_key(&repo) {
+            return Err(Error::new(
+                crate::error::Code::InvalidArgument,
+                format!("{repo} is already being pulled"),
+            ));
+        }
+        running.insert(repo.clone(), cancel.clone());
+    }
+    let sink = |p: &PullProgress| {
+        let _ = progress.send(p.clone());
+    };
+    let out = pull::pull(&app.db, Actor::Ui, &hub, &root, &spec, &sink, &cancel).await;
+    pulls.lock().remove(&repo);
+    out
+}
+
+/// Cancel a running pull; false when none runs for `repo`.
+#[tauri::command]
+pub async fn models_pull_cancel(pulls: State<'_, Pulls>, repo: String) -> Res<bool> {
+    Ok(match pulls.lock().get(repo.trim()) {
+        Some(c) => {
+            c.cancel();
+            true
+        }
+        None => false,
+    })
 }
 
 // ------------------------------------------------------------------ gateway

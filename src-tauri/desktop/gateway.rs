@@ -14,6 +14,9 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 /// The event the Dashboard listens to; its payload is a [`GatewayStatus`].
 pub const STATUS_EVENT: &str = "gateway-status";
 
+/// The event the Pool and Models pages listen to; its payload is a [`crate::pool::PoolEvent`].
+pub const POOL_EVENT: &str = "pool-event";
+
 /// Managed state: the gateway's status and the running server (dropping the
 /// server would stop it, so it lives here until the app exits).
 pub struct GatewayHandle {
@@ -60,7 +63,10 @@ impl GatewayHandle {
 pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
     let port_env = std::env::var(GATEWAY_PORT_ENV).ok();
     tauri::async_runtime::spawn(async move {
-        let (status, server) = ipc::start_gateway(app, port_env.as_deref()).await;
+        let (status, server) = ipc::start_gateway(app.clone(), port_env.as_deref()).await;
+        if let Some(pool) = app.pool() {
+            forward_pool_events(handle.clone(), pool.subscribe());
+        }
         let line = ipc::tray_line(&status);
         match &status {
             GatewayStatus::Failed { error, .. } => {
@@ -76,6 +82,26 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
         super::tray::set_status(&handle, &line);
         if let Err(e) = handle.emit(STATUS_EVENT, &status) {
             tracing::warn!("could not send the gateway status to the window: {e}");
+        }
+    });
+}
+
+/// Every load, unload and eviction of the app's pool goes to the window as a
+/// [`POOL_EVENT`] (the Pool and Models pages refresh on it), until the pool is gone.
+fn forward_pool_events<R: Runtime>(
+    handle: AppHandle<R>,
+    mut events: tokio::sync::broadcast::Receiver<crate::pool::PoolEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) => {
+                    let _ = handle.emit(POOL_EVENT, &ev);
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
         }
     });
 }

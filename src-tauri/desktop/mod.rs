@@ -12,6 +12,7 @@ mod prefs;
 mod tray;
 
 use crate::app::{App, AppOptions};
+use crate::engine::CancelToken;
 use crate::error::{Code, Error, Result};
 use tauri::Manager;
 
@@ -34,6 +35,7 @@ pub fn run(opts: AppOptions) -> Result<()> {
         .plugin(tauri_plugin_store::Builder::new().build())
         .manage(app.clone())
         .manage(gateway::GatewayHandle::starting())
+        .manage(Pulls::default())
         // Keep in sync with COMMANDS in src-tauri/build.rs and the capability in
         // tauri.conf.json (the ipc tests check all three).
         .invoke_handler(tauri::generate_handler![
@@ -58,7 +60,10 @@ pub fn run(opts: AppOptions) -> Result<()> {
             commands::models_list,
             commands::models_import,
             commands::models_remove,
+            commands::models_load,
             commands::models_unload,
+            commands::models_pull,
+            commands::models_pull_cancel,
             commands::models_pin,
             commands::gateway_status,
             commands::prefs_get,
@@ -93,6 +98,20 @@ pub fn run(opts: AppOptions) -> Result<()> {
             }
         });
     Ok(())
+}
+
+/// The pulls running in this app, by repo, so the UI can cancel them.
+#[derive(Default)]
+pub struct Pulls(std::sync::Mutex<std::collections::HashMap<String, CancelToken>>);
+
+impl Pulls {
+    pub(crate) fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CancelToken>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Show, un-minimize and focus the main window (tray "Open", second launch).

@@ -4,7 +4,9 @@
 // listens (and that it answers), adds a provider with a planted key (tested against a
 // fake OpenAI server on loopback), adds three rules and reorders them by keyboard drag
 // and drop (checked through the CLI on the same data dir), tests a model name, changes
-// the pool, replaces the root secret, checks that the planted key is in no command's
+// the pool, shows a model a gateway request loaded and unloads it, loads / pins /
+// unloads a model on the Models page and pulls one from a fake Hub (progress, cancel,
+// resume), replaces the root secret, checks that the planted key is in no command's
 // response and no file of the data dir, that the last page survives a restart
 // (tauri-plugin-store), that a second launch hands over to the first instance, and that
 // a busy gateway port is shown as such. Screenshots of every page go to target/e2e/.
@@ -17,7 +19,7 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -202,6 +204,53 @@ async function fakeOpenAI() {
   return { server, port: server.address().port, seen };
 }
 
+/**
+ * A stand-in for the Hugging Face Hub in its URL layout, with one repo (`acme/smol-gguf`,
+ * the fixture GGUF as an LFS file): the revision listing, `resolve` redirecting to a
+ * CDN path, and the CDN honouring `Range` and sending ~20 MB/s so a pull can be watched
+ * and cancelled.
+ */
+async function fakeHub() {
+  const bytes = readFileSync(FIXTURE);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const commit = "4d3c2b1a".repeat(5);
+  const cdn = [];
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/api/models/acme/smol-gguf/revision/main") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          id: "acme/smol-gguf",
+          sha: commit,
+          siblings: [
+            { rfilename: "README.md", blobId: "1".repeat(40), size: 7 },
+            { rfilename: "smol.Q4_1.gguf", blobId: "2".repeat(40), size: bytes.length, lfs: { sha256, size: bytes.length, pointerSize: 134 } },
+          ],
+        }),
+      );
+    } else if (url.pathname === `/acme/smol-gguf/resolve/${commit}/smol.Q4_1.gguf`) {
+      res.writeHead(302, { location: `/cdn/${sha256}?X-Amz-Signature=e2e` }).end();
+    } else if (url.pathname === `/cdn/${sha256}`) {
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+      const start = m ? Number(m[1]) : 0;
+      cdn.push(start);
+      const head = { "content-length": bytes.length - start, "accept-ranges": "bytes" };
+      if (m) res.writeHead(206, { ...head, "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` });
+      else res.writeHead(200, head);
+      for (let at = start; at < bytes.length && !res.destroyed; at += 1 << 20) {
+        res.write(bytes.subarray(at, Math.min(bytes.length, at + (1 << 20))));
+        await sleep(50);
+      }
+      res.end();
+    } else {
+      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "Repository not found" }));
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { server, url: `http://127.0.0.1:${server.address().port}`, cdn, size: bytes.length };
+}
+
 /** Every regular file under `dir` whose bytes contain `needle` (the pool's socket has no bytes to read). */
 function filesContaining(dir, needle) {
   const hits = [];
@@ -355,6 +404,53 @@ async function poolLoaded(s, dataDir, url) {
   console.log("  ok a model loaded by a gateway request shows on the Pool page (and in `pool show`) and unloads from it");
 }
 
+/** The Models page: load, pin, unpin and unload a model; pull one from the (fake) Hub with progress, cancel, resume. */
+async function modelsPool(s, dataDir, hub) {
+  await s.goto("models");
+  const row = 'tr[data-model="e2e-smol"]';
+  await waitFor("the imported model on the Models page", () => s.exists(`${row} button[data-action="load"]`));
+  await s.click(`${row} button[data-action="load"]`);
+  await waitFor("the loaded badge", () => s.exists(`${row} .badge.ok`), 60000);
+  assert.deepEqual(cli(dataDir, "pool", "show").loaded.map((m) => m.name), ["e2e-smol"]);
+  await s.click(`${row} button[data-action="pin"]`);
+  await waitFor("the pinned badge", () => s.exists(`${row} .badge.accent`));
+  assert.equal(cli(dataDir, "models", "list").find((m) => m.name === "e2e-smol").pinned, true);
+  await s.click(`${row} button[data-action="pin"]`);
+  await waitFor("the pinned badge to go", async () => !(await s.exists(`${row} .badge.accent`)));
+  await s.click(`${row} button[data-action="unload"]`);
+  await waitFor("the loaded badge to go", async () => !(await s.exists(`${row} .badge.ok`)), 30000);
+  assert.deepEqual(cli(dataDir, "pool", "show").loaded, []);
+  console.log("  ok the Models page loads, pins, unpins and unloads a model (the CLI agrees)");
+
+  await s.type("#models-pull-repo", "acme/smol-gguf");
+  await s.click("#models-pull");
+  const line = await waitFor("pull progress", async () => {
+    const t = (await s.exists("#models-pull-progress")) && (await s.text("#models-pull-progress"));
+    return t && / of /.test(t) ? t : null;
+  });
+  await s.screenshot("models-pull-progress.png");
+  await s.click("#models-pull-cancel");
+  const err = await waitFor("the cancelled pull", async () => (await s.exists("#models-pull-error")) && s.text("#models-pull-error"));
+  assert.match(err, /error\[cancelled\]/);
+  await s.type("#models-pull-repo", "acme/smol-gguf");
+  await s.click("#models-pull");
+  const notice = await waitFor(
+    "the finished pull",
+    async () => {
+      const t = (await s.exists("#models-notice")) && (await s.text("#models-notice"));
+      return t && t.startsWith("Pulled") ? t : null;
+    },
+    120000,
+  );
+  assert.match(notice, /Pulled acme\/smol-gguf .*Ready as acme\/smol-gguf\/smol\.Q4_1/);
+  assert.equal(hub.cdn.length, 2, "one cancelled download and one that continued it");
+  assert.ok(hub.cdn[1] > 0, `the second download resumed with a Range (from ${hub.cdn[1]})`);
+  await waitFor("the pulled model in the list", () => s.exists('tr[data-model="acme/smol-gguf/smol.Q4_1"]'));
+  assert.ok(cli(dataDir, "models", "list").some((m) => m.name === "acme/smol-gguf/smol.Q4_1" && m.source === "hf-cache"));
+  await s.screenshot("models-pulled.png");
+  console.log(`  ok a pull from the Hub showed progress (${line.trim().split("\n").pop()}), was cancelled, and resumed from byte ${hub.cdn[1]}`);
+}
+
 async function models(s) {
   await s.goto("models");
   await s.type("#models-path", "/nonexistent/switchyard-e2e/model.gguf");
@@ -449,6 +545,9 @@ async function main() {
   };
 
   const fake = await fakeOpenAI();
+  const hub = await fakeHub();
+  // The app and the CLI pull from the fake Hub into a cache of this run's own.
+  Object.assign(APP_ENV, { HF_ENDPOINT: hub.url, HF_HOME: join(dataDir, "hf-home") });
   const driver = await startDriver(PORT, APP_ENV);
   let failed = false;
   try {
@@ -475,6 +574,7 @@ async function main() {
     await providerInUse(s);
     await pool(s, dataDir);
     await poolLoaded(s, dataDir, gatewayUrl);
+    await modelsPool(s, dataDir, hub);
     await models(s);
     await security(s, dataDir);
     await noSecretInResponses(s, dataDir, fake);
@@ -522,6 +622,7 @@ async function main() {
   } finally {
     driver.kill("SIGTERM");
     fake.server.close();
+    hub.server.close();
     await sleep(300);
     rmSync(dataDir, { recursive: true, force: true });
   }

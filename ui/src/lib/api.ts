@@ -3,16 +3,20 @@
 // (./bindings, by ts-rs; a Rust test fails when they drift). Every command rejects
 // with the core's serialized error, {code, message}, which `call` passes on as a
 // CoreError.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { CoreError } from "./bindings/CoreError";
 import type { DataRotation } from "./bindings/DataRotation";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { GatewayStatus } from "./bindings/GatewayStatus";
 import type { ModelEntry } from "./bindings/ModelEntry";
+import type { PoolEvent } from "./bindings/PoolEvent";
 import type { PoolSet } from "./bindings/PoolSet";
 import type { PoolView } from "./bindings/PoolView";
 import type { Provider } from "./bindings/Provider";
+import type { PullOutcome } from "./bindings/PullOutcome";
+import type { PullProgress } from "./bindings/PullProgress";
+import type { PullSpec } from "./bindings/PullSpec";
 import type { ProviderUpsert } from "./bindings/ProviderUpsert";
 import type { RootRotation } from "./bindings/RootRotation";
 import type { Rule } from "./bindings/Rule";
@@ -24,10 +28,28 @@ import type { TestOutcome } from "./bindings/TestOutcome";
 import type { UpsertOutcome } from "./bindings/UpsertOutcome";
 import type { VaultStatus } from "./bindings/VaultStatus";
 
-export type { AppInfo, CoreError, ErrorCode, GatewayStatus, ModelEntry, PoolView, Provider, Rule, RuleTest, VaultStatus };
+export type {
+  AppInfo,
+  CoreError,
+  ErrorCode,
+  GatewayStatus,
+  ModelEntry,
+  PoolEvent,
+  PoolView,
+  Provider,
+  PullOutcome,
+  PullProgress,
+  PullSpec,
+  Rule,
+  RuleTest,
+  VaultStatus,
+};
 
 /** The event the core sends when the gateway's status changes (payload: GatewayStatus). */
 export const GATEWAY_STATUS_EVENT = "gateway-status";
+
+/** The event the core sends for every load, unload and eviction of the pool (payload: PoolEvent). */
+export const POOL_EVENT = "pool-event";
 
 /**
  * Normalize whatever a rejected invoke gives us into a CoreError. Tauri itself
@@ -88,6 +110,13 @@ export const api = {
   modelsList: () => call<ModelEntry[]>("models_list"),
   modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),
   modelsRemove: (id: string) => call<ModelEntry>("models_remove", { id }),
+  modelsLoad: (id: string) => call<PoolView>("models_load", { id }),
   modelsUnload: (id: string) => call<PoolView>("models_unload", { id }),
+  modelsPull: (spec: PullSpec, onProgress: (p: PullProgress) => void) => {
+    const progress = new Channel<PullProgress>();
+    progress.onmessage = onProgress;
+    return call<PullOutcome>("models_pull", { spec, progress });
+  },
+  modelsPullCancel: (repo: string) => call<boolean>("models_pull_cancel", { repo }),
   modelsPin: (id: string, pinned: boolean) => call<PoolView>("models_pin", { id, pinned }),
 };
