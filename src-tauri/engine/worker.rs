@@ -59,9 +59,12 @@ pub(super) fn spawn(
         .map(|s| s.to_string_lossy().chars().take(10).collect::<String>())
         .unwrap_or_default();
     let (tx, rx) = std::sync::mpsc::channel::<Command>();
-    std::thread::Builder::new()
+    exit_waits_for_workers();
+    LIVE_WORKERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
         .name(format!("mlx-{name}"))
         .spawn(move || {
+            let _live = LiveWorker;
             // MLX's active memory around the load is the model's measured footprint
             // (process-wide: the pool loads one model at a time so that it is this one's).
             let before = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
@@ -110,9 +113,52 @@ pub(super) fn spawn(
             if let Some(reply) = shutdown {
                 let _ = reply.send(());
             }
-        })
-        .map_err(|e| Error::new(Code::Engine, format!("cannot start the model thread: {e}")))?;
+        });
+    if let Err(e) = spawned {
+        LIVE_WORKERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        return Err(Error::new(
+            Code::Engine,
+            format!("cannot start the model thread: {e}"),
+        ));
+    }
     Ok(())
+}
+
+/// Model threads still running (loading, serving, or freeing their arrays).
+static LIVE_WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a model thread as live until it ends (also when it panics).
+struct LiveWorker;
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        LIVE_WORKERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A model thread is detached: when its handle goes, it frees the model's MLX arrays on
+/// its own time. If the process exits meanwhile, MLX's static destructors (its
+/// allocator) run under that thread's feet and the heap is corrupted ("malloc_consolidate:
+/// unaligned fastbin chunk", seen at the end of a test binary). So the process's exit
+/// waits, up to 5 s, for the model threads to finish. `atexit` handlers run in reverse
+/// order of registration, and this one is registered after libmlx's (loaded at start),
+/// so it runs before them.
+fn exit_waits_for_workers() {
+    extern "C" fn wait() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while LIVE_WORKERS.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registering a plain `extern "C" fn()` with no captured state.
+        unsafe {
+            libc::atexit(wait);
+        }
+    });
 }
 
 type Loaded = (
