@@ -7,22 +7,12 @@ use common::{Env, stderr, stdout};
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn fixture(rel: &str) -> PathBuf {
-    let p = common::repo_root().join(rel);
-    assert!(
-        p.exists(),
-        "fixture {} is missing: run scripts/fetch-fixtures.sh",
-        p.display()
-    );
-    p
-}
-
 fn gguf() -> PathBuf {
-    fixture(".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    common::fixture(".fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 fn mlx() -> PathBuf {
-    fixture(".fixtures/smollm2/mlx")
+    common::fixture(".fixtures/smollm2/mlx")
 }
 
 fn reference(i: usize) -> Value {

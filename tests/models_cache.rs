@@ -6,16 +6,6 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn fixture(rel: &str) -> PathBuf {
-    let p = repo_root().join(rel);
-    assert!(
-        p.exists(),
-        "fixture {} is missing: run scripts/fetch-fixtures.sh",
-        p.display()
-    );
-    p
-}
-
 /// Put `files` (name → source file) into `hub` the way huggingface_hub does: content in
 /// `blobs/`, the snapshot's files symlinks to them, `refs/main` naming the revision.
 fn cache_repo(hub: &Path, repo: &str, rev: &str, files: &[(&str, PathBuf)]) -> PathBuf {

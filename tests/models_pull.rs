@@ -16,16 +16,6 @@ use std::process::{Command, Output, Stdio};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn fixture(rel: &str) -> PathBuf {
-    let p = repo_root().join(rel);
-    assert!(
-        p.exists(),
-        "fixture {} is missing: run scripts/fetch-fixtures.sh",
-        p.display()
-    );
-    p
-}
-
 /// The fixture's MLX folder as a Hub repo, plus a README that a pull leaves alone.
 fn mlx_repo() -> Vec<HubFile> {
     let dir = fixture(".fixtures/smollm2/mlx");

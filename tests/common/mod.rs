@@ -136,6 +136,17 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A file of the test fixtures (`rel` from the repository root), which must exist.
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = repo_root().join(rel);
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run scripts/fetch-fixtures.sh",
+        p.display()
+    );
+    p
+}
+
 /// The core of a data dir, in this process, with the file vault (what every in-process
 /// test uses).
 pub async fn open_app(dir: &Path) -> switchyard::app::SharedApp {
