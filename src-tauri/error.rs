@@ -79,6 +79,15 @@ pub enum Code {
     GatewayNotRunning,
     Engine,
     Cancelled,
+    // ---- backups
+    /// The passphrase does not open the backup.
+    BackupBadPassphrase,
+    /// The backup was written by a newer Switchyard (another schema version).
+    BackupSchemaUnsupported,
+    /// The backup is truncated, altered or not a Switchyard backup.
+    BackupCorrupt,
+    /// The file is larger than a backup can be (16 MiB).
+    BackupTooLarge,
     // ---- model downloads
     /// The Hugging Face Hub could not be reached, or the connection failed (after retries).
     HubUnreachable,
@@ -156,6 +165,10 @@ impl Code {
             GatewayNotRunning => "gateway_not_running",
             Engine => "engine_error",
             Cancelled => "cancelled",
+            BackupBadPassphrase => "backup_bad_passphrase",
+            BackupSchemaUnsupported => "backup_schema_unsupported",
+            BackupCorrupt => "backup_corrupt",
+            BackupTooLarge => "backup_too_large",
             HubUnreachable => "hub_unreachable",
             HubAuthRequired => "hub_auth_required",
             HubBadResponse => "hub_bad_response",
@@ -198,6 +211,10 @@ impl Code {
             | PoolConfigInvalid
             | ModelExists
             | ModelInUse
+            | BackupBadPassphrase
+            | BackupSchemaUnsupported
+            | BackupCorrupt
+            | BackupTooLarge
             | ContextLengthExceeded
             | InvalidRequest
             | UnsupportedFeature => 4,
@@ -221,7 +238,7 @@ impl Code {
             | ResponseNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists | ModelInUse => 409,
             RequestTimeout => 408,
-            BodyTooLarge => 413,
+            BodyTooLarge | BackupTooLarge => 413,
             UnsupportedMediaType => 415,
             ProviderInvalidUrl
             | ProviderKeyRequired
@@ -231,7 +248,10 @@ impl Code {
             | ModelInvalid
             | ModelTemplateInvalid
             | ModelUnsupportedArch
-            | ModelUnsupportedQuant => 422,
+            | ModelUnsupportedQuant
+            | BackupBadPassphrase
+            | BackupSchemaUnsupported
+            | BackupCorrupt => 422,
             RateLimited | ModelBusy => 429,
             Cancelled => 499,
             ProviderAuthFailed
@@ -413,6 +433,10 @@ pub const ALL: &[Code] = &[
     Code::GatewayNotRunning,
     Code::Engine,
     Code::Cancelled,
+    Code::BackupBadPassphrase,
+    Code::BackupSchemaUnsupported,
+    Code::BackupCorrupt,
+    Code::BackupTooLarge,
     Code::HubUnreachable,
     Code::HubAuthRequired,
     Code::HubBadResponse,

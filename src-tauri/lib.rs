@@ -2,6 +2,7 @@
 //! This file is the module tree only; ARCHITECTURE.md maps the modules.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod engine;
 pub mod error;

@@ -102,6 +102,7 @@ pub async fn collect(opts: AppOptions, port: u16) -> Report {
             checks.push(database_check(&app).await);
             checks.push(vault_check(&app).await);
             checks.push(pool_check(&app).await);
+            checks.push(backup_check(&app).await);
         }
         Err(e) => {
             let name = match e.code {
@@ -188,6 +189,26 @@ async fn pool_check(app: &app::App) -> Check {
             )
         }
         Err(e) => Check::from_error("pool", Status::Warn, &e),
+    }
+}
+
+/// The backup reminder: until a backup was exported, the only copy of the provider
+/// keys is sealed under this machine's root secret.
+async fn backup_check(app: &app::App) -> Check {
+    match crate::backup::last_export(&app.db).await {
+        Ok(Some(t)) => Check::ok(
+            "backup",
+            format!("last exported {} UTC", crate::store::format_ts(t)),
+            serde_json::json!({ "last_export_at": t }),
+        ),
+        Ok(None) => Check {
+            name: "backup",
+            status: Status::Warn,
+            message: "no backup made yet: without one, the provider keys live only under this machine's root secret; make one with `switchyard backup export FILE` (or on the Security page)".into(),
+            code: None,
+            data: serde_json::json!({ "last_export_at": null }),
+        },
+        Err(e) => Check::from_error("backup", Status::Warn, &e),
     }
 }
 

@@ -4,6 +4,7 @@
 //! print (human text, or one JSON document with `--json`) → exit code from the
 //! error's [`Code`]. No subcommand starts the desktop app.
 
+mod backup;
 mod doctor;
 mod generate;
 mod keys;
@@ -80,6 +81,8 @@ pub enum Command {
     },
     /// Generate text with a local model (streams to stdout)
     Generate(generate::GenerateArgs),
+    /// Export every setting and provider key to a passphrase-sealed file, or restore one
+    Backup(backup::BackupArgs),
 }
 
 impl Cli {
@@ -137,6 +140,7 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         Command::Pool(args) => pool::run(opts, args, out).await,
         Command::Models { command } => models::run(opts, command, out).await,
         Command::Generate(args) => generate::run(opts, args, out).await,
+        Command::Backup(args) => backup::run(opts, args, out).await,
     }
 }
 

@@ -167,6 +167,41 @@ pub async fn keys_rotate_root(
     ipc::rotate_root_confirmed(&app, Actor::Ui, confirmed_fingerprint.as_deref()).await
 }
 
+// ------------------------------------------------------------------ backup
+
+/// `switchyard backup export FILE`: the passphrase only travels UI → core.
+#[tauri::command]
+pub async fn backup_export(
+    app: App<'_>,
+    path: String,
+    passphrase: String,
+) -> Res<crate::backup::Exported> {
+    let p = crate::vault::SecretString::new(passphrase);
+    crate::backup::export(&app, &PathBuf::from(path), &p, Actor::Ui).await
+}
+
+/// `switchyard backup import FILE`: the preview, nothing written.
+#[tauri::command]
+pub async fn backup_preview(
+    app: App<'_>,
+    path: String,
+    passphrase: String,
+) -> Res<crate::backup::ImportReport> {
+    let p = crate::vault::SecretString::new(passphrase);
+    crate::backup::preview(&app, &PathBuf::from(path), &p).await
+}
+
+/// `switchyard backup import FILE --apply` (the UI shows the preview and asks first).
+#[tauri::command]
+pub async fn backup_import(
+    app: App<'_>,
+    path: String,
+    passphrase: String,
+) -> Res<crate::backup::ImportReport> {
+    let p = crate::vault::SecretString::new(passphrase);
+    crate::backup::apply(&app, &PathBuf::from(path), &p, Actor::Ui).await
+}
+
 // ------------------------------------------------------------------ models
 
 #[tauri::command]

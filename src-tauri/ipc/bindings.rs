@@ -41,6 +41,8 @@ fn export_all(dir: &Path) {
         crate::vault::VaultStatus,
         crate::vault::DataRotation,
         crate::vault::RootRotation,
+        crate::backup::Exported,
+        crate::backup::ImportReport,
         crate::models::ModelEntry,
         crate::models::pull::PullSpec,
         crate::models::pull::PullProgress,

@@ -372,6 +372,29 @@ fn from_row(r: &pool_config::Model, revision: i64) -> Result<PoolSettings> {
     })
 }
 
+/// Write `s` as the one `pool_config` row (inserted when the seeded row is missing).
+pub(crate) async fn save_row<C: ConnectionTrait>(conn: &C, s: &PoolSettings) -> Result<()> {
+    let row = pool_config::ActiveModel {
+        id: Set(1),
+        limit_kind: Set(s.limit.kind().to_string()),
+        limit_value: Set(s.limit.value()),
+        eviction: Set(s.eviction.as_str().to_string()),
+        ttl_seconds: Set(s.ttl_seconds.map(|t| t as i64)),
+        preload: Set(serde_json::to_string(&s.preload)?),
+        updated_at: Set(crate::store::now_ms()),
+    };
+    if pool_config::Entity::find_by_id(1)
+        .one(conn)
+        .await?
+        .is_some()
+    {
+        row.update(conn).await?;
+    } else {
+        row.insert(conn).await?;
+    }
+    Ok(())
+}
+
 /// The stored configuration (the seeded default if the row is missing).
 pub async fn load<C: ConnectionTrait>(db: &C) -> Result<PoolSettings> {
     let revision = crate::store::revision(db).await?;
@@ -544,24 +567,7 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
             "ttl eviction needs an idle TTL: add --ttl (e.g. --ttl 15m)",
         ));
     }
-    let row = pool_config::ActiveModel {
-        id: Set(1),
-        limit_kind: Set(next.limit.kind().to_string()),
-        limit_value: Set(next.limit.value()),
-        eviction: Set(next.eviction.as_str().to_string()),
-        ttl_seconds: Set(next.ttl_seconds.map(|t| t as i64)),
-        preload: Set(serde_json::to_string(&next.preload)?),
-        updated_at: Set(crate::store::now_ms()),
-    };
-    if pool_config::Entity::find_by_id(1)
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        row.update(&txn).await?;
-    } else {
-        row.insert(&txn).await?;
-    }
+    save_row(&txn, &next).await?;
     audit::record(
         &txn,
         actor,

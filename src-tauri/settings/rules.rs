@@ -151,7 +151,7 @@ pub struct RuleTest {
 
 // ---------------------------------------------------------------- validation
 
-fn check_pattern(pattern: &str, match_type: MatchType) -> Result<()> {
+pub(crate) fn check_pattern(pattern: &str, match_type: MatchType) -> Result<()> {
     if pattern.is_empty() {
         return Err(Error::invalid("the pattern must not be empty"));
     }
@@ -173,7 +173,7 @@ fn check_pattern(pattern: &str, match_type: MatchType) -> Result<()> {
     Ok(())
 }
 
-fn check_model(model: &Option<String>) -> Result<()> {
+pub(crate) fn check_model(model: &Option<String>) -> Result<()> {
     if let Some(m) = model {
         if m.trim().is_empty() {
             return Err(Error::invalid(
@@ -302,7 +302,7 @@ pub async fn get(app: &App, id: i64) -> Result<Rule> {
 /// Compile the rule set as it stands inside `txn`, commit, and install the new
 /// snapshot. A set that does not compile aborts the write (the transaction is
 /// dropped, i.e. rolled back).
-async fn commit(app: &App, txn: DatabaseTransaction) -> Result<()> {
+pub(crate) async fn commit(app: &App, txn: DatabaseTransaction) -> Result<()> {
     let specs = load_specs(&txn).await?;
     commit_specs(app, txn, specs).await
 }

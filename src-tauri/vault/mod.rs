@@ -158,6 +158,8 @@ pub struct VaultStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub problem: Option<Error>,
+    /// When a backup was last exported (`null`: never — the UI's backup reminder).
+    pub last_backup_at: Option<i64>,
 }
 
 impl Vault {
@@ -294,7 +296,7 @@ impl Vault {
                 "; the root was created with `--vault {b}`: start Switchyard with `--vault {b}` (or SWITCHYARD_VAULT={b})"
             )),
             _ => msg.push_str(
-                "; to start over, remove each provider's stored key (`switchyard provider add NAME --kind KIND --no-key`, or the Providers page) and enter the keys again",
+                "; to start over, remove each provider's stored key (`switchyard provider add NAME --kind KIND --no-key`, or the Providers page) and enter the keys again, or restore a backup into a new data dir (`switchyard --data-dir NEW_DIR backup import FILE --apply`)",
             ),
         }
         Error::new(Code::VaultRootMissing, msg)
@@ -1017,6 +1019,7 @@ impl Vault {
             rotation_pending: meta.journal.is_some(),
             warning: self.store.kind().weakness(),
             problem,
+            last_backup_at: crate::backup::last_export(db).await?,
         })
     }
 

@@ -7,6 +7,8 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { CoreError } from "./bindings/CoreError";
 import type { DataRotation } from "./bindings/DataRotation";
+import type { Exported } from "./bindings/Exported";
+import type { ImportReport } from "./bindings/ImportReport";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { GatewayStatus } from "./bindings/GatewayStatus";
 import type { ModelEntry } from "./bindings/ModelEntry";
@@ -32,7 +34,9 @@ export type {
   AppInfo,
   CoreError,
   ErrorCode,
+  Exported,
   GatewayStatus,
+  ImportReport,
   ModelEntry,
   PoolEvent,
   PoolView,
@@ -106,6 +110,10 @@ export const api = {
   keysRotateData: () => call<DataRotation>("keys_rotate_data"),
   keysRotateRoot: (confirmedFingerprint: string | null) =>
     call<RootRotation>("keys_rotate_root", { confirmed_fingerprint: confirmedFingerprint }),
+
+  backupExport: (path: string, passphrase: string) => call<Exported>("backup_export", { path, passphrase }),
+  backupPreview: (path: string, passphrase: string) => call<ImportReport>("backup_preview", { path, passphrase }),
+  backupImport: (path: string, passphrase: string) => call<ImportReport>("backup_import", { path, passphrase }),
 
   modelsList: () => call<ModelEntry[]>("models_list"),
   modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),

@@ -14,4 +14,8 @@ root_state: string, root_id: string | null, fingerprint: string | null,
 /**
  * The backend the root was created with, when recorded.
  */
-root_backend: string | null, data_keys: Array<DataKeyInfo>, secrets: number, rotation_pending: boolean, warning?: string, problem?: CoreError, };
+root_backend: string | null, data_keys: Array<DataKeyInfo>, secrets: number, rotation_pending: boolean, warning?: string, problem?: CoreError, 
+/**
+ * When a backup was last exported (`null`: never — the UI's backup reminder).
+ */
+last_backup_at: number | null, };
