@@ -669,7 +669,7 @@ pub async fn export(
     audit::record(
         &app.db,
         actor,
-        "backup.export",
+        audit::BACKUP_EXPORT,
         None,
         serde_json::json!({
             "path": out.path, "providers": out.providers, "keys": out.keys,
@@ -718,13 +718,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// When the last backup was exported from this install (from the audit log).
 pub async fn last_export<C: ConnectionTrait>(db: &C) -> Result<Option<i64>> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT MAX(ts) FROM audit_log WHERE action = 'backup.export'",
-        ))
-        .await?;
-    Ok(row.and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten()))
+    audit::last_at(db, audit::BACKUP_EXPORT).await
 }
 
 // ------------------------------------------------------------------ import

@@ -47,6 +47,21 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The action a backup export is recorded as (the backup reminder looks for it).
+pub const BACKUP_EXPORT: &str = "backup.export";
+
+/// When `action` was last recorded (ms), if ever.
+pub async fn last_at<C: ConnectionTrait>(db: &C, action: &str) -> Result<Option<i64>> {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT MAX(ts) FROM audit_log WHERE action = ?",
+            [action.into()],
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

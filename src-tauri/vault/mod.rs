@@ -1019,7 +1019,8 @@ impl Vault {
             rotation_pending: meta.journal.is_some(),
             warning: self.store.kind().weakness(),
             problem,
-            last_backup_at: crate::backup::last_export(db).await?,
+            last_backup_at: crate::store::audit::last_at(db, crate::store::audit::BACKUP_EXPORT)
+                .await?,
         })
     }
 
