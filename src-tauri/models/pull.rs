@@ -356,7 +356,7 @@ fn default_selection(names: &[&str]) -> Result<Vec<String>> {
             Err(Error::new(
                 Code::InvalidArgument,
                 format!(
-                    "this repository has {n} GGUF files; choose one with --include, e.g. --include '*{}' ({}{})",
+                    "this repository has {n} GGUF files; choose one with an include pattern (--include, or Files on the Models page), e.g. '*{}' ({}{})",
                     shown[0].rsplit('/').next().unwrap_or(shown[0]),
                     shown.join(", "),
                     if n > shown.len() { ", …" } else { "" }
@@ -759,7 +759,7 @@ pub async fn pull(
         if p.is_empty() || p.len() > 256 || p.chars().any(char::is_control) {
             return Err(Error::new(
                 Code::InvalidArgument,
-                format!("--include {p:?} is not a usable pattern"),
+                format!("include pattern {p:?} is not usable"),
             ));
         }
     }
@@ -779,7 +779,7 @@ pub async fn pull(
         return Err(Error::new(
             Code::InvalidArgument,
             format!(
-                "no file of {repo} matches --include {}",
+                "no file of {repo} matches the include pattern {}",
                 spec.include.join(",")
             ),
         ));
@@ -894,7 +894,7 @@ pub async fn pull(
                         return Err(Error::new(
                             e.code,
                             format!(
-                                "{} (after {TRIES_PER_FILE} tries; what arrived is kept: run the same pull again to continue)",
+                                "{} (after {TRIES_PER_FILE} tries; what arrived is kept: pull the same model again to continue)",
                                 e.message
                             ),
                         ));
