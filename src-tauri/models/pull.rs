@@ -649,16 +649,22 @@ async fn fetch_once(f: &Fetch<'_>, t: &mut Tally) -> Result<Attempt> {
     };
     let mut hasher = Hasher::new(w);
     let mut file = if resume {
-        // Seed the hash with what is already there.
-        let mut f = std::fs::File::open(partial)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
+        // Seed the hash with what is already there (gigabytes, maybe: off the async
+        // threads).
+        let path = partial.to_path_buf();
+        hasher = tokio::task::spawn_blocking(move || -> Result<Hasher> {
+            let mut f = std::fs::File::open(&path)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(hasher);
+                }
+                hasher.update(&buf[..n]);
             }
-            hasher.update(&buf[..n]);
-        }
+        })
+        .await
+        .map_err(|e| Error::internal(format!("hashing the partial download crashed: {e}")))??;
         t.resumed += have;
         std::fs::OpenOptions::new().append(true).open(partial)?
     } else {
@@ -672,8 +678,8 @@ async fn fetch_once(f: &Fetch<'_>, t: &mut Tally) -> Result<Attempt> {
             return Err(Error::new(
                 Code::Cancelled,
                 format!(
-                    "pull cancelled; {} of {} is kept and the next pull continues it",
-                    written, w.name
+                    "pull cancelled; the {written} bytes of {} that arrived are kept and the next pull continues from there",
+                    w.name
                 ),
             ));
         }
