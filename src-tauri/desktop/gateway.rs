@@ -65,7 +65,7 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
     tauri::async_runtime::spawn(async move {
         let (status, server) = ipc::start_gateway(app.clone(), port_env.as_deref()).await;
         if let Some(pool) = app.pool() {
-            forward_pool_events(handle.clone(), pool.subscribe());
+            forward_pool_events(handle.clone(), &pool);
         }
         let line = ipc::tray_line(&status);
         match &status {
@@ -87,17 +87,20 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
 }
 
 /// Every load, unload and eviction of the app's pool goes to the window as a
-/// [`POOL_EVENT`] (the Pool and Models pages refresh on it), until the pool is gone.
-fn forward_pool_events<R: Runtime>(
-    handle: AppHandle<R>,
-    mut events: tokio::sync::broadcast::Receiver<crate::pool::PoolEvent>,
-) {
+/// [`POOL_EVENT`] (the Pool and Models pages refresh on it) and updates the tray's
+/// loaded-models line, until the pool is gone (the task holds it weakly).
+fn forward_pool_events<R: Runtime>(handle: AppHandle<R>, pool: &std::sync::Arc<crate::pool::Pool>) {
     use tokio::sync::broadcast::error::RecvError;
+    let mut events = pool.subscribe();
+    let weak = std::sync::Arc::downgrade(pool);
     tauri::async_runtime::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(ev) => {
                     let _ = handle.emit(POOL_EVENT, &ev);
+                    if let Some(p) = weak.upgrade() {
+                        super::tray::set_models(&handle, &super::tray::models_line(&p.loaded()));
+                    }
                 }
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,

@@ -398,10 +398,14 @@ async function poolLoaded(s, dataDir, url) {
   assert.deepEqual(shown.loaded.map((m) => m.name), ["e2e-smol"], "the CLI asks the app's pool through its socket");
   assert.ok(shown.loaded[0].bytes_measured > 0);
   await s.screenshot("pool-loaded.png");
+  const log = () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8");
+  await waitFor("the tray's model line", async () => /tray models: Loaded: e2e-smol \(\d+ MB\)/.test(log()), 10000);
+  const before = log().length;
   await s.click('#pool-loaded li[data-model="e2e-smol"] button.unload');
   await waitFor("the model to be unloaded", () => s.exists("#pool-loaded-none"), 30000);
   assert.deepEqual(cli(dataDir, "pool", "show").loaded, []);
-  console.log("  ok a model loaded by a gateway request shows on the Pool page (and in `pool show`) and unloads from it");
+  await waitFor("the tray to say nothing is loaded", async () => log().slice(before).includes("tray models: No model loaded"), 10000);
+  console.log("  ok a model loaded by a gateway request shows on the Pool page, in `pool show` and in the tray menu, and unloads from it");
 }
 
 /** The Models page: load, pin, unpin and unload a model; pull one from the (fake) Hub with progress, cancel, resume. */
