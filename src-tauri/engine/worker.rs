@@ -137,14 +137,34 @@ impl Drop for LiveWorker {
 }
 
 /// A model thread is detached: when its handle goes, it frees the model's MLX arrays on
-/// its own time. If the process exits meanwhile, MLX's static destructors (its
-/// allocator) run under that thread's feet and the heap is corrupted ("malloc_consolidate:
-/// unaligned fastbin chunk", seen at the end of a test binary). So the process's exit
-/// waits, up to 5 s, for the model threads to finish. `atexit` handlers run in reverse
-/// order of registration, and this one is registered after libmlx's (loaded at start),
-/// so it runs before them.
+/// its own time. A process that exits meanwhile (the end of `serve`, of a test binary)
+/// would run libmlx's static destructors and the C runtime's teardown under that
+/// thread's feet; seen as heap corruption reported from the worker's `free` at the end
+/// of a test binary ("malloc_consolidate: unaligned fastbin chunk", SIGSEGV). So when
+/// the process exits while model threads are still live, it ends at once with its exit
+/// status (`_exit`, from an `on_exit` handler, which sees the status): nothing is left
+/// to save by then (the database is written by committed transactions), and the OS
+/// takes the memory back. With no model thread live, the exit is the normal one. (Where
+/// there is no `on_exit`, macOS, the exit waits up to 5 s for the model threads.)
 fn exit_waits_for_workers() {
-    extern "C" fn wait() {
+    // glibc's `on_exit` (the handler sees the status; the libc crate does not bind it).
+    #[cfg(target_os = "linux")]
+    unsafe extern "C" {
+        fn on_exit(
+            f: extern "C" fn(libc::c_int, *mut libc::c_void),
+            arg: *mut libc::c_void,
+        ) -> libc::c_int;
+    }
+    #[cfg(target_os = "linux")]
+    extern "C" fn at_exit(status: libc::c_int, _arg: *mut libc::c_void) {
+        if LIVE_WORKERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            // SAFETY: `_exit` ends the process without running further handlers.
+            unsafe { libc::_exit(status) }
+        }
+    }
+    // Elsewhere (no `on_exit`): wait, up to 5 s, for the model threads to finish.
+    #[cfg(not(target_os = "linux"))]
+    extern "C" fn at_exit() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while LIVE_WORKERS.load(std::sync::atomic::Ordering::SeqCst) > 0
             && std::time::Instant::now() < deadline
@@ -154,9 +174,12 @@ fn exit_waits_for_workers() {
     }
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: registering a plain `extern "C" fn()` with no captured state.
+        // SAFETY: registering a plain `extern "C" fn` with no state.
         unsafe {
-            libc::atexit(wait);
+            #[cfg(target_os = "linux")]
+            on_exit(at_exit, std::ptr::null_mut());
+            #[cfg(not(target_os = "linux"))]
+            libc::atexit(at_exit);
         }
     });
 }
