@@ -166,6 +166,25 @@ struct BPool {
     preload: Vec<String>,
 }
 
+impl BPool {
+    fn from_settings(s: &crate::settings::pool::PoolSettings) -> BPool {
+        BPool {
+            limit_kind: s.limit.kind().into(),
+            limit_value: s.limit.value(),
+            eviction: s.eviction.as_str().into(),
+            ttl_seconds: s.ttl_seconds.map(|t| t as i64),
+            preload: s.preload.clone(),
+        }
+    }
+
+    fn limit(&self) -> crate::settings::pool::Limit {
+        match self.limit_kind.as_str() {
+            "gb" => crate::settings::pool::Limit::Gb(self.limit_value),
+            _ => crate::settings::pool::Limit::Percent(self.limit_value),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct BModel {
@@ -221,12 +240,6 @@ pub struct Diff {
     pub unchanged: u32,
 }
 
-impl Diff {
-    fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
-    }
-}
-
 /// What an import would do (preview) or did (apply).
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -248,17 +261,6 @@ pub struct ImportReport {
     pub models: Diff,
     pub clients: Diff,
     pub warnings: Vec<String>,
-}
-
-impl ImportReport {
-    pub fn changes_nothing(&self) -> bool {
-        self.providers.is_empty()
-            && !self.rules_changed
-            && self.pool_changed.is_empty()
-            && self.models.added.is_empty()
-            && self.models.changed.is_empty()
-            && self.clients.is_empty()
-    }
 }
 
 // ------------------------------------------------------------------ crypto
@@ -519,23 +521,33 @@ fn validate(p: &Payload) -> Result<()> {
 
 // ------------------------------------------------------------------ export
 
-async fn snapshot(app: &App) -> Result<Payload> {
+/// This install's settings as a payload. With `strict` off (for the diff), a key that
+/// cannot be decrypted stands as a value no backup holds (so the provider shows as
+/// changed) and is counted, rather than failing.
+async fn snapshot(app: &App, strict: bool) -> Result<(Payload, usize)> {
     let rows = provider::Entity::find()
         .order_by_asc(provider::Column::Id)
         .all(&app.db)
         .await?;
     let mut provs = Vec::new();
     let mut by_id = HashMap::new();
+    let mut undecryptable = 0;
     for r in rows {
         let api_key = match &r.api_key {
             None => None,
             Some(sealed) => {
                 let ctx: SecretContext = key_context(r.id, &r.base_url)?;
-                let k = app.vault.open(&app.db, &ctx, sealed).await?;
-                Some(
-                    String::from_utf8(k.expose().to_vec())
-                        .map_err(|_| Error::internal("a stored key is not UTF-8"))?,
-                )
+                match app.vault.open(&app.db, &ctx, sealed).await {
+                    Ok(k) => Some(
+                        String::from_utf8(k.expose().to_vec())
+                            .map_err(|_| Error::internal("a stored key is not UTF-8"))?,
+                    ),
+                    Err(e) if !strict && is_vault_error(e.code) => {
+                        undecryptable += 1;
+                        Some("\u{0}undecryptable".into())
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         by_id.insert(r.id, r.name.clone());
@@ -569,14 +581,7 @@ async fn snapshot(app: &App) -> Result<Payload> {
             enabled: r.enabled,
         })
         .collect();
-    let pool = crate::settings::pool::load(&app.db).await?;
-    let pool = BPool {
-        limit_kind: pool.limit.kind().into(),
-        limit_value: pool.limit.value(),
-        eviction: pool.eviction.as_str().into(),
-        ttl_seconds: pool.ttl_seconds.map(|t| t as i64),
-        preload: pool.preload,
-    };
+    let pool = BPool::from_settings(&crate::settings::pool::load(&app.db).await?);
     let models = model::Entity::find()
         .order_by_asc(model::Column::Id)
         .all(&app.db)
@@ -612,13 +617,16 @@ async fn snapshot(app: &App) -> Result<Payload> {
             created_at: c.created_at,
         })
         .collect();
-    Ok(Payload {
-        providers: provs,
-        rules,
-        pool,
-        models,
-        clients,
-    })
+    Ok((
+        Payload {
+            providers: provs,
+            rules,
+            pool,
+            models,
+            clients,
+        },
+        undecryptable,
+    ))
 }
 
 /// `backup export FILE`.
@@ -639,7 +647,7 @@ pub async fn export(
             path.join("switchyard.backup").display()
         )));
     }
-    let payload = snapshot(app).await?;
+    let (payload, _) = snapshot(app, true).await?;
     let created_at = crate::store::now_ms();
     let fp = app.vault.fingerprint(&app.db).await?;
     let p = SecretString::new(passphrase.expose().to_string());
@@ -748,7 +756,7 @@ fn names_diff<T>(
 }
 
 async fn report(app: &App, path: &Path, env: &Envelope, new: &Payload) -> Result<ImportReport> {
-    let cur = snapshot_for_diff(app).await?;
+    let (cur, undecryptable) = snapshot(app, false).await?;
     let fp = app.vault.fingerprint(&app.db).await.ok().flatten();
     let by_name = |v: &[BProvider]| -> BTreeMap<String, BProvider> {
         v.iter().map(|p| (p.name.clone(), p.clone())).collect()
@@ -802,10 +810,9 @@ async fn report(app: &App, path: &Path, env: &Envelope, new: &Payload) -> Result
             ));
         }
     }
-    if cur.undecryptable > 0 {
+    if undecryptable > 0 {
         warnings.push(format!(
-            "{} stored key(s) of this install cannot be decrypted; they are replaced by the backup's",
-            cur.undecryptable
+            "{undecryptable} stored key(s) of this install cannot be decrypted; they are replaced by the backup's"
         ));
     }
     Ok(ImportReport {
@@ -836,10 +843,7 @@ fn new_models_map(v: &[BModel]) -> BTreeMap<String, BModel> {
 /// The backup's pool settings as they can apply here: a limit this machine cannot
 /// give keeps the current one (and says so).
 fn pool_for_here(new: &BPool, cur: &BPool, warnings: &mut Vec<String>) -> BPool {
-    let limit = match new.limit_kind.as_str() {
-        "gb" => crate::settings::pool::Limit::Gb(new.limit_value),
-        _ => crate::settings::pool::Limit::Percent(new.limit_value),
-    };
+    let limit = new.limit();
     let fits = crate::settings::pool::physical_ram_bytes()
         .and_then(|ram| limit.validate(ram))
         .is_ok();
@@ -855,64 +859,6 @@ fn pool_for_here(new: &BPool, cur: &BPool, warnings: &mut Vec<String>) -> BPool 
         p.limit_value = cur.limit_value;
     }
     p
-}
-
-/// This install's state for the diff; keys that cannot be decrypted count as changed.
-struct Current {
-    providers: Vec<BProvider>,
-    rules: Vec<BRule>,
-    pool: BPool,
-    models: Vec<BModel>,
-    clients: Vec<BClient>,
-    undecryptable: usize,
-}
-
-async fn snapshot_for_diff(app: &App) -> Result<Current> {
-    match snapshot(app).await {
-        Ok(p) => Ok(Current {
-            providers: p.providers.clone(),
-            rules: p.rules.clone(),
-            pool: p.pool.clone(),
-            models: p.models.clone(),
-            clients: p.clients.clone(),
-            undecryptable: 0,
-        }),
-        Err(e) if is_vault_error(e.code) => {
-            // The same without keys: every provider with a key shows as changed.
-            let rows = provider::Entity::find().all(&app.db).await?;
-            let undecryptable = rows.iter().filter(|r| r.api_key.is_some()).count();
-            let mut p = Payload {
-                providers: Vec::new(),
-                rules: Vec::new(),
-                pool: BPool {
-                    limit_kind: String::new(),
-                    limit_value: 0.0,
-                    eviction: String::new(),
-                    ttl_seconds: None,
-                    preload: Vec::new(),
-                },
-                models: Vec::new(),
-                clients: Vec::new(),
-            };
-            for r in rows {
-                p.providers.push(BProvider {
-                    name: r.name,
-                    kind: r.kind,
-                    base_url: r.base_url,
-                    api_key: r.api_key.map(|_| "\u{0}undecryptable".into()),
-                });
-            }
-            Ok(Current {
-                providers: p.providers.clone(),
-                rules: Vec::new(),
-                pool: p.pool.clone(),
-                models: Vec::new(),
-                clients: Vec::new(),
-                undecryptable,
-            })
-        }
-        Err(e) => Err(e),
-    }
 }
 
 fn is_vault_error(c: Code) -> bool {
@@ -949,15 +895,8 @@ pub async fn apply(
 ) -> Result<ImportReport> {
     let (env, payload) = open_blocking(path, passphrase).await?;
     let mut rep = report(app, path, &env, &payload).await?;
-    let cur_pool = crate::settings::pool::load(&app.db).await?;
-    let cur_bpool = BPool {
-        limit_kind: cur_pool.limit.kind().into(),
-        limit_value: cur_pool.limit.value(),
-        eviction: cur_pool.eviction.as_str().into(),
-        ttl_seconds: cur_pool.ttl_seconds.map(|t| t as i64),
-        preload: cur_pool.preload.clone(),
-    };
-    let pool = pool_for_here(&payload.pool, &cur_bpool, &mut Vec::new());
+    let cur_pool = BPool::from_settings(&crate::settings::pool::load(&app.db).await?);
+    let pool = pool_for_here(&payload.pool, &cur_pool, &mut Vec::new());
     if payload.providers.iter().any(|p| p.api_key.is_some()) {
         app.vault.prepare(&app.db).await?;
     }
@@ -1051,12 +990,8 @@ pub async fn apply(
         .insert(&txn)
         .await?;
     }
-    let limit = match pool.limit_kind.as_str() {
-        "gb" => crate::settings::pool::Limit::Gb(pool.limit_value),
-        _ => crate::settings::pool::Limit::Percent(pool.limit_value),
-    };
     let settings = crate::settings::pool::PoolSettings {
-        limit,
+        limit: pool.limit(),
         eviction: crate::settings::pool::Eviction::parse(&pool.eviction)?,
         ttl_seconds: pool.ttl_seconds.map(|t| t.max(0) as u64),
         preload: pool.preload.clone(),
