@@ -36,6 +36,12 @@ echo sk-bench | sy provider add oai-sse --kind openai --base-url http://127.0.0.
 sy rule add --pattern oai-plain --match exact --to oai-plain --model up-model >/dev/null 2>&1
 sy rule add --pattern oai-sse --match exact --to oai-sse --model up-model >/dev/null 2>&1
 
+# Client tokens are on (the default): every request of the run carries a real token, so
+# its verification (cached after the first sight, revocation checked per request) is in
+# every figure below.
+token=$(sy --json token issue bench | python3 -c "import json,sys; print(json.load(sys.stdin)['token'])")
+export TARGET_TOKEN=$token
+
 SWITCHYARD_LOG=warn "$bin" --data-dir "$dir" --vault file --json serve --port "$port" >"$dir/serve.json" 2>"$dir/serve.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/serve.json" ] && break; sleep 0.1; done
@@ -75,8 +81,8 @@ for conns in 1 16; do
         path=/v1/responses lua_api=responses m=oai-plain
         [ "$stream" = true ] && m=oai-sse
       fi
-      API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
-      line=$(API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
+      TOKEN=$token API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
+      line=$(TOKEN=$token API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
       echo "api=$api conns=$conns stream=$stream $line" | tee -a "$dir/apis.out"
     done
   done

@@ -104,6 +104,18 @@ pub enum Code {
     HostNotAllowed,
     OriginNotAllowed,
     Unauthorized,
+    // ---- client tokens
+    /// A request without a client token where one is required.
+    AuthRequired,
+    /// A credential that is not one of our tokens, is damaged, or fails its signature.
+    TokenInvalid,
+    TokenExpired,
+    TokenRevoked,
+    /// A token signed by another install's key.
+    TokenWrongInstall,
+    /// The token's scopes do not include the requested model.
+    ModelNotAllowed,
+    ClientNotFound,
     BodyTooLarge,
     /// The client did not send its request in time.
     RequestTimeout,
@@ -116,7 +128,6 @@ pub enum Code {
     UpstreamUnreachable,
     RateLimited,
     PortInUse,
-    BindRefused,
 }
 
 impl Code {
@@ -178,6 +189,13 @@ impl Code {
             HostNotAllowed => "host_not_allowed",
             OriginNotAllowed => "origin_not_allowed",
             Unauthorized => "unauthorized",
+            AuthRequired => "auth_required",
+            TokenInvalid => "token_invalid",
+            TokenExpired => "token_expired",
+            TokenRevoked => "token_revoked",
+            TokenWrongInstall => "token_wrong_install",
+            ModelNotAllowed => "model_not_allowed",
+            ClientNotFound => "client_not_found",
             BodyTooLarge => "body_too_large",
             RequestTimeout => "request_timeout",
             UnsupportedMediaType => "unsupported_media_type",
@@ -188,7 +206,6 @@ impl Code {
             UpstreamUnreachable => "upstream_unreachable",
             RateLimited => "rate_limited",
             PortInUse => "port_in_use",
-            BindRefused => "bind_refused",
         }
     }
 
@@ -198,7 +215,7 @@ impl Code {
         match self {
             Usage => 2,
             ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
-            | ResponseNotFound => 3,
+            | ResponseNotFound | ClientNotFound => 3,
             InvalidArgument
             | ConfirmationRequired
             | ProviderExists
@@ -232,10 +249,11 @@ impl Code {
             | UnsupportedFeature
             | ContextLengthExceeded
             | ConfirmationRequired => 400,
-            Unauthorized => 401,
-            HostNotAllowed | OriginNotAllowed => 403,
+            Unauthorized | AuthRequired | TokenInvalid | TokenExpired | TokenRevoked
+            | TokenWrongInstall => 401,
+            HostNotAllowed | OriginNotAllowed | ModelNotAllowed => 403,
             ProviderNotFound | RuleNotFound | ModelNotFound | EndpointNotFound
-            | ResponseNotFound => 404,
+            | ResponseNotFound | ClientNotFound => 404,
             ProviderExists | ProviderInUse | RuleOrderConflict | ModelExists | ModelInUse => 409,
             RequestTimeout => 408,
             BodyTooLarge | BackupTooLarge => 413,
@@ -263,8 +281,8 @@ impl Code {
             | HubAuthRequired
             | HubBadResponse
             | DownloadChecksumMismatch => 502,
-            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | BindRefused
-            | ProviderCircuitOpen | InsufficientMemory | GatewayNotRunning => 503,
+            VaultUnavailable | VaultRootMissing | VaultBusy | PortInUse | ProviderCircuitOpen
+            | InsufficientMemory | GatewayNotRunning => 503,
             ProviderTimeout | UpstreamTimeout => 504,
             _ => 500,
         }
@@ -446,6 +464,13 @@ pub const ALL: &[Code] = &[
     Code::HostNotAllowed,
     Code::OriginNotAllowed,
     Code::Unauthorized,
+    Code::AuthRequired,
+    Code::TokenInvalid,
+    Code::TokenExpired,
+    Code::TokenRevoked,
+    Code::TokenWrongInstall,
+    Code::ModelNotAllowed,
+    Code::ClientNotFound,
     Code::BodyTooLarge,
     Code::RequestTimeout,
     Code::UnsupportedMediaType,
@@ -456,7 +481,6 @@ pub const ALL: &[Code] = &[
     Code::UpstreamUnreachable,
     Code::RateLimited,
     Code::PortInUse,
-    Code::BindRefused,
 ];
 
 impl Code {

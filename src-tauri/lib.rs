@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod routing;
 pub mod settings;
 pub mod store;
+pub mod tokens;
 pub mod upstream;
 pub mod vault;
 

@@ -30,7 +30,6 @@ const ANT_KEY: &str = "sk-ant-upstream-clients-0123";
 const COMPAT_KEY: &str = "sk-compat-upstream-clients-0123";
 const OAI_KEY: &str = "sk-oai-upstream-clients-0123";
 /// What clients send as their own key (the gateway never forwards it).
-const CLIENT_KEY: &str = "sk-client-own-key";
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn tool(rel: &str) -> PathBuf {
@@ -83,6 +82,8 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
 /// the rules the tests use.
 struct Setup {
     _env: common::Env,
+    /// The `default` client token the first start issued.
+    token: String,
     serve: Child,
     url: String,
     ant: Fake,
@@ -183,8 +184,15 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .expect("start switchyard serve");
-        let url = common::ready_url(&mut serve);
+        // The first start issues the `default` token: the clients use it as their API key.
+        let ready = common::ready_doc(&mut serve);
+        let url = ready["url"].as_str().expect("url").to_string();
+        let token = ready["default_token"]["token"]
+            .as_str()
+            .expect("the first start issues a default token")
+            .to_string();
         Setup {
+            token,
             _env: env,
             serve,
             url,
@@ -232,7 +240,7 @@ fn run_claude(s: &Setup, model: &str, scratch: &Path) -> Output {
         .env("HOME", &home)
         .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
         .env("ANTHROPIC_BASE_URL", &s.url)
-        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
+        .env("ANTHROPIC_API_KEY", &s.token)
         // Loopback only: no feature flags, telemetry, bootstrap or update calls.
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_TELEMETRY", "1")
@@ -299,7 +307,7 @@ stream_max_retries = 0
         .env("TERM", "dumb")
         .env("HOME", &home)
         .env("CODEX_HOME", &codex_home)
-        .env("SWITCHYARD_API_KEY", CLIENT_KEY)
+        .env("SWITCHYARD_API_KEY", &s.token)
         .args([
             "exec",
             "--skip-git-repo-check",
@@ -353,7 +361,7 @@ fn claude_code_completes_a_tool_turn_through_anthropic_and_chat_only_upstreams()
         assert!(second.contains("hello"), "{model}: the tool result went up");
         for r in &calls {
             for (_, v) in r.headers.iter() {
-                assert!(!v.to_str().unwrap_or("").contains(CLIENT_KEY));
+                assert!(!v.to_str().unwrap_or("").contains(&s.token));
             }
         }
         if upstream == "ant" {
@@ -432,7 +440,8 @@ fn sdk(script: &str, s: &Setup, model: &str, extra: &[&str]) {
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("OPENAI_BASE_URL")
-        .env_remove("ANTHROPIC_BASE_URL");
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env("SWITCHYARD_TOKEN", &s.token);
     let out = run_with_deadline(cmd, Duration::from_secs(600));
     assert!(out.status.success(), "{script} {model}: {}", show(&out));
 }

@@ -426,6 +426,11 @@ fn a_full_disk_during_request_logging_leaves_serve_answering() {
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // The client token is issued before the file limit is measured.
+    let token = env.json(&["token", "issue", "faults"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut c = env.cmd();
     c.args(["--json", "serve", "--port", "0"])
         .stdin(Stdio::null())
@@ -436,7 +441,7 @@ fn a_full_disk_during_request_logging_leaves_serve_answering() {
     let url = ready_url(&mut serve);
     let body = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = common::http_with_token(&token);
         for i in 0..400 {
             let r = http
                 .post(format!("{url}/v1/chat/completions"))

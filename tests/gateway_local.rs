@@ -59,11 +59,12 @@ impl Local {
         let server = gateway::serve(state, "127.0.0.1".parse().unwrap(), 0)
             .await
             .unwrap();
+        let token = common::issue_token(&app, "tests").await;
         Local {
             _dir: dir,
             app,
             server,
-            http: reqwest::Client::new(),
+            http: common::http_with_token(&token),
         }
     }
 

@@ -83,7 +83,7 @@ async fn a_template_bomb_is_its_requests_coded_error_and_serve_stays_up() {
     let server = gateway::serve(state, "127.0.0.1".parse().unwrap(), 0)
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = common::http_with_token(&common::issue_token(&app, "tests").await);
     let url = server.url();
     let ask = |model: String, path: &'static str| {
         // The same body is valid in both APIs.

@@ -47,6 +47,8 @@ fn rss(pid: u32) -> u64 {
 struct Serve {
     child: Child,
     url: String,
+    /// The `default` client token of the first start.
+    token: String,
 }
 
 impl Drop for Serve {
@@ -65,8 +67,13 @@ fn start_serve(env: &common::Env) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("start switchyard serve");
-    let url = common::ready_url(&mut child);
-    Serve { child, url }
+    let ready = common::ready_doc(&mut child);
+    let url = ready["url"].as_str().unwrap().to_string();
+    let token = ready["default_token"]["token"]
+        .as_str()
+        .expect("the first start issues a default token")
+        .to_string();
+    Serve { child, url, token }
 }
 
 /// What one request ended as.
@@ -257,7 +264,13 @@ fn serve_stays_up_and_answers_every_request_under_random_upstream_failures() {
         );
     }
     let mut serve = start_serve(&env);
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", serve.token).parse().unwrap(),
+    );
     let http = reqwest::Client::builder()
+        .default_headers(auth)
         .pool_max_idle_per_host(connections)
         .build()
         .unwrap();

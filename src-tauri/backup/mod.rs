@@ -1,6 +1,7 @@
 //! Backups: everything a user configured — providers with their API keys, rules in
-//! order, pool settings, client records, the model registry (not the weights) — in one
-//! file sealed under a passphrase, to be restored on another Mac (another root secret).
+//! order, pool settings, client records and the token signing key, the model registry
+//! (not the weights) — in one file sealed under a passphrase, to be restored on another
+//! Mac (another root secret).
 //!
 //! The file is a JSON envelope (`format: "switchyard-backup"`, `schema_version: 1`,
 //! `created_at`, `app_version`, the source install's key fingerprint, the KDF and its
@@ -112,6 +113,27 @@ struct Payload {
     pool: BPool,
     models: Vec<BModel>,
     clients: Vec<BClient>,
+    /// The client-token signing key (hex), so tokens issued before the export keep
+    /// verifying after a restore. Absent before the first token.
+    #[serde(default)]
+    token_key: Option<SecretHex>,
+}
+
+/// A secret in hex: never printed by `Debug`, wiped on drop.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+struct SecretHex(String);
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretHex {
+    fn drop(&mut self) {
+        drop(Zeroizing::new(std::mem::take(&mut self.0)));
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -516,6 +538,11 @@ fn validate(p: &Payload) -> Result<()> {
             return Err(corrupt(format!("client entry {:?}", c.name)));
         }
     }
+    if let Some(k) = &p.token_key
+        && !crate::tokens::check_key_hex(&k.0)
+    {
+        return Err(corrupt("the token signing key"));
+    }
     Ok(())
 }
 
@@ -617,6 +644,14 @@ async fn snapshot(app: &App, strict: bool) -> Result<(Payload, usize)> {
             created_at: c.created_at,
         })
         .collect();
+    let token_key = match crate::tokens::export_key(app, &app.db).await {
+        Ok(k) => k.map(SecretHex),
+        Err(e) if !strict && is_vault_error(e.code) => {
+            undecryptable += 1;
+            Some(SecretHex(String::new()))
+        }
+        Err(e) => return Err(e),
+    };
     Ok((
         Payload {
             providers: provs,
@@ -624,6 +659,7 @@ async fn snapshot(app: &App, strict: bool) -> Result<(Payload, usize)> {
             pool,
             models,
             clients,
+            token_key,
         },
         undecryptable,
     ))
@@ -815,6 +851,11 @@ async fn report(app: &App, path: &Path, env: &Envelope, new: &Payload) -> Result
             "{undecryptable} stored key(s) of this install cannot be decrypted; they are replaced by the backup's"
         ));
     }
+    if new.token_key.is_some() && cur.token_key.is_some() && new.token_key != cur.token_key {
+        warnings.push(
+            "the backup's token signing key replaces this install's: client tokens issued here stop working, the backup's clients' tokens work".into(),
+        );
+    }
     Ok(ImportReport {
         path: std::path::absolute(path)
             .unwrap_or_else(|_| path.to_path_buf())
@@ -897,7 +938,7 @@ pub async fn apply(
     let mut rep = report(app, path, &env, &payload).await?;
     let cur_pool = BPool::from_settings(&crate::settings::pool::load(&app.db).await?);
     let pool = pool_for_here(&payload.pool, &cur_pool, &mut Vec::new());
-    if payload.providers.iter().any(|p| p.api_key.is_some()) {
+    if payload.providers.iter().any(|p| p.api_key.is_some()) || payload.token_key.is_some() {
         app.vault.prepare(&app.db).await?;
     }
     let now = crate::store::now_ms();
@@ -1057,8 +1098,13 @@ pub async fn apply(
         }),
     )
     .await?;
+    if let Some(k) = &payload.token_key {
+        crate::tokens::import_key(app, &txn, &k.0).await?;
+    }
     // Compiles the restored rule set, commits, and installs the new router.
     rules::commit(app, txn).await?;
+    // Running gateways pick up the clients and the signing key from the next request.
+    crate::tokens::touch(app.data_dir());
     crate::settings::pool::republish(app).await?;
     rep.applied = true;
     Ok(rep)
@@ -1093,6 +1139,7 @@ mod tests {
             },
             models: vec![],
             clients: vec![],
+            token_key: None,
         }
     }
 

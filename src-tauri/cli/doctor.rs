@@ -103,6 +103,7 @@ pub async fn collect(opts: AppOptions, port: u16) -> Report {
             checks.push(vault_check(&app).await);
             checks.push(pool_check(&app).await);
             checks.push(backup_check(&app).await);
+            checks.push(tokens_check(&app, port).await);
         }
         Err(e) => {
             let name = match e.code {
@@ -210,6 +211,67 @@ async fn backup_check(app: &app::App) -> Check {
         },
         Err(e) => Check::from_error("backup", Status::Warn, &e),
     }
+}
+
+/// Client tokens: whether the gateway asks for them, how many can be used, and how a
+/// tool is given one.
+async fn tokens_check(app: &app::App, port: u16) -> Check {
+    let (on, list) = match (
+        crate::tokens::loopback_auth(&app.db).await,
+        crate::tokens::list(&app.db).await,
+    ) {
+        (Ok(on), Ok(list)) => (on, list),
+        (Err(e), _) | (_, Err(e)) => return Check::from_error("tokens", Status::Warn, &e),
+    };
+    let active: Vec<&str> = list
+        .iter()
+        .filter(|c| c.state == "active")
+        .map(|c| c.name.as_str())
+        .collect();
+    let url = format!("http://127.0.0.1:{port}");
+    let usage = format!(
+        "give tools a token as their API key: OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=<token>; \
+         ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=<token>; Codex: a provider with base_url = \"{url}/v1\" \
+         and env_key naming the variable that holds the token"
+    );
+    let data = serde_json::json!({
+        "loopback_auth": on,
+        "active": active.len(),
+        "names": active,
+    });
+    if !on {
+        return Check {
+            name: "tokens",
+            status: Status::Warn,
+            message: format!(
+                "{}; `switchyard token auth on` asks for tokens again",
+                crate::tokens::AUTH_OFF_WARNING
+            ),
+            code: None,
+            data,
+        };
+    }
+    if active.is_empty() {
+        return Check {
+            name: "tokens",
+            status: Status::Warn,
+            message: format!(
+                "the gateway asks for a client token and none is active (the first start of the gateway issues `default`); \
+                 `switchyard token issue NAME` makes one; then {usage}"
+            ),
+            code: None,
+            data,
+        };
+    }
+    Check::ok(
+        "tokens",
+        format!(
+            "required; {} active ({}); {usage}; lost one? `switchyard token issue NAME` makes another",
+            active.len(),
+            active.join(", ")
+        ),
+        data,
+    )
 }
 
 async fn vault_check(app: &app::App) -> Check {

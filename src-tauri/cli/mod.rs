@@ -16,6 +16,7 @@ mod prompt;
 mod provider;
 mod rule;
 mod serve;
+mod token;
 
 use crate::app::{App, AppOptions, SharedApp};
 use crate::error::{Code, Error, Result};
@@ -83,6 +84,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Export every setting and provider key to a passphrase-sealed file, or restore one
     Backup(backup::BackupArgs),
+    /// Client tokens for the gateway: issue, list, revoke, and whether loopback needs them
+    Token(token::TokenArgs),
 }
 
 impl Cli {
@@ -141,6 +144,7 @@ async fn dispatch(cli: Cli, out: &Output) -> Result<i32> {
         Command::Models { command } => models::run(opts, command, out).await,
         Command::Generate(args) => generate::run(opts, args, out).await,
         Command::Backup(args) => backup::run(opts, args, out).await,
+        Command::Token(args) => token::run(opts, args, out).await,
     }
 }
 

@@ -327,18 +327,7 @@ fn render_list(list: &[ModelEntry]) -> String {
             (false, true) => "pinned",
             (false, false) => "-",
         };
-        let used = match m.last_used_at {
-            None => "never".to_string(),
-            Some(t) => {
-                let mins = (now - t).max(0) / 60_000;
-                match mins {
-                    0 => "just now".into(),
-                    m if m < 120 => format!("{m} min ago"),
-                    m if m < 2880 => format!("{} h ago", m / 60),
-                    m => format!("{} d ago", m / 1440),
-                }
-            }
-        };
+        let used = super::output::ago(m.last_used_at, now);
         s.push_str(&format!(
             "{:<4} {:<36} {:<9} {:<5} {:<8} {:<8} {:<14} {:>7}MB {:>7} {:<14} {}\n",
             m.id,

@@ -41,3 +41,16 @@ impl Output {
         e.code.exit_code()
     }
 }
+
+/// `t` (unix ms) relative to `now`: "never", "just now", "5 min ago", "3 h ago", "2 d ago".
+pub fn ago(t: Option<i64>, now: i64) -> String {
+    let Some(t) = t else {
+        return "never".into();
+    };
+    match (now - t).max(0) / 60_000 {
+        0 => "just now".into(),
+        m if m < 120 => format!("{m} min ago"),
+        m if m < 2880 => format!("{} h ago", m / 60),
+        m => format!("{} d ago", m / 1440),
+    }
+}

@@ -3,8 +3,10 @@
 //! the core's coded [`Error`] (serialized as `{code, message}`). Names mirror the
 //! CLI (`provider_list` ↔ `switchyard provider list`).
 //!
-//! No command returns a secret: providers come back with `has_key` and at most a
+//! No command returns a stored secret: providers come back with `has_key` and at most a
 //! 4-character `key_hint`; an API key only ever travels UI → core (`provider_upsert`).
+//! The one exception is a client token at its birth (`token_issue`, and the first
+//! run's `default` until dismissed), which the user must see once to use it.
 //!
 //! Every command here is listed in `src-tauri/build.rs` (`COMMANDS`) and granted in
 //! `tauri.conf.json`'s capability; a test in `ipc` checks the three lists agree.
@@ -200,6 +202,48 @@ pub async fn backup_import(
 ) -> Res<crate::backup::ImportReport> {
     let p = crate::vault::SecretString::new(passphrase);
     crate::backup::apply(&app, &PathBuf::from(path), &p, Actor::Ui).await
+}
+
+// ------------------------------------------------------------------ client tokens
+
+/// `switchyard token list`.
+#[tauri::command]
+pub async fn token_list(app: App<'_>) -> Res<Vec<crate::tokens::ClientInfo>> {
+    crate::tokens::list(&app.db).await
+}
+
+/// `switchyard token issue`: the one answer that carries a token (shown once).
+#[tauri::command]
+pub async fn token_issue(app: App<'_>, input: ipc::TokenIssue) -> Res<crate::tokens::Issued> {
+    ipc::issue_token(&app, &input).await
+}
+
+/// `switchyard token revoke ID`.
+#[tauri::command]
+pub async fn token_revoke(app: App<'_>, id: i64) -> Res<crate::tokens::Revoked> {
+    crate::tokens::revoke(&app, id, Actor::Ui).await
+}
+
+/// `switchyard token auth [on|off]`: `on` absent = just read it.
+#[tauri::command]
+pub async fn token_auth(app: App<'_>, on: Option<bool>) -> Res<crate::tokens::AuthSetting> {
+    match on {
+        Some(on) => crate::tokens::set_loopback_auth(&app, on, Actor::Ui).await,
+        None => Ok(crate::tokens::AuthSetting {
+            loopback_auth: crate::tokens::loopback_auth(&app.db).await?,
+        }),
+    }
+}
+
+/// The `default` token this start issued, until dismissed (the Dashboard shows it once).
+#[tauri::command]
+pub fn token_first_run(gw: State<'_, GatewayHandle>) -> Option<crate::tokens::Issued> {
+    gw.first_token()
+}
+
+#[tauri::command]
+pub fn token_first_run_dismiss(gw: State<'_, GatewayHandle>) {
+    gw.dismiss_first_token();
 }
 
 // ------------------------------------------------------------------ models

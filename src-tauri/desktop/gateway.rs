@@ -22,6 +22,9 @@ pub const POOL_EVENT: &str = "pool-event";
 pub struct GatewayHandle {
     status: RwLock<GatewayStatus>,
     server: Mutex<Option<Server>>,
+    /// The `default` token issued by this start, until the user dismissed it in the
+    /// Dashboard (kept in this process's memory only; never written anywhere).
+    first_token: Mutex<Option<crate::tokens::Issued>>,
 }
 
 impl GatewayHandle {
@@ -36,7 +39,24 @@ impl GatewayHandle {
                 port,
             }),
             server: Mutex::new(None),
+            first_token: Mutex::new(None),
         }
+    }
+
+    /// The first-run token, while the user has not dismissed it.
+    pub fn first_token(&self) -> Option<crate::tokens::Issued> {
+        self.first_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forget the first-run token (the user stored it).
+    pub fn dismiss_first_token(&self) {
+        self.first_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     pub fn status(&self) -> GatewayStatus {
@@ -63,7 +83,14 @@ impl GatewayHandle {
 pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
     let port_env = std::env::var(GATEWAY_PORT_ENV).ok();
     tauri::async_runtime::spawn(async move {
-        let (status, server) = ipc::start_gateway(app.clone(), port_env.as_deref()).await;
+        let (status, server, first) = ipc::start_gateway(app.clone(), port_env.as_deref()).await;
+        if first.is_some() {
+            *handle
+                .state::<GatewayHandle>()
+                .first_token
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = first;
+        }
         if let Some(pool) = app.pool() {
             forward_pool_events(handle.clone(), &pool);
         }

@@ -1,6 +1,7 @@
 //! The checks every request passes before anything else runs (architecture invariant 5):
 //! the Host allowlist (DNS-rebinding defence), the Origin check (no browser page of a
-//! foreign site may call us; no CORS), and an early body-size check. A refused request
+//! foreign site may call us; no CORS), an early body-size check, and the client token
+//! (everywhere but `/health`; see [`crate::tokens`]). A refused request
 //! gets an error in the caller's own protocol shape and costs us nothing more.
 
 use super::{GatewayState, Protocol, error_response};
@@ -101,8 +102,12 @@ pub fn content_type_allowed(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-pub async fn guard(State(state): State<GatewayState>, req: Request, next: Next) -> Response {
-    let protocol = protocol_of(req.uri().path());
+pub async fn guard(State(state): State<GatewayState>, mut req: Request, next: Next) -> Response {
+    let mut protocol = protocol_of(req.uri().path());
+    if req.uri().path().starts_with("/v1/models") && req.headers().contains_key("anthropic-version")
+    {
+        protocol = Protocol::Anthropic;
+    }
     if let Err(e) = check(&state, req.headers()) {
         return error_response(protocol, &e);
     }
@@ -125,6 +130,13 @@ pub async fn guard(State(state): State<GatewayState>, req: Request, next: Next) 
     }
     if req.uri().path() == "/health" {
         return next.run(req).await;
+    }
+    match state.auth.authenticate(req.headers()).await {
+        Ok(Some(client)) => {
+            req.extensions_mut().insert(client);
+        }
+        Ok(None) => {}
+        Err(e) => return error_response(protocol, &e),
     }
     let Some(permit) = state.client_limits.try_acquire(req.headers()) else {
         let e = Error::new(

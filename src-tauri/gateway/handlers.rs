@@ -17,7 +17,9 @@ use crate::protocol::responses::stream::ResponsesEncoder;
 use crate::protocol::sse::Frame;
 use crate::protocol::{Protocol, anthropic, openai};
 use crate::routing::Target;
+use crate::tokens::verify::Client;
 use crate::upstream::Failure;
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -83,47 +85,84 @@ async fn read_body(state: &GatewayState, body: Body) -> Result<Bytes> {
 
 pub async fn chat_completions(
     State(s): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Chat, headers, uri, body).await
+    generate(s, Endpoint::Chat, client.map(|c| c.0), headers, uri, body).await
 }
 
 pub async fn completions(
     State(s): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Completions, headers, uri, body).await
+    generate(
+        s,
+        Endpoint::Completions,
+        client.map(|c| c.0),
+        headers,
+        uri,
+        body,
+    )
+    .await
 }
 
 pub async fn responses(
     State(s): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Responses, headers, uri, body).await
+    generate(
+        s,
+        Endpoint::Responses,
+        client.map(|c| c.0),
+        headers,
+        uri,
+        body,
+    )
+    .await
 }
 
 pub async fn embeddings(
     State(s): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Embeddings, headers, uri, body).await
+    generate(
+        s,
+        Endpoint::Embeddings,
+        client.map(|c| c.0),
+        headers,
+        uri,
+        body,
+    )
+    .await
 }
 
 pub async fn messages(
     State(s): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
-    generate(s, Endpoint::Messages, headers, uri, body).await
+    generate(
+        s,
+        Endpoint::Messages,
+        client.map(|c| c.0),
+        headers,
+        uri,
+        body,
+    )
+    .await
 }
 
 /// What the request log needs to know, filled in as the request goes. Exactly one row
@@ -180,12 +219,14 @@ impl Drop for Trace {
 async fn generate(
     state: GatewayState,
     endpoint: Endpoint,
+    client: Option<Client>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Response {
     let protocol = endpoint.protocol();
     let mut trace = Trace::new(&state, endpoint);
+    trace.entry.client_id = client.as_ref().map(|c| c.id);
     let bytes = match read_body(&state, body).await {
         Ok(b) => b,
         Err(e) => return trace.fail(protocol, &e),
@@ -196,6 +237,9 @@ async fn generate(
     };
     trace.entry.requested_model = Some(peek.model.clone());
     trace.entry.stream = peek.stream;
+    if let Some(Err(e)) = client.as_ref().map(|c| c.allow_model(&peek.model)) {
+        return trace.fail(protocol, &e);
+    }
     let plan = match backend::plan(&state, &peek.model).await {
         Ok(p) => p,
         Err(e) => return trace.fail(protocol, &e),
@@ -757,17 +801,24 @@ fn model_json(m: &super::models::Listed, anthropic: bool) -> serde_json::Value {
     }
 }
 
-pub async fn models(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+pub async fn models(
+    State(state): State<GatewayState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+) -> Response {
     let anthropic = wants_anthropic(&headers);
     let protocol = if anthropic {
         Protocol::Anthropic
     } else {
         Protocol::OpenAi
     };
-    let list = match super::models::list(&state).await {
+    let mut list = match super::models::list(&state).await {
         Ok(l) => l,
         Err(e) => return error_response(protocol, &e),
     };
+    if let Some(Extension(c)) = &client {
+        list.retain(|m| c.may_use(&m.id));
+    }
     let data: Vec<serde_json::Value> = list.iter().map(|m| model_json(m, anthropic)).collect();
     let body = if anthropic {
         serde_json::json!({
@@ -784,6 +835,7 @@ pub async fn models(State(state): State<GatewayState>, headers: HeaderMap) -> Re
 
 pub async fn model(
     State(state): State<GatewayState>,
+    client: Option<Extension<Client>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -797,6 +849,9 @@ pub async fn model(
         Ok(l) => l,
         Err(e) => return error_response(protocol, &e),
     };
+    if let Some(Err(e)) = client.as_ref().map(|c| c.allow_model(&id)) {
+        return error_response(protocol, &e);
+    }
     match list.iter().find(|m| m.id == id) {
         Some(m) => axum::Json(model_json(m, anthropic)).into_response(),
         None => error_response(
@@ -815,6 +870,7 @@ pub async fn model(
 
 pub async fn count_tokens(
     State(state): State<GatewayState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
@@ -828,6 +884,9 @@ pub async fn count_tokens(
         Ok(p) => p,
         Err(e) => return error_response(protocol, &e),
     };
+    if let Some(Err(e)) = client.as_ref().map(|c| c.allow_model(&peek.model)) {
+        return error_response(protocol, &e);
+    }
     let plan = match backend::plan(&state, &peek.model).await {
         Ok(p) => p,
         Err(e) => return error_response(protocol, &e),

@@ -32,6 +32,8 @@ pub struct Entry {
     pub fallback_reason: Option<&'static str>,
     pub error_code: Option<&'static str>,
     pub stream: bool,
+    /// The client token's row (never the token).
+    pub client_id: Option<i64>,
 }
 
 /// `s` made safe for a terminal or a log line: control characters escaped (`\u{1b}`,
@@ -101,7 +103,8 @@ impl RequestLog {
 /// generic multi-row insert cost a third of the gateway's throughput under load.
 const INSERT_BATCH: &str = "INSERT INTO request_log \
     (ts, protocol, endpoint, requested_model, rule_id, backend, upstream_model, status, \
-     latency_ms, ttfb_ms, tokens_in, tokens_out, fallback, fallback_reason, error_code, stream) \
+     latency_ms, ttfb_ms, tokens_in, tokens_out, fallback, fallback_reason, error_code, stream, \
+     client_id) \
     SELECT json_extract(value, '$.ts'), json_extract(value, '$.protocol'), \
      json_extract(value, '$.endpoint'), json_extract(value, '$.requested_model'), \
      json_extract(value, '$.rule_id'), json_extract(value, '$.backend'), \
@@ -110,7 +113,7 @@ const INSERT_BATCH: &str = "INSERT INTO request_log \
      json_extract(value, '$.tokens_in'), json_extract(value, '$.tokens_out'), \
      json_extract(value, '$.fallback'), json_extract(value, '$.fallback_reason'), \
      json_extract(value, '$.error_code'), \
-     json_extract(value, '$.stream') \
+     json_extract(value, '$.stream'), json_extract(value, '$.client_id') \
     FROM jsonb_each(?)";
 
 async fn write(db: &DatabaseConnection, batch: &mut [Entry]) -> crate::Result<()> {

@@ -13,8 +13,8 @@
 //! the protocol work is in `protocol/`, routing in `routing/`, cloud calls in
 //! `upstream/`, local generation behind [`local::LocalModels`].
 //!
-//! Invariants: every request passes the guards before anything else runs; the gateway
-//! binds loopback only (a non-loopback address is refused until client tokens exist);
+//! Invariants: every request passes the guards (Host, Origin, client token) before
+//! anything else runs; on a non-loopback address client tokens are always required;
 //! no management endpoint is served here; a client that hangs up cancels the upstream
 //! request or the local generation (dropping the response body drops the work).
 
@@ -25,7 +25,7 @@ pub mod health;
 pub mod limits;
 pub mod local;
 pub mod log;
-mod models;
+pub mod models;
 mod stored;
 
 use crate::app::SharedApp;
@@ -99,6 +99,8 @@ pub struct Inner {
     /// One circuit breaker per provider (in memory; transitions go to `provider_health`).
     pub breakers: crate::upstream::breaker::Breakers,
     pub client_limits: limits::ClientLimits,
+    /// Client tokens: who may call, and which models they may use.
+    pub auth: crate::tokens::verify::Verifier,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -118,7 +120,14 @@ impl GatewayState {
     ) -> Result<Self> {
         let (log, _writer) =
             log::RequestLog::start(crate::store::open_log_writer(app.data_dir()).await?);
+        let auth = crate::tokens::verify::Verifier::new(
+            app.db.clone(),
+            app.data_dir(),
+            std::time::SystemTime::now,
+        )
+        .await?;
         let state = GatewayState(Arc::new(Inner {
+            auth,
             hosts: HostAllowlist::new(&options.allowed_hosts),
             upstreams: Upstreams::new(options.timeouts),
             breakers: crate::upstream::breaker::Breakers::new(options.breaker),
@@ -160,6 +169,9 @@ impl GatewayState {
         }
         crate::settings::refresh(&self.app).await?;
         self.providers.reload(&self.app.db).await?;
+        // Clients and access change through the marker file too; this catches a marker
+        // that could not be written.
+        self.auth.reload().await?;
         self.catalog.clear();
         self.revision.store(rev, Ordering::Release);
         Ok(())
@@ -287,24 +299,12 @@ impl Server {
     }
 }
 
-/// Only loopback addresses may be bound until client tokens exist: without them, any
-/// machine on the network could spend the user's cloud keys.
-pub fn check_bind_address(host: IpAddr) -> Result<()> {
-    if host.is_loopback() {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Code::BindRefused,
-            format!(
-                "refusing to listen on {host}: only loopback addresses (127.0.0.1, ::1) are allowed until client tokens are available"
-            ),
-        ))
-    }
-}
-
 /// Bind `host:port` and serve the gateway until `shutdown()`.
 pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Server> {
-    check_bind_address(host)?;
+    if !host.is_loopback() {
+        // Sharing on the network: whatever the loopback setting, every request needs a token.
+        state.auth.force();
+    }
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .map_err(|e| {

@@ -14,7 +14,7 @@
 #[cfg(test)]
 mod bindings;
 
-use crate::app::SharedApp;
+use crate::app::{App, SharedApp};
 use crate::error::{Code, Error, Result};
 use crate::gateway::{self, GatewayOptions, GatewayState, Server};
 use crate::routing::MatchType;
@@ -246,6 +246,40 @@ pub async fn rotate_root_confirmed(
     app.vault.rotate_root(&app.db, actor).await
 }
 
+// ------------------------------------------------------------------ client tokens
+
+/// `token_issue`: as `switchyard token issue NAME [--models GLOB,…] [--expires 30d]`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct TokenIssue {
+    pub name: String,
+    /// Model name patterns (`*`, `?`); empty = every model.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// `30d`, `12h`, `90m`; `null` = no expiry.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Issue a token from the window's form (the token is in the answer, shown once).
+pub async fn issue_token(app: &App, input: &TokenIssue) -> Result<crate::tokens::Issued> {
+    let expires = match input.expires.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(e) => Some(
+            crate::tokens::parse_expiry(e)
+                .map_err(|err| Error::invalid(err.message.replace("--expires ", "expiry ")))?,
+        ),
+    };
+    let models: Vec<String> = input
+        .models
+        .iter()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    crate::tokens::issue(app, &input.name, &models, expires, Actor::Ui).await
+}
+
 // ------------------------------------------------------------------ gateway
 
 /// The desktop app's gateway, as the Dashboard and the tray show it.
@@ -296,11 +330,12 @@ pub fn tray_line(s: &GatewayStatus) -> String {
 /// Start the gateway on 127.0.0.1 with the port from `port_env` (the value of
 /// [`GATEWAY_PORT_ENV`]). Never fails: a gateway that cannot start is a status the
 /// user sees, while the rest of the app works. Returns the server to keep (dropping
-/// it stops the gateway).
+/// it stops the gateway) and, on the first start that needs tokens, the `default`
+/// token to show the user once.
 pub async fn start_gateway(
     app: SharedApp,
     port_env: Option<&str>,
-) -> (GatewayStatus, Option<Server>) {
+) -> (GatewayStatus, Option<Server>, Option<crate::tokens::Issued>) {
     let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let port = match gateway_port(port_env) {
         Ok(p) => p,
@@ -312,7 +347,26 @@ pub async fn start_gateway(
                     error,
                 },
                 None,
+                None,
             );
+        }
+    };
+    let first_token = async {
+        if crate::tokens::loopback_auth(&app.db).await? {
+            crate::tokens::ensure_default(&app).await
+        } else {
+            Ok(None)
+        }
+    };
+    let first_token = match first_token.await {
+        Ok(t) => t,
+        Err(error) => {
+            let status = GatewayStatus::Failed {
+                host: host.to_string(),
+                port,
+                error,
+            };
+            return (status, None, None);
         }
     };
     let pool = crate::pool::Pool::start(&app);
@@ -333,6 +387,7 @@ pub async fn start_gateway(
                     port: server.addr.port(),
                 },
                 Some(server),
+                first_token,
             )
         }
         Err(error) => (
@@ -342,6 +397,7 @@ pub async fn start_gateway(
                 error,
             },
             None,
+            first_token,
         ),
     }
 }
@@ -541,7 +597,10 @@ mod tests {
             .split("#[tauri::command")
             .skip(1)
             .map(|chunk| {
-                let f = &chunk[chunk.find("pub async fn ").expect("command fn") + 13..];
+                let f = match chunk.find("pub async fn ") {
+                    Some(i) if chunk.find("pub fn ").is_none_or(|j| i < j) => &chunk[i + 13..],
+                    _ => &chunk[chunk.find("pub fn ").expect("command fn") + 7..],
+                };
                 f[..f.find(['(', '<']).unwrap()].to_string()
             })
             .collect();
@@ -638,7 +697,11 @@ mod tests {
     #[tokio::test]
     async fn the_desktop_gateway_serves_health_and_reports_a_busy_port() {
         let (_d, app) = open().await;
-        let (status, server) = start_gateway(app.clone(), Some("0")).await;
+        let (status, server, first) = start_gateway(app.clone(), Some("0")).await;
+        assert_eq!(
+            first.expect("the first start issues `default`").name,
+            "default"
+        );
         let GatewayStatus::Running { url, port, .. } = &status else {
             panic!("not running: {status:?}");
         };
@@ -653,11 +716,12 @@ mod tests {
         assert_eq!(body, r#"{"status":"ok"}"#);
 
         // The same port again: in use, and the app goes on without a gateway.
-        let (busy, none) = start_gateway(app.clone(), Some(&port.to_string())).await;
+        let (busy, none, again) = start_gateway(app.clone(), Some(&port.to_string())).await;
         assert!(none.is_none());
+        assert!(again.is_none(), "`default` is issued once");
         assert_eq!(tray_line(&busy), format!("Gateway: port {port} in use"));
 
-        let (bad, none) = start_gateway(app, Some("nope")).await;
+        let (bad, none, _) = start_gateway(app, Some("nope")).await;
         assert!(none.is_none());
         assert!(
             matches!(&bad, GatewayStatus::Failed { error, .. } if error.code == Code::InvalidArgument)

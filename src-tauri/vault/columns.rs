@@ -21,6 +21,7 @@ impl SealedRow {
     pub fn context(&self) -> Result<SecretContext> {
         match self.column {
             Column::ProviderApiKey => provider_key_context(self.id, &self.binding),
+            Column::TokenSigningKey => Ok(token_key_context(self.id, &self.binding)),
         }
     }
 }
@@ -46,13 +47,26 @@ pub fn provider_key_context(id: i64, base_url: &str) -> Result<SecretContext> {
     })
 }
 
+/// The AAD context of the token-signing private key in row `id` whose public half is
+/// `public_hex` (a private key cannot be paired with another public key unnoticed).
+pub fn token_key_context(id: i64, public_hex: &str) -> SecretContext {
+    SecretContext {
+        table: "token_keys",
+        column: "private_key",
+        row: id.to_string(),
+        origin: format!("ed25519:{public_hex}"),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     /// `providers.api_key`, bound to the provider's row id and origin.
     ProviderApiKey,
+    /// `token_keys.private_key`, bound to its row and its public key.
+    TokenSigningKey,
 }
 
-pub const ALL: &[Column] = &[Column::ProviderApiKey];
+pub const ALL: &[Column] = &[Column::ProviderApiKey, Column::TokenSigningKey];
 
 /// Rows per multi-row UPDATE: far below SQLite's 32766 bound parameters.
 const UPDATE_CHUNK: usize = 500;
@@ -61,12 +75,14 @@ impl Column {
     pub fn table(self) -> &'static str {
         match self {
             Column::ProviderApiKey => "providers",
+            Column::TokenSigningKey => "token_keys",
         }
     }
 
     pub fn column(self) -> &'static str {
         match self {
             Column::ProviderApiKey => "api_key",
+            Column::TokenSigningKey => "private_key",
         }
     }
 
@@ -74,6 +90,9 @@ impl Column {
         match self {
             Column::ProviderApiKey => {
                 "SELECT id, base_url, api_key FROM providers WHERE api_key IS NOT NULL ORDER BY id"
+            }
+            Column::TokenSigningKey => {
+                "SELECT id, public_key, private_key FROM token_keys ORDER BY id"
             }
         }
     }

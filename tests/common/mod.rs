@@ -81,9 +81,10 @@ impl Env {
     }
 }
 
-/// The URL a starting `switchyard --json serve` prints once it listens (its one,
-/// pretty-printed JSON document on stdout); panics if it exits first.
-pub fn ready_url(child: &mut std::process::Child) -> String {
+/// The JSON document a starting `switchyard --json serve` prints once it listens (one
+/// pretty-printed document on stdout: `url`, `auth`, and on the first start
+/// `default_token`); panics if it exits first.
+pub fn ready_doc(child: &mut std::process::Child) -> serde_json::Value {
     use std::io::BufRead;
     let mut doc = String::new();
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
@@ -94,8 +95,12 @@ pub fn ready_url(child: &mut std::process::Child) -> String {
         }
         doc.push_str(&line);
     }
-    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    v["url"].as_str().expect("url").to_string()
+    serde_json::from_str(&doc).unwrap()
+}
+
+/// The URL of [`ready_doc`].
+pub fn ready_url(child: &mut std::process::Child) -> String {
+    ready_doc(child)["url"].as_str().expect("url").to_string()
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -205,4 +210,26 @@ pub fn anthropic_deltas(events: &[(Option<String>, String)], field: &str) -> Str
             v["delta"][field].as_str().unwrap_or("").to_string()
         })
         .collect()
+}
+
+/// A client token for `app` (what a user's tool would be given).
+pub async fn issue_token(app: &switchyard::app::App, name: &str) -> String {
+    switchyard::tokens::issue(app, name, &[], None, switchyard::store::audit::Actor::Cli)
+        .await
+        .expect("issue a client token")
+        .token
+}
+
+/// An HTTP client that sends `token` as `Authorization: Bearer` on every request (a
+/// request's own `authorization` header takes its place).
+pub fn http_with_token(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("token header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .expect("http client")
 }

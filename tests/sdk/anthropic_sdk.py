@@ -6,6 +6,7 @@ messages.create, then messages.stream (the SDK rebuilds the message from the eve
 checks their order). Exits non-zero on the first failure; prints one JSON line.
 """
 import json
+import os
 import sys
 
 from anthropic import Anthropic
@@ -15,7 +16,7 @@ QUESTION = "What is the capital of France?"
 
 def main() -> None:
     base, model = sys.argv[1], sys.argv[2]
-    client = Anthropic(base_url=base, api_key="sk-client", max_retries=0, timeout=300)
+    client = Anthropic(base_url=base, api_key=os.environ["SWITCHYARD_TOKEN"], max_retries=0, timeout=300)
     seen = {}
     # Greedy, so a local model's answer is known. This SDK version has no `temperature`
     # argument (newer Claude models choose their own); the API field still exists.

@@ -10,6 +10,7 @@ first failure; prints one JSON line of what it saw. --max-output-tokens bounds t
 (reasoning) answer: a local model without a limit may write up to its whole context.
 """
 import json
+import os
 import sys
 
 from openai import OpenAI
@@ -34,7 +35,7 @@ def main() -> None:
     limit = {}
     if "--max-output-tokens" in sys.argv:
         limit["max_output_tokens"] = int(sys.argv[sys.argv.index("--max-output-tokens") + 1])
-    client = OpenAI(base_url=base + "/v1", api_key="sk-client", max_retries=0, timeout=300)
+    client = OpenAI(base_url=base + "/v1", api_key=os.environ["SWITCHYARD_TOKEN"], max_retries=0, timeout=300)
     seen = {}
 
     r = client.responses.create(model=model, input=QUESTION, temperature=0)

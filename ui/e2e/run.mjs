@@ -268,6 +268,66 @@ function filesContaining(dir, needle) {
 
 const ruleIdsInUi = (s) => s.exec(`return [...document.querySelectorAll("#rule-list > li")].map((li) => Number(li.dataset.ruleId));`);
 
+/** The tokens the run uses: the first start's `default`, and the one issued on the Clients page. */
+const TOKENS = { default: null, e2e: null };
+const bearer = (t) => ({ authorization: `Bearer ${t}` });
+
+/** The first start's `default` token, shown once on the Dashboard: it works, a request without it does not. */
+async function firstToken(s, url) {
+  const token = await waitFor("the first-run token on the Dashboard", async () =>
+    (await s.exists("#token-value")) && s.exec(`return document.querySelector("#token-value").value`),
+  );
+  assert.match(token, /^sy-[A-Za-z0-9_=-]+$/);
+  const none = await fetch(`${url}/v1/models`);
+  assert.equal(none.status, 401);
+  assert.equal((await none.json()).error.code, "auth_required");
+  const ok = await fetch(`${url}/v1/models`, { headers: bearer(token) });
+  assert.equal(ok.status, 200, await ok.clone().text());
+  await s.screenshot("dashboard-first-token.png");
+  await s.click("#token-dismiss");
+  await waitFor("the token to be gone", async () => !(await s.exists("#token-reveal")));
+  TOKENS.default = token;
+  console.log("  ok the first start's token is shown once on the Dashboard and opens the gateway; none gets 401 auth_required");
+}
+
+/** The Clients page: issue a scoped token, use it through the gateway, revoke it → 401. */
+async function clients(s, dataDir, url) {
+  await s.goto("clients");
+  await waitFor("the default token in the list", () => s.exists('tr[data-client-name="default"]'));
+  await s.type("#clients-name", "e2e");
+  await s.type("#clients-models", "e2e-*, gamma-*");
+  await s.type("#clients-expires", "30d");
+  await s.click("#clients-issue");
+  const token = await waitFor("the new token", async () =>
+    (await s.exists("#token-value")) && s.exec(`return document.querySelector("#token-value").value`),
+  );
+  await waitFor("the new row", () => s.exists('tr[data-client-name="e2e"]'));
+  await s.screenshot("clients.png");
+  const listed = cli(dataDir, "token", "list").find((c) => c.name === "e2e");
+  assert.deepEqual(listed.scopes, ["e2e-*", "gamma-*"]);
+  assert.equal(listed.state, "active");
+  assert.ok(listed.expires_at > Date.now() + 29 * 86400e3);
+  assert.ok(!JSON.stringify(cli(dataDir, "token", "list")).includes(token), "`token list` never shows a token");
+  const outside = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(token) },
+    body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }] }),
+  });
+  assert.equal(outside.status, 403);
+  assert.equal((await outside.json()).error.code, "model_not_allowed");
+  const inside = await fetch(`${url}/v1/models`, { headers: { "x-api-key": token } });
+  assert.equal(inside.status, 200);
+  await s.click("#token-dismiss");
+  await s.click('tr[data-client-name="e2e"] [data-role="revoke"]');
+  await s.click("#clients-revoke-dialog-confirm");
+  await waitFor("the revoked state", async () => (await s.text('tr[data-client-name="e2e"] [data-role="state"]')) === "revoked");
+  const revoked = await fetch(`${url}/v1/models`, { headers: { "x-api-key": token } });
+  assert.equal(revoked.status, 401);
+  assert.equal((await revoked.json()).error.code, "token_revoked");
+  TOKENS.e2e = token;
+  console.log("  ok a token issued on the Clients page is scoped (403 model_not_allowed), works, and is refused (401 token_revoked) once revoked there");
+}
+
 /** The Dashboard's gateway URL, once the gateway is up; its /health must answer. */
 async function checkGateway(s, dataDir) {
   const url = await waitFor("the Dashboard to show the gateway's URL", async () => {
@@ -386,7 +446,7 @@ async function poolLoaded(s, dataDir, url) {
   cli(dataDir, "models", "import", FIXTURE, "--name", "e2e-smol");
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...bearer(TOKENS.default) },
     body: JSON.stringify({ model: "e2e-smol", messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
   });
   assert.equal(res.status, 200, await res.clone().text());
@@ -520,7 +580,7 @@ async function noSecretInResponses(s, dataDir, fake) {
   const calls = [
     ["app_info"], ["gateway_status"], ["provider_list"], ["provider_test", { name: "fake" }], ["rule_list"],
     ["rule_test", { model: "gamma-7" }], ["rule_test", { model: "nothing-matches" }], ["pool_show"], ["keys_status"],
-    ["models_list"],
+    ["models_list"], ["token_list"], ["token_auth"], ["token_first_run"],
   ];
   const seenBefore = fake.seen.length;
   let all = "";
@@ -535,6 +595,10 @@ async function noSecretInResponses(s, dataDir, fake) {
   assert.ok(all.includes(PLANTED.slice(-4)), "the responses were read (the hint is there)");
   const leaks = filesContaining(dataDir, PLANTED);
   assert.deepEqual(leaks, [], "files of the data dir holding the planted key in plaintext");
+  for (const t of [TOKENS.default, TOKENS.e2e]) {
+    assert.ok(!all.includes(t), "a command response carries a client token after its birth");
+    assert.deepEqual(filesContaining(dataDir, t.slice(3)), [], "files of the data dir holding a client token");
+  }
   console.log(`  ok ${calls.length} read commands (${all.length} bytes) and every file of the data dir are free of the planted key`);
 }
 
@@ -590,16 +654,15 @@ async function main() {
     assert.deepEqual(facts, expected, "Dashboard facts equal what the core reports");
     console.log(`  ok dashboard shows version ${facts.version}, schema ${facts.schema}`);
     const gatewayUrl = await checkGateway(s, dataDir);
+    await firstToken(s, gatewayUrl);
     await s.screenshot("dashboard.png");
     for (const [i, id] of PAGES.entries()) {
       await s.goto(id);
       assert.equal(await s.text(`main#page-${id} h1`), LABELS[i]);
       assert.equal(await s.exec(`return document.querySelector("#nav-${id}").getAttribute("aria-current")`), "page");
     }
-    await s.goto("clients");
-    assert.match(await s.text("#clients-unavailable"), /not available yet/);
-    await s.screenshot("clients.png");
     console.log(`  ok clicked through ${PAGES.length} pages`);
+    await clients(s, dataDir, gatewayUrl);
 
     // 2. Settings through the UI, checked through the CLI; secrets stay secret.
     await addProvider(s, dataDir, fake);
@@ -635,6 +698,7 @@ async function main() {
     // 4. The last page is restored (prefs_get / prefs_set, ui-prefs.json) after a restart.
     s = await Session.start(dataDir);
     await waitFor("the app to reopen on the last page", () => s.exists("main#page-pool"), 30000);
+    assert.equal((await s.invoke("token_first_run")).ok, null, "the first-run token is not issued or shown again");
     await s.screenshot("restart-last-page.png");
     console.log("  ok the last page survived a restart");
     await s.click("#nav-dashboard");

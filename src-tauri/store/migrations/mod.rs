@@ -7,6 +7,7 @@ mod m0004_responses;
 mod m0005_provider_health;
 mod m0006_pool;
 mod m0007_models_dismissed;
+mod m0008_tokens;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_provider_health::Migration),
             Box::new(m0006_pool::Migration),
             Box::new(m0007_models_dismissed::Migration),
+            Box::new(m0008_tokens::Migration),
         ]
     }
 }

@@ -29,9 +29,19 @@ import type { Saved } from "./bindings/Saved";
 import type { TestOutcome } from "./bindings/TestOutcome";
 import type { UpsertOutcome } from "./bindings/UpsertOutcome";
 import type { VaultStatus } from "./bindings/VaultStatus";
+import type { AuthSetting } from "./bindings/AuthSetting";
+import type { ClientInfo } from "./bindings/ClientInfo";
+import type { Issued } from "./bindings/Issued";
+import type { Revoked } from "./bindings/Revoked";
+import type { TokenIssue } from "./bindings/TokenIssue";
 
 export type {
   AppInfo,
+  AuthSetting,
+  ClientInfo,
+  Issued,
+  Revoked,
+  TokenIssue,
   CoreError,
   ErrorCode,
   Exported,
@@ -114,6 +124,14 @@ export const api = {
   backupExport: (path: string, passphrase: string) => call<Exported>("backup_export", { path, passphrase }),
   backupPreview: (path: string, passphrase: string) => call<ImportReport>("backup_preview", { path, passphrase }),
   backupImport: (path: string, passphrase: string) => call<ImportReport>("backup_import", { path, passphrase }),
+
+  tokenList: () => call<ClientInfo[]>("token_list"),
+  tokenIssue: (input: TokenIssue) => call<Issued>("token_issue", { input }),
+  tokenRevoke: (id: number) => call<Revoked>("token_revoke", { id }),
+  /** Read the loopback setting (`on` omitted) or change it. */
+  tokenAuth: (on?: boolean) => call<AuthSetting>("token_auth", { on: on ?? null }),
+  tokenFirstRun: () => call<Issued | null>("token_first_run"),
+  tokenFirstRunDismiss: () => call<null>("token_first_run_dismiss"),
 
   modelsList: () => call<ModelEntry[]>("models_list"),
   modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),
