@@ -11,13 +11,13 @@ SHELL := /bin/bash
 DESKTOP := --features tauri/custom-protocol
 
 .PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures clients tauri-driver \
-        lint ui-test desktop rust-test e2e serve soak fuzz bench bench-engine bench-routing bench-vault bench-gateway
+        lint ui-test desktop rust-test e2e serve soak fuzz bench bench-engine bench-routing bench-vault bench-tokens bench-gateway
 
 help:
 	@echo "make run    install what is missing, build, and start the Switchyard app"
 	@echo "make test   install what is missing and run every test (Rust, UI, e2e)"
 	@echo "make serve  the headless gateway (switchyard serve)"
-	@echo "make bench  all benchmarks (engine, routing, vault, gateway)"
+	@echo "make bench  all benchmarks (engine, routing, vault, tokens, gateway)"
 	@echo "make soak   the reliability suite at full size (10,000 requests, 64 connections)"
 	@echo "make fuzz   the model-file parsers (GGUF header, safetensors header and index) under mutation fuzzing (FUZZ_SECS each, default 300)"
 
@@ -90,7 +90,7 @@ fuzz: deps
 e2e: desktop tauri-driver
 	scripts/e2e.sh
 
-bench: bench-engine bench-routing bench-vault bench-gateway
+bench: bench-engine bench-routing bench-vault bench-tokens bench-gateway
 
 bench-engine: deps fixtures
 	scripts/bench-engine.sh
@@ -100,6 +100,9 @@ bench-routing: deps
 
 bench-vault: deps
 	scripts/bench-vault.sh
+
+bench-tokens: deps
+	scripts/bench-tokens.sh
 
 bench-gateway: deps
 	scripts/bench-gateway.sh
