@@ -7,6 +7,11 @@
 //!   bench_engine prefix MODEL_DIR PROMPT_IDS.json GEN_TOKENS
 //!       a two-turn chat: time to first token of turn 2 with the prefix cache vs without
 //!       -> {"side":"switchyard","ttft_cached_s","ttft_uncached_s","ratio",...}
+//!   bench_engine batch MODEL_DIR PROMPTS.json GEN_TOKENS
+//!       PROMPTS.json holds N prompts (arrays of ids): a warm-up batch, then all N
+//!       generated at once (continuous batching), GEN_TOKENS each, EOS ignored; the
+//!       wall time from submitting to the last token
+//!       -> {"side":"switchyard","streams":N,"aggregate_tps","wall_s",...}
 
 use switchyard::engine::{self, GenerateRequest, LoadOptions, ModelHandle};
 
@@ -33,16 +38,22 @@ fn opts_streams() -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
-        fail("usage: bench_engine throughput|prefix MODEL PROMPT_IDS.json GEN_TOKENS".into());
+        fail("usage: bench_engine throughput|prefix|batch MODEL PROMPT_IDS.json GEN_TOKENS".into());
     }
     let (mode, model, prompt_file) = (&args[1], &args[2], &args[3]);
     let n_gen: usize = args[4]
         .parse()
         .unwrap_or_else(|_| fail("GEN_TOKENS".into()));
-    let prompt: Vec<u32> = serde_json::from_slice(
-        &std::fs::read(prompt_file).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}"))),
-    )
-    .unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
+    let text = std::fs::read(prompt_file).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
+    let (prompt, batch): (Vec<u32>, Vec<Vec<u32>>) = if mode == "batch" {
+        let all: Vec<Vec<u32>> =
+            serde_json::from_slice(&text).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
+        (Vec::new(), all)
+    } else {
+        let one =
+            serde_json::from_slice(&text).unwrap_or_else(|e| fail(format!("{prompt_file}: {e}")));
+        (one, Vec::new())
+    };
     // BENCH_COMPUTE_STREAMS=1 measures MLX's usual single stream (see LoadOptions).
     let mut opts = LoadOptions::default();
     if let Some(n) = std::env::var("BENCH_COMPUTE_STREAMS")
@@ -101,6 +112,44 @@ fn main() {
                     "ttft_uncached_s": u.timings.time_to_first_token_s,
                     "ttft_cached_s": c.timings.time_to_first_token_s,
                     "ratio": c.timings.time_to_first_token_s / u.timings.time_to_first_token_s,
+                })
+            );
+        }
+        "batch" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap_or_else(|e| fail(format!("runtime: {e}")));
+            let all = |n_gen: usize| {
+                rt.block_on(async {
+                    let t = std::time::Instant::now();
+                    let running: Vec<_> = batch
+                        .iter()
+                        .map(|p| {
+                            m.generate(request(p.clone(), n_gen, false))
+                                .unwrap_or_else(|e| fail(format!("{e:?}")))
+                        })
+                        .collect();
+                    let mut tokens = 0;
+                    for g in running {
+                        let out = g.collect().await.unwrap_or_else(|e| fail(format!("{e:?}")));
+                        tokens += out.token_ids.len();
+                    }
+                    (tokens, t.elapsed().as_secs_f64())
+                })
+            };
+            all(8); // warm-up
+            let (tokens, wall) = all(n_gen);
+            assert_eq!(tokens, n_gen * batch.len());
+            println!(
+                "{}",
+                serde_json::json!({
+                    "side": "switchyard",
+                    "streams": batch.len(),
+                    "generation_tokens": tokens,
+                    "wall_s": wall,
+                    "aggregate_tps": tokens as f64 / wall,
+                    "largest_batch": m.largest_batch(),
                 })
             );
         }

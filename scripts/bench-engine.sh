@@ -4,7 +4,8 @@
 # greedy, EOS ignored. Each measurement is its own process (model loaded, one warm-up,
 # one timed run); the two sides alternate back to back ROUNDS times (default 3) and
 # the medians are compared. Then the prefix cache: time to first token of a second
-# chat turn with the cache vs without. One line per measurement, JSON summary last.
+# chat turn with the cache vs without. Then concurrent streams (1, 2, 4, 8) against
+# mlx-lm's batch_generate. One line per measurement, JSON summary last.
 #
 #   scripts/bench-engine.sh            (make bench-engine)
 #   ROUNDS=5 PROMPT_TOKENS=512 GEN_TOKENS=64 scripts/bench-engine.sh
@@ -12,6 +13,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ROUNDS=${ROUNDS:-3}
+# Which parts to run: single (one stream vs mlx-lm), prefix (cache), streams (concurrent).
+PARTS=${PARTS:-single,prefix,streams}
+has() { [[ ",$PARTS," == *",$1,"* ]]; }
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
 
@@ -31,6 +35,7 @@ line() { # side round json
   python3 -c 'import json,sys; r=json.loads(sys.argv[3]); r["peak_mb"]=r["peak_memory_bytes"]/1e6; print("{0:<10} round {1}: prompt {2[prompt_tps]:7.2f} tok/s  generation {2[generation_tps]:6.2f} tok/s  peak {2[peak_mb]:7.1f} MB".format(sys.argv[1], sys.argv[2], r))' "$1" "$2" "$3"
 }
 for i in $(seq 1 "$ROUNDS"); do
+  has single || break
   # Alternate which side goes first so neither always gets the warmer machine.
   if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
   for side in $order; do
@@ -44,9 +49,32 @@ for i in $(seq 1 "$ROUNDS"); do
   done
 done
 for i in $(seq 1 "$ROUNDS"); do
+  has prefix || break
   out=$("$bin" prefix "$model" "$tmp/prompt.json" 32 | tail -1)
   echo "$out" | sed 's/"side": *"switchyard"/"side": "prefix"/' >>"$results"
   python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print("prefix     round {0}: turn 2 of {1[turn2_prompt_tokens]} tokens ({1[cached_prompt_tokens]} cached): ttft {1[ttft_cached_s]:.3f} s cached vs {1[ttft_uncached_s]:.3f} s uncached = {1[ratio]:.3f}x".format(sys.argv[1], r))' "$i" "$out"
+done
+
+# Concurrent streams: N different prompts (BATCH_PROMPT_TOKENS ids each) generated at
+# once, BATCH_GEN_TOKENS each, our continuous batching vs mlx-lm's batch_generate;
+# aggregate tokens per second over the wall time, sides alternating, medians compared.
+BATCH_PROMPT_TOKENS=${BATCH_PROMPT_TOKENS:-32}
+BATCH_GEN_TOKENS=${BATCH_GEN_TOKENS:-64}
+for n in ${STREAMS:-1 2 4 8}; do
+  has streams || break
+  python3 -c "import json, random; random.seed($n); print(json.dumps([[random.randrange(17, 49152) for _ in range($BATCH_PROMPT_TOKENS)] for _ in range($n)]))" >"$tmp/batch$n.json"
+  for i in $(seq 1 "$ROUNDS"); do
+    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
+    for side in $order; do
+      if [ "$side" = mlx-lm ]; then
+        out=$("$py" scripts/bench_mlx_lm.py "$model" "$tmp/batch$n.json" "$BATCH_GEN_TOKENS" | tail -1)
+      else
+        out=$("$bin" batch "$model" "$tmp/batch$n.json" "$BATCH_GEN_TOKENS" | tail -1)
+      fi
+      echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"batch-\1\"/" >>"$results"
+      python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print("{0:<10} {1} streams round {2}: {3[aggregate_tps]:6.2f} tok/s aggregate ({3[generation_tokens]} tokens in {3[wall_s]:.2f} s)".format(sys.argv[1], r["streams"], sys.argv[2], r))' "$side" "$i" "$out"
+    done
+  done
 done
 
 python3 - "$results" "$PROMPT_TOKENS" "$GEN_TOKENS" <<'PY'
@@ -54,24 +82,38 @@ import json, statistics, sys, datetime
 rows = [json.loads(l) for l in open(sys.argv[1])]
 def med(side, key):
     return statistics.median(r[key] for r in rows if r["side"] == side)
-ours = {k: med("switchyard", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
-peer = {k: med("mlx-lm", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
-ratios = {
-    "prompt_tps": ours["prompt_tps"] / peer["prompt_tps"],
-    "generation_tps": ours["generation_tps"] / peer["generation_tps"],
-    "peak_memory": ours["peak_memory_bytes"] / peer["peak_memory_bytes"],
-}
-prefix = {k: med("prefix", k) for k in ("ttft_cached_s", "ttft_uncached_s", "ratio")}
-targets = {"prompt_tps": ratios["prompt_tps"] >= 1.0, "generation_tps": ratios["generation_tps"] >= 1.0,
-           "peak_memory": ratios["peak_memory"] <= 1.1, "prefix_ttft": prefix["ratio"] <= 0.2}
-print(f"median     switchyard: prompt {ours['prompt_tps']:.2f} tok/s, generation {ours['generation_tps']:.2f} tok/s, peak {ours['peak_memory_bytes']/1e6:.1f} MB")
-print(f"median     mlx-lm:     prompt {peer['prompt_tps']:.2f} tok/s, generation {peer['generation_tps']:.2f} tok/s, peak {peer['peak_memory_bytes']/1e6:.1f} MB")
-print(f"ratio      prompt {ratios['prompt_tps']:.3f}x (target >= 1.0), generation {ratios['generation_tps']:.3f}x (>= 1.0), memory {ratios['peak_memory']:.3f}x (<= 1.1)")
-print(f"prefix     cached turn-2 ttft {prefix['ratio']:.3f}x of uncached (target <= 0.2)")
+ours = peer = ratios = prefix = None
+targets = {}
+if any(r["side"] == "switchyard" for r in rows):
+    ours = {k: med("switchyard", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
+    peer = {k: med("mlx-lm", k) for k in ("prompt_tps", "generation_tps", "peak_memory_bytes")}
+    ratios = {
+        "prompt_tps": ours["prompt_tps"] / peer["prompt_tps"],
+        "generation_tps": ours["generation_tps"] / peer["generation_tps"],
+        "peak_memory": ours["peak_memory_bytes"] / peer["peak_memory_bytes"],
+    }
+    targets.update({"prompt_tps": ratios["prompt_tps"] >= 1.0, "generation_tps": ratios["generation_tps"] >= 1.0,
+                    "peak_memory": ratios["peak_memory"] <= 1.1})
+    print(f"median     switchyard: prompt {ours['prompt_tps']:.2f} tok/s, generation {ours['generation_tps']:.2f} tok/s, peak {ours['peak_memory_bytes']/1e6:.1f} MB")
+    print(f"median     mlx-lm:     prompt {peer['prompt_tps']:.2f} tok/s, generation {peer['generation_tps']:.2f} tok/s, peak {peer['peak_memory_bytes']/1e6:.1f} MB")
+    print(f"ratio      prompt {ratios['prompt_tps']:.3f}x (target >= 1.0), generation {ratios['generation_tps']:.3f}x (>= 1.0), memory {ratios['peak_memory']:.3f}x (<= 1.1)")
+if any(r["side"] == "prefix" for r in rows):
+    prefix = {k: med("prefix", k) for k in ("ttft_cached_s", "ttft_uncached_s", "ratio")}
+    targets["prefix_ttft"] = prefix["ratio"] <= 0.2
+    print(f"prefix     cached turn-2 ttft {prefix['ratio']:.3f}x of uncached (target <= 0.2)")
+batches = {}
+for n in sorted({r["streams"] for r in rows if r["side"].startswith("batch-")}):
+    o = statistics.median(r["aggregate_tps"] for r in rows if r["side"] == "batch-switchyard" and r["streams"] == n)
+    p = statistics.median(r["aggregate_tps"] for r in rows if r["side"] == "batch-mlx-lm" and r["streams"] == n)
+    batches[n] = {"switchyard_tps": o, "mlx_lm_tps": p, "ratio": o / p}
+    print(f"streams {n}: switchyard {o:.2f} tok/s aggregate, mlx-lm batch_generate {p:.2f} tok/s = {o / p:.3f}x (target >= 1.0)")
+if batches:
+    targets["batch"] = all(b["ratio"] >= 1.0 for b in batches.values())
 print(json.dumps({
     "date": datetime.date.today().isoformat(),
     "prompt_tokens": int(sys.argv[2]), "generation_tokens": int(sys.argv[3]),
     "switchyard": ours, "mlx_lm": peer, "ratios": ratios, "prefix_cache": prefix,
+    "concurrent_streams": batches,
     "targets_met": targets,
 }))
 PY

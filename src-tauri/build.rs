@@ -64,6 +64,8 @@ fn desktop() {
         "token_auth",
         "token_first_run",
         "token_first_run_dismiss",
+        "logs_tail",
+        "logs_minutes",
         "gateway_status",
         "prefs_get",
         "prefs_set",

@@ -365,6 +365,62 @@ async fn a_full_queue_is_model_busy_and_a_cancelled_waiter_frees_its_place() {
     assert_eq!(out.token_ids.len(), 4);
 }
 
+/// Continuous batching: prompts generated together (4, then all 6 at once, joining at
+/// different moments) give each exactly the tokens it gets alone — which are mlx-lm's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_generations_batch_and_each_gets_its_solo_tokens() {
+    let m = engine::load(mlx_path(), LoadOptions::default())
+        .await
+        .unwrap();
+    let recs = records("reference.jsonl");
+    let prompts: Vec<Vec<u32>> = recs
+        .iter()
+        .map(|r| m.chat_prompt(&messages(r), None).unwrap())
+        .collect();
+    // Past EOS too, so that every generation stays in the batch for its whole length.
+    let request = |p: Vec<u32>, n: usize| {
+        let mut r = request(p, n);
+        r.ignore_eos = true;
+        r
+    };
+    let mut solo = Vec::new();
+    for (p, r) in prompts.iter().zip(&recs) {
+        let out = generate(&m, request(p.clone(), GREEDY_TOKENS)).await;
+        assert_greedy_prefix(
+            r["id"].as_u64().unwrap(),
+            &out.token_ids,
+            &ids(&r["generated_token_ids"]),
+        );
+        solo.push(out.token_ids);
+    }
+    assert_eq!(m.largest_batch(), 1, "alone, one at a time");
+    for width in [4, prompts.len()] {
+        let running: Vec<_> = prompts[..width]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // Different lengths, so generations leave the batch at different steps.
+                let g = m.generate(request(p.clone(), GREEDY_TOKENS - i)).unwrap();
+                tokio::spawn(g.collect())
+            })
+            .collect();
+        for (i, h) in running.into_iter().enumerate() {
+            let out = h.await.unwrap().unwrap();
+            assert_eq!(
+                out.token_ids,
+                solo[i][..GREEDY_TOKENS - i],
+                "prompt {i} in a batch of {width}"
+            );
+            assert_eq!(out.done.unwrap().usage.completion_tokens, GREEDY_TOKENS - i);
+        }
+        assert!(
+            m.largest_batch() >= 2,
+            "decode steps ran batched (largest batch {})",
+            m.largest_batch()
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_files_and_requests_fail_with_stable_codes() {
     let dir = tempfile::tempdir().unwrap();

@@ -1067,9 +1067,21 @@ pub async fn apply(
         am.context_override = Set(m.context_override);
         am.save(&txn).await?;
     }
+    // A client this install already has keeps its row id, and with it the usage the
+    // request log holds for it (`token list`).
+    let known: HashMap<String, i64> = client::Entity::find()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.revocation_id, c.id))
+        .collect();
     client::Entity::delete_many().exec(&txn).await?;
     for c in &payload.clients {
         client::ActiveModel {
+            id: match known.get(&c.revocation_id) {
+                Some(&id) => Set(id),
+                None => sea_orm::ActiveValue::NotSet,
+            },
             name: Set(c.name.clone()),
             revocation_id: Set(c.revocation_id.clone()),
             scopes: Set(c.scopes.clone()),
@@ -1077,7 +1089,6 @@ pub async fn apply(
             revoked_at: Set(c.revoked_at),
             created_at: Set(c.created_at),
             last_used_at: Set(None),
-            ..Default::default()
         }
         .insert(&txn)
         .await?;

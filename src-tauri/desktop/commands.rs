@@ -246,6 +246,20 @@ pub fn token_first_run_dismiss(gw: State<'_, GatewayHandle>) {
     gw.dismiss_first_token();
 }
 
+// ------------------------------------------------------------------ requests
+
+/// `switchyard logs --tail N`, newest first (the Dashboard's recent requests).
+#[tauri::command]
+pub async fn logs_tail(app: App<'_>, limit: u32) -> Res<Vec<ipc::RequestRow>> {
+    ipc::recent_requests(&app, limit).await
+}
+
+/// Requests, errors and tokens per minute over the last hour.
+#[tauri::command]
+pub async fn logs_minutes(app: App<'_>) -> Res<Vec<crate::gateway::log::Minute>> {
+    crate::gateway::log::per_minute(&app.db, crate::store::now_ms(), 60).await
+}
+
 // ------------------------------------------------------------------ models
 
 #[tauri::command]

@@ -17,6 +17,10 @@ pub const STATUS_EVENT: &str = "gateway-status";
 /// The event the Pool and Models pages listen to; its payload is a [`crate::pool::PoolEvent`].
 pub const POOL_EVENT: &str = "pool-event";
 
+/// The event the Dashboard listens to: a request finished; its payload is an
+/// [`ipc::RequestRow`].
+pub const REQUEST_EVENT: &str = "request-event";
+
 /// Managed state: the gateway's status and the running server (dropping the
 /// server would stop it, so it lives here until the app exits).
 pub struct GatewayHandle {
@@ -94,6 +98,9 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
         if let Some(pool) = app.pool() {
             forward_pool_events(handle.clone(), &pool);
         }
+        if let Some(server) = &server {
+            forward_requests(handle.clone(), server.requests.subscribe());
+        }
         let line = ipc::tray_line(&status);
         match &status {
             GatewayStatus::Failed { error, .. } => {
@@ -128,6 +135,26 @@ fn forward_pool_events<R: Runtime>(handle: AppHandle<R>, pool: &std::sync::Arc<c
                     if let Some(p) = weak.upgrade() {
                         super::tray::set_models(&handle, &super::tray::models_line(&p.loaded()));
                     }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Every finished gateway request goes to the window as a [`REQUEST_EVENT`] (the
+/// Dashboard's live list and chart), until the gateway stops.
+fn forward_requests<R: Runtime>(
+    handle: AppHandle<R>,
+    mut requests: tokio::sync::broadcast::Receiver<crate::gateway::log::Entry>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match requests.recv().await {
+                Ok(e) => {
+                    let _ = handle.emit(REQUEST_EVENT, ipc::RequestRow::from(&e));
                 }
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,

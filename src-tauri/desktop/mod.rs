@@ -74,6 +74,8 @@ pub fn run(opts: AppOptions) -> Result<()> {
             commands::token_auth,
             commands::token_first_run,
             commands::token_first_run_dismiss,
+            commands::logs_tail,
+            commands::logs_minutes,
             commands::gateway_status,
             commands::prefs_get,
             commands::prefs_set,

@@ -39,8 +39,10 @@
 //! # Threads
 //!
 //! Each loaded model owns one dedicated OS thread (`mlx-<name>`) that holds every MLX
-//! array of the model and runs its requests one at a time, in order; nothing MLX ever
-//! runs on tokio's executor threads. Handles talk to it over a channel; the thread ends
+//! array of the model and runs its requests together (continuous batching: a request
+//! joins the running batch when it arrives, its prompt prefilled in chunks between the
+//! others' decode steps, and leaves it when it finishes; up to `max_batch` at once, the
+//! rest wait in order); nothing MLX ever runs on tokio's executor threads. Handles talk to it over a channel; the thread ends
 //! when the last handle is dropped or [`ModelHandle::unload`] is awaited.
 //!
 //! # Numerics
@@ -49,7 +51,11 @@
 //! float16); unquantized float16/bfloat16 weights are converted once at load, quantized
 //! weights stay packed. Prompts are prefilled like mlx-lm (all but the last token in
 //! chunks of `prefill_step_size`, then the last token), so greedy output is
-//! token-for-token mlx-lm's (checked by `tests/engine.rs` against the fixture).
+//! token-for-token mlx-lm's (checked by `tests/engine.rs` against the fixture). In a
+//! batch, each sequence's rows go through the same matrix products as alone (the
+//! quantized CPU kernels compute each row on its own), and attention runs per sequence
+//! over its own cache: a batched generation's greedy tokens are its solo tokens
+//! (`concurrent_generations_batch_and_each_gets_its_solo_tokens`).
 //!
 //! Module map: `gguf` (header parser), `config` (hyper-parameters), `source` (format
 //! detection, registry metadata), `weights` (files -> model), `model` (the network and
@@ -101,10 +107,16 @@ pub struct LoadOptions {
     /// Generations a model accepts at once, running and waiting (FIFO); the next is
     /// `model_busy` rather than an unbounded wait behind the others.
     pub max_queued: usize,
+    /// Generations that run at once, their decode steps batched (continuous batching:
+    /// they join and leave at token boundaries); the rest of `max_queued` waits.
+    pub max_batch: usize,
 }
 
-/// Default of [`LoadOptions::max_queued`]: one running and seven waiting.
+/// Default of [`LoadOptions::max_queued`].
 pub const DEFAULT_MAX_QUEUED: usize = 8;
+
+/// Default of [`LoadOptions::max_batch`]: every accepted generation runs.
+pub const DEFAULT_MAX_BATCH: usize = 8;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -115,6 +127,7 @@ impl Default for LoadOptions {
                 .map(|n| n.get().min(2))
                 .unwrap_or(1),
             max_queued: DEFAULT_MAX_QUEUED,
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -313,6 +326,8 @@ struct Inner {
     pending: Arc<std::sync::atomic::AtomicUsize>,
     /// The worker's measured growth while serving (see `Worker::serving_bytes`).
     serving_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// The most generations one decode step has run together.
+    largest_batch: Arc<std::sync::atomic::AtomicUsize>,
     max_queued: usize,
 }
 
@@ -359,6 +374,11 @@ impl ModelHandle {
     /// since (KV cache and activations).
     pub fn measured_bytes(&self) -> u64 {
         self.inner.info.load_bytes_measured + self.inner.serving_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The most generations one decode step of this model has run together so far.
+    pub fn largest_batch(&self) -> usize {
+        self.inner.largest_batch.load(Ordering::Relaxed)
     }
 
     /// Generations running or waiting on this model.

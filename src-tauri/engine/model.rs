@@ -359,7 +359,9 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
+    /// Queries, keys and values of `x` (`[B, L, D]`) as `[B, heads, L, head_dim]`, with
+    /// Qwen3's per-head norm where the model has it.
+    fn project_heads(&self, a: &Attention, x: &Array) -> MlxResult<(Array, Array, Array)> {
         let c = &self.config;
         let (b, l) = (x.dim(0), x.dim(1));
         let heads = |lin: &Linear, n: i32, norm: &Option<Array>| -> MlxResult<Array> {
@@ -369,9 +371,17 @@ impl Transformer {
             }
             ops::transpose_axes(&t, &[0, 2, 1, 3])
         };
-        let q = heads(&a.q_proj, c.num_heads, &a.q_norm)?;
-        let k = heads(&a.k_proj, c.num_kv_heads, &a.k_norm)?;
-        let v = heads(&a.v_proj, c.num_kv_heads, &None)?;
+        Ok((
+            heads(&a.q_proj, c.num_heads, &a.q_norm)?,
+            heads(&a.k_proj, c.num_kv_heads, &a.k_norm)?,
+            heads(&a.v_proj, c.num_kv_heads, &None)?,
+        ))
+    }
+
+    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
+        let c = &self.config;
+        let (b, l) = (x.dim(0), x.dim(1));
+        let (q, k, v) = self.project_heads(a, x)?;
         let q = self.rope.apply(&q, cache.offset)?;
         let k = self.rope.apply(&k, cache.offset)?;
         let (k, v) = cache.update(k, v)?;
@@ -395,6 +405,60 @@ impl Transformer {
         a.o_proj.forward(&o)
     }
 
+    /// Attention for a decode step of several sequences at once: `x` is `[N, 1, D]`,
+    /// sequence `i` attends over its own cache `caches[i].layers[layer]`. The
+    /// projections run batched (one matrix product for all N rows: where batching
+    /// pays); RoPE, the cache append and the attention itself run per sequence, each at
+    /// its own position, so caches of different lengths need no padding or mask.
+    fn attention_batch(
+        &self,
+        a: &Attention,
+        x: &Array,
+        caches: &mut [&mut KvCache],
+        layer: usize,
+    ) -> MlxResult<Array> {
+        let c = &self.config;
+        let b = x.dim(0);
+        let (q, k, v) = self.project_heads(a, x)?;
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let mut outs = Vec::with_capacity(b as usize);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let i = i as i32;
+            let lc = &mut cache.layers[layer];
+            let qi = self.rope.apply(&q.try_index(i..i + 1)?, lc.offset)?;
+            let ki = self.rope.apply(&k.try_index(i..i + 1)?, lc.offset)?;
+            let (ks, vs) = lc.update(ki, v.try_index(i..i + 1)?)?;
+            outs.push(fast::scaled_dot_product_attention(
+                qi, ks, vs, scale, None, None,
+            )?);
+        }
+        let o = ops::concatenate(&outs, 0)?;
+        let o = ops::reshape(
+            ops::transpose_axes(&o, &[0, 2, 1, 3])?,
+            &[b, 1, c.num_heads * c.head_dim],
+        )?;
+        a.o_proj.forward(&o)
+    }
+
+    /// One decode step for several sequences: `ids[i]` is sequence `i`'s next input
+    /// token, appended to `caches[i]`. Returns the logits `[N, vocab]`.
+    pub fn forward_batch(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> MlxResult<Array> {
+        let n = ids.len() as i32;
+        let v: Vec<i32> = ids.iter().map(|&t| t as i32).collect();
+        let eps = self.config.rms_norm_eps;
+        let mut h = self.embed_ids(&Array::from_slice(&v, &[n, 1]))?;
+        for (li, block) in self.layers.iter().enumerate() {
+            let r = self.attention_batch(
+                &block.attn,
+                &fast::rms_norm(&h, Some(&block.input_norm), eps)?,
+                caches,
+                li,
+            )?;
+            h = self.mlp_residual(block, &ops::add(&h, &r)?)?;
+        }
+        ops::reshape(&self.head(&h)?, &[n, -1])
+    }
+
     fn embed_ids(&self, ids: &Array) -> MlxResult<Array> {
         let h = self.embed.forward(ids)?;
         if h.dtype() != self.activation_dtype {
@@ -411,11 +475,26 @@ impl Transformer {
             &fast::rms_norm(h, Some(&block.input_norm), eps)?,
             lc,
         )?;
-        let h = ops::add(h, &r)?;
-        let r = block
-            .mlp
-            .forward(&fast::rms_norm(&h, Some(&block.post_attn_norm), eps)?)?;
-        ops::add(&h, &r)
+        self.mlp_residual(block, &ops::add(h, &r)?)
+    }
+
+    /// `h + MLP(norm(h))`: the second half of a decoder layer.
+    fn mlp_residual(&self, block: &Block, h: &Array) -> MlxResult<Array> {
+        let r = block.mlp.forward(&fast::rms_norm(
+            h,
+            Some(&block.post_attn_norm),
+            self.config.rms_norm_eps,
+        )?)?;
+        ops::add(h, &r)
+    }
+
+    /// The final norm and the LM head over `h`'s positions.
+    fn head(&self, h: &Array) -> MlxResult<Array> {
+        let x = fast::rms_norm(h, Some(&self.norm), self.config.rms_norm_eps)?;
+        match &self.lm_head {
+            Some(head) => head.forward(&x),
+            None => self.embed.as_linear(&x),
+        }
     }
 
     /// A prefill chunk: `ids` into `cache`, no logits, computed layer by layer with
@@ -451,7 +530,6 @@ impl Transformer {
         cache: &mut KvCache,
         logit_positions: i32,
     ) -> MlxResult<Option<Array>> {
-        let eps = self.config.rms_norm_eps;
         let mut h = self.embed_ids(ids)?;
         for (block, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
             h = self.layer(block, &h, lc)?;
@@ -465,12 +543,7 @@ impl Transformer {
         } else {
             h.clone()
         };
-        let x = fast::rms_norm(&last, Some(&self.norm), eps)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&x)?,
-            None => self.embed.as_linear(&x)?,
-        };
-        Ok(Some(logits))
+        Ok(Some(self.head(&last)?))
     }
 
     /// Bytes of the weights (a tied head's views are not counted again).

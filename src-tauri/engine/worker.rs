@@ -1,5 +1,6 @@
-//! The model's thread: loads the weights, then serves commands one at a time. Every
-//! MLX array of a model lives and dies on this thread.
+//! The model's thread: loads the weights, then serves commands in order, its
+//! generations together (continuous batching, see [`Worker::run`]). Every MLX array of
+//! a model lives and dies on this thread.
 
 use super::model::{KvCache, Linear, Transformer};
 use super::prefix::{PrefixCache, Taken, Truncate};
@@ -86,7 +87,9 @@ pub(super) fn spawn(
             let tokenizer = Arc::new(tokenizer);
             let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let serving_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let largest_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let mut worker = Worker {
+                largest_batch: largest_batch.clone(),
                 pending: pending.clone(),
                 serving_bytes: serving_bytes.clone(),
                 context_length: info.context_length as usize,
@@ -95,6 +98,7 @@ pub(super) fn spawn(
                 tokenizer: tokenizer.clone(),
                 prefix: PrefixCache::new(opts.prefix_cache_entries),
                 step: opts.prefill_step_size.max(1),
+                max_batch: opts.max_batch.max(1),
             };
             ready(Ok(Inner {
                 info,
@@ -103,6 +107,7 @@ pub(super) fn spawn(
                 tx,
                 pending,
                 serving_bytes,
+                largest_batch,
                 max_queued: opts.max_queued.max(1),
             }));
             let shutdown = worker.run(rx);
@@ -234,10 +239,14 @@ struct Worker {
     /// The most memory a generation has added on top of what was in use when it
     /// started (KV cache, activations): the measured growth while serving.
     serving_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// The most generations one decode step ran together.
+    largest_batch: Arc<std::sync::atomic::AtomicUsize>,
     model: Transformer,
     tokenizer: Arc<TextTokenizer>,
     prefix: PrefixCache<KvCache>,
     step: usize,
+    /// Generations running at once.
+    max_batch: usize,
     context_length: usize,
     eos: Vec<u32>,
 }
@@ -247,82 +256,463 @@ fn ids_array(ids: &[u32]) -> Array {
     Array::from_slice(&v, &[1, v.len() as i32])
 }
 
+/// Where a running generation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Prompt chunks left to prefill.
+    Prefill,
+    /// Logits in hand: the next token is to be sampled.
+    Sample,
+    /// A token was sampled: it goes through the model next (batched with the others).
+    Decode,
+}
+
+/// One generation in the running batch: its own cache, sampler, text decoding, stop
+/// strings and cancellation.
+struct Seq {
+    req: Box<GenerateRequest>,
+    events: mpsc::UnboundedSender<Event>,
+    cancel: CancelToken,
+    t0: Instant,
+    cache: KvCache,
+    reused: usize,
+    /// Prompt tokens in the cache.
+    pos: usize,
+    phase: Phase,
+    logits: Vec<f32>,
+    /// The token sampled last (the next decode step's input).
+    last: u32,
+    history: Vec<u32>,
+    sampler: Sampler,
+    decoder: IncrementalDecoder,
+    stops: StopMatcher,
+    generated: usize,
+    t_first: Option<Instant>,
+    stop_token: Option<u32>,
+    stop_sequence: Option<String>,
+}
+
+impl Seq {
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.events.is_closed()
+    }
+}
+
+/// A prompt chunk while other generations are decoding: small enough that their
+/// streams do not freeze for long behind a long prompt.
+const INTERLEAVED_PREFILL: usize = 512;
+
 impl Worker {
     /// Serve commands until the handle is gone (`None`) or a shutdown asks for a reply
     /// once the memory is released (`Some`).
+    ///
+    /// Generations run together (continuous batching): each turn of the loop takes in
+    /// new commands, prefills one chunk of the oldest prompt still being read, samples a
+    /// token for every generation that has logits, and runs one decode step for all
+    /// the others at once. A generation joins the batch as soon as it arrives (up to
+    /// `max_batch`; the rest wait in order) and leaves it when it finishes.
     fn run(&mut self, rx: std::sync::mpsc::Receiver<Command>) -> Option<oneshot::Sender<()>> {
-        while let Ok(cmd) = rx.recv() {
-            match cmd {
-                Command::Generate {
-                    req,
-                    events,
-                    cancel,
-                } => {
-                    // Left while it waited (the client hung up, or cancelled): it
-                    // costs nothing, not even a first prefill step.
-                    let r = if cancel.is_cancelled() || events.is_closed() {
-                        let done = self.finish(
-                            FinishReason::Cancelled,
-                            None,
-                            Usage {
-                                prompt_tokens: req.prompt.len(),
-                                ..Default::default()
-                            },
-                            Timings::default(),
-                        );
-                        let _ = events.send(Event::Done(done));
-                        Ok(Ok(()))
-                    } else {
-                        let start = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            self.generate(&req, &events, &cancel)
-                        }));
-                        // `generate` reset the peak when it started.
-                        let peak = mlx_rs::memory::peak_memory().unwrap_or(0) as u64;
-                        self.serving_bytes.fetch_max(
-                            peak.saturating_sub(start),
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
-                        r
-                    };
-                    self.pending
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    let err = match r {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e),
-                        Err(_) => {
-                            // State of the caches is unknown after a panic: start clean.
-                            self.prefix.clear();
-                            Some(Error::new(
-                                Code::Engine,
-                                "the engine failed during generation",
-                            ))
+        let mut active: Vec<Seq> = Vec::new();
+        let mut waiting: std::collections::VecDeque<Command> = Default::default();
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        let mut closed = false;
+        let mut mem_start = 0u64;
+        loop {
+            // Take in commands: wait for one when there is nothing to do.
+            if active.is_empty() && waiting.is_empty() {
+                if shutdown.is_some() || closed {
+                    break;
+                }
+                match rx.recv() {
+                    Ok(cmd) => waiting.push_back(cmd),
+                    Err(_) => break,
+                }
+            }
+            if shutdown.is_none() && !closed {
+                loop {
+                    match rx.try_recv() {
+                        Ok(cmd) => waiting.push_back(cmd),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
                         }
-                    };
-                    if let Some(e) = err {
-                        let _ = events.send(Event::Error(e));
                     }
                 }
-                Command::Logits { prompt, reply } => {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let mut cache = KvCache::new(self.model.layers.len());
-                        self.step_logits(&prompt, &mut cache)
-                    }))
-                    .unwrap_or_else(|_| Err(Error::new(Code::Engine, "the engine failed")));
-                    let _ = reply.send(r);
+            }
+            // Commands in order; generations join the batch while there is room.
+            while let Some(cmd) = waiting.front() {
+                if matches!(cmd, Command::Generate { .. }) && active.len() >= self.max_batch {
+                    break;
                 }
-                Command::ClearPrefixCache { reply } => {
-                    self.prefix.clear();
-                    let _ = mlx_rs::memory::clear_cache();
-                    let _ = reply.send(());
+                let Some(cmd) = waiting.pop_front() else {
+                    break;
+                };
+                match cmd {
+                    Command::Generate {
+                        req,
+                        events,
+                        cancel,
+                    } => {
+                        if active.is_empty() {
+                            let _ = mlx_rs::memory::reset_peak_memory();
+                            mem_start = mlx_rs::memory::active_memory().unwrap_or(0) as u64;
+                        }
+                        if let Some(seq) = self.admit(req, events, cancel) {
+                            active.push(seq);
+                        }
+                    }
+                    Command::Logits { prompt, reply } => {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            let mut cache = KvCache::new(self.model.layers.len());
+                            self.step_logits(&prompt, &mut cache)
+                        }))
+                        .unwrap_or_else(|_| Err(Error::new(Code::Engine, "the engine failed")));
+                        let _ = reply.send(r);
+                    }
+                    Command::ClearPrefixCache { reply } => {
+                        self.prefix.clear();
+                        let _ = mlx_rs::memory::clear_cache();
+                        let _ = reply.send(());
+                    }
+                    Command::Shutdown { reply } => {
+                        // What was accepted before finishes; nothing after is served.
+                        shutdown = Some(reply);
+                        for cmd in waiting.drain(..) {
+                            if matches!(cmd, Command::Generate { .. }) {
+                                self.pending
+                                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                            }
+                        }
+                    }
                 }
-                Command::Shutdown { reply } => {
+            }
+            if active.is_empty() {
+                continue;
+            }
+            let turn =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turn(&mut active)));
+            let peak = mlx_rs::memory::peak_memory().unwrap_or(0) as u64;
+            self.serving_bytes.fetch_max(
+                peak.saturating_sub(mem_start),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let failed = match turn {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => {
+                    // State of the caches is unknown after a panic: start clean.
                     self.prefix.clear();
-                    return Some(reply);
+                    Some(Error::new(
+                        Code::Engine,
+                        "the engine failed during generation",
+                    ))
+                }
+            };
+            if let Some(e) = failed {
+                // A failed step leaves every cache of the batch in doubt.
+                for seq in active.drain(..) {
+                    self.pending
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    let _ = seq.events.send(Event::Error(e.clone()));
                 }
             }
         }
-        None
+        if shutdown.is_some() {
+            self.prefix.clear();
+        }
+        shutdown
+    }
+
+    /// A generation joins: `None` when its client left while it waited (it costs
+    /// nothing, not even a first prefill step) — it is answered at once.
+    fn admit(
+        &mut self,
+        req: Box<GenerateRequest>,
+        events: mpsc::UnboundedSender<Event>,
+        cancel: CancelToken,
+    ) -> Option<Seq> {
+        if cancel.is_cancelled() || events.is_closed() {
+            let done = self.finish(
+                FinishReason::Cancelled,
+                None,
+                Usage {
+                    prompt_tokens: req.prompt.len(),
+                    ..Default::default()
+                },
+                Timings::default(),
+            );
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            let _ = events.send(Event::Done(done));
+            return None;
+        }
+        let Taken { cache, reused } = if req.use_prefix_cache {
+            self.prefix.take(&req.prompt)
+        } else {
+            Taken {
+                cache: None,
+                reused: 0,
+            }
+        };
+        let cache = cache.unwrap_or_else(|| KvCache::new(self.model.layers.len()));
+        Some(Seq {
+            t0: Instant::now(),
+            cache,
+            reused,
+            pos: reused,
+            phase: Phase::Prefill,
+            logits: Vec::new(),
+            last: 0,
+            history: req.prompt.clone(),
+            sampler: Sampler::new(req.sampling.clone()),
+            decoder: IncrementalDecoder::new(),
+            stops: StopMatcher::new(req.stop.iter().cloned()),
+            generated: 0,
+            t_first: None,
+            stop_token: None,
+            stop_sequence: None,
+            req,
+            events,
+            cancel,
+        })
+    }
+
+    /// One turn of the batch: a prefill chunk, samples, one batched decode step.
+    fn turn(&mut self, active: &mut Vec<Seq>) -> Result<()> {
+        // Clients that left: answered as cancelled, their caches kept for reuse.
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].stopped() {
+                let seq = active.remove(i);
+                self.complete(seq, FinishReason::Cancelled);
+            } else {
+                i += 1;
+            }
+        }
+        // The oldest prompt still being read advances by one chunk; a generation whose
+        // prompt is in gets its first logits from the last prompt token.
+        let others_decoding = active.iter().any(|s| s.phase != Phase::Prefill);
+        if let Some(i) = active.iter().position(|s| s.phase == Phase::Prefill) {
+            let step = if others_decoding {
+                self.step.min(INTERLEAVED_PREFILL)
+            } else {
+                self.step
+            };
+            let seq = &mut active[i];
+            let left = seq.req.prompt.len() - seq.pos;
+            if left > 1 {
+                let n = (left - 1).min(step);
+                let (events, cancel) = (seq.events.clone(), seq.cancel.clone());
+                let stop = || cancel.is_cancelled() || events.is_closed();
+                let whole = self
+                    .model
+                    .prefill(
+                        &ids_array(&seq.req.prompt[seq.pos..seq.pos + n]),
+                        &mut seq.cache,
+                        &stop,
+                    )
+                    .map_err(engine("prefill"))?;
+                if whole {
+                    seq.pos += n;
+                } else {
+                    seq.cache.truncate(seq.pos as i32);
+                }
+            }
+            let seq = &mut active[i];
+            if !seq.stopped() && seq.req.prompt.len() - seq.pos == 1 {
+                let last = &seq.req.prompt[seq.pos..];
+                seq.logits = self.step_logits(last, &mut seq.cache)?;
+                seq.phase = Phase::Sample;
+            }
+        }
+        // Sample; finished generations leave the batch.
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].phase != Phase::Sample {
+                i += 1;
+                continue;
+            }
+            match self.sample(&mut active[i]) {
+                Ok(None) => {
+                    active[i].phase = Phase::Decode;
+                    i += 1;
+                }
+                Ok(Some(finish)) => {
+                    let seq = active.remove(i);
+                    self.complete(seq, finish);
+                }
+                Err(e) => {
+                    let seq = active.remove(i);
+                    self.pending
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    let _ = seq.events.send(Event::Error(e));
+                }
+            }
+        }
+        // One decode step for everyone with a token to feed. Alone, a generation takes
+        // the single-sequence path (the numbers the differential tests check); together,
+        // their rows share each matrix product.
+        let mut decoding: Vec<&mut Seq> = active
+            .iter_mut()
+            .filter(|s| s.phase == Phase::Decode)
+            .collect();
+        self.largest_batch
+            .fetch_max(decoding.len(), std::sync::atomic::Ordering::Relaxed);
+        match decoding.len() {
+            0 => {}
+            1 => {
+                let seq = &mut decoding[0];
+                seq.logits = self.step_logits(&[seq.last], &mut seq.cache)?;
+                seq.phase = Phase::Sample;
+            }
+            n => {
+                let ids: Vec<u32> = decoding.iter().map(|s| s.last).collect();
+                let logits = {
+                    let mut caches: Vec<&mut KvCache> =
+                        decoding.iter_mut().map(|s| &mut s.cache).collect();
+                    self.model
+                        .forward_batch(&ids, &mut caches)
+                        .map_err(engine("batched decode step"))?
+                };
+                let mut logits = logits;
+                if logits.dtype() != Dtype::Float32 {
+                    logits = logits.as_dtype(Dtype::Float32).map_err(engine("logits"))?;
+                }
+                logits.eval().map_err(engine("batched decode step"))?;
+                let all = logits
+                    .try_as_slice::<f32>()
+                    .map_err(|e| Error::new(Code::Engine, format!("reading logits: {e}")))?;
+                let vocab = all.len() / n;
+                for (seq, row) in decoding.iter_mut().zip(all.chunks(vocab)) {
+                    seq.logits = row.to_vec();
+                    seq.phase = Phase::Sample;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sample `seq`'s next token from its logits and send it; `Some` when that ends it.
+    fn sample(&self, seq: &mut Seq) -> Result<Option<FinishReason>> {
+        let req = &seq.req;
+        let raw = req.logprobs.is_some().then(|| seq.logits.clone());
+        let token = seq.sampler.sample(&mut seq.logits, &seq.history);
+        seq.generated += 1;
+        seq.t_first.get_or_insert_with(Instant::now);
+        seq.history.push(token);
+        seq.last = token;
+        let tk = self.tokenizer.clone();
+        let decode = |ids: &[u32]| tk.decode(ids);
+        let is_eos = !req.ignore_eos && self.eos.contains(&token);
+        let delta = if is_eos {
+            String::new()
+        } else {
+            seq.decoder.push(token, decode)?
+        };
+        let step = seq.stops.push(&delta);
+        if step.matched.is_some() {
+            seq.stop_sequence.clone_from(&step.matched);
+        }
+        let mut text = step.emit;
+        let mut finish = if is_eos || step.stopped {
+            Some(FinishReason::Stop)
+        } else if seq.generated >= req.max_tokens
+            || seq.cache.offset() as usize + 1 >= self.context_length
+        {
+            Some(FinishReason::Length)
+        } else {
+            None
+        };
+        if is_eos {
+            seq.stop_token = Some(token);
+        }
+        if finish.is_some() && !step.stopped {
+            // Release what was held back: bytes of an unfinished character, or the
+            // start of a stop string that never completed.
+            let tail = seq.decoder.flush(decode)?;
+            let tail_step = seq.stops.push(&tail);
+            text.push_str(&tail_step.emit);
+            if tail_step.stopped {
+                finish = Some(FinishReason::Stop);
+                seq.stop_sequence = tail_step.matched;
+            } else {
+                text.push_str(&seq.stops.finish());
+            }
+        }
+        let (logprob, top_logprobs) = match (&raw, req.logprobs) {
+            (Some(raw), Some(n)) => {
+                let (lp, top) = sampling::logprobs(raw, token, n);
+                (Some(lp), top)
+            }
+            _ => (None, Vec::new()),
+        };
+        let sent = seq.events.send(Event::Token(TokenEvent {
+            text,
+            token_id: token,
+            logprob,
+            top_logprobs,
+        }));
+        if sent.is_err() {
+            return Ok(Some(FinishReason::Cancelled));
+        }
+        if finish.is_none() && seq.cancel.is_cancelled() {
+            return Ok(Some(FinishReason::Cancelled));
+        }
+        Ok(finish)
+    }
+
+    /// `seq` is done: its usage and timings to the client, its cache to the prefix cache.
+    fn complete(&mut self, mut seq: Seq, finish: FinishReason) {
+        let t_end = Instant::now();
+        let ttft = seq
+            .t_first
+            .map(|t| t - seq.t0)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let gen_s = seq
+            .t_first
+            .map(|t| t_end - t)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let computed = seq.pos.max(seq.reused) - seq.reused + usize::from(seq.t_first.is_some());
+        let timings = Timings {
+            time_to_first_token_s: ttft,
+            prompt_tokens_per_s: if ttft > 0.0 {
+                computed as f64 / ttft
+            } else {
+                0.0
+            },
+            generation_tokens_per_s: if gen_s > 0.0 {
+                seq.generated as f64 / gen_s
+            } else {
+                0.0
+            },
+            total_s: (t_end - seq.t0).as_secs_f64(),
+        };
+        let usage = Usage {
+            prompt_tokens: seq.req.prompt.len(),
+            completion_tokens: seq.generated,
+            cached_prompt_tokens: seq.reused,
+        };
+        if seq.req.use_prefix_cache {
+            // The cache holds the prompt read so far and every generated token that went
+            // through the model.
+            let held = seq.cache.offset() as usize;
+            seq.history.truncate(held);
+            let history = std::mem::take(&mut seq.history);
+            let cache = std::mem::take(&mut seq.cache);
+            if held > 0 {
+                self.prefix.put(history, cache);
+            }
+        }
+        let mut done = self.finish(finish, seq.stop_token, usage, timings);
+        done.stop_sequence = seq.stop_sequence.take();
+        // Its place is free before its client hears it is done (a client that sends
+        // its next request at once must not find the model still full).
+        self.pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let _ = seq.events.send(Event::Done(done));
     }
 
     /// Run `tokens` and return the last position's logits on the host.
@@ -342,172 +732,6 @@ impl Worker {
             .try_as_slice::<f32>()
             .map_err(|e| Error::new(Code::Engine, format!("reading logits: {e}")))?
             .to_vec())
-    }
-
-    fn generate(
-        &mut self,
-        req: &GenerateRequest,
-        events: &mpsc::UnboundedSender<Event>,
-        cancel: &CancelToken,
-    ) -> Result<()> {
-        let t0 = Instant::now();
-        let _ = mlx_rs::memory::reset_peak_memory();
-        let prompt = &req.prompt;
-        let Taken { cache, reused } = if req.use_prefix_cache {
-            self.prefix.take(prompt)
-        } else {
-            Taken {
-                cache: None,
-                reused: 0,
-            }
-        };
-        let mut cache = cache.unwrap_or_else(|| KvCache::new(self.model.layers.len()));
-        let stopped = || cancel.is_cancelled() || events.is_closed();
-
-        // Prefill all but the last prompt token, in chunks, keeping only the cache.
-        let mut pos = reused;
-        while prompt.len() - pos > 1 {
-            let n = (prompt.len() - 1 - pos).min(self.step);
-            let whole = self
-                .model
-                .prefill(&ids_array(&prompt[pos..pos + n]), &mut cache, &stopped)
-                .map_err(engine("prefill"))?;
-            if whole {
-                pos += n;
-            } else {
-                cache.truncate(pos as i32);
-            }
-            if stopped() {
-                let done = self.finish(
-                    FinishReason::Cancelled,
-                    None,
-                    Usage {
-                        prompt_tokens: prompt.len(),
-                        completion_tokens: 0,
-                        cached_prompt_tokens: reused,
-                    },
-                    Timings {
-                        total_s: t0.elapsed().as_secs_f64(),
-                        ..Default::default()
-                    },
-                );
-                if req.use_prefix_cache {
-                    self.prefix.put(prompt[..pos].to_vec(), cache);
-                }
-                let _ = events.send(Event::Done(done));
-                return Ok(());
-            }
-        }
-
-        let mut logits = self.step_logits(&prompt[pos..], &mut cache)?;
-        let mut history = prompt.clone();
-        let mut sampler = Sampler::new(req.sampling.clone());
-        let mut decoder = IncrementalDecoder::new();
-        let mut stops = StopMatcher::new(req.stop.iter().cloned());
-        let tk = self.tokenizer.clone();
-        let decode = |ids: &[u32]| tk.decode(ids);
-        let mut generated = 0usize;
-        let mut t_first: Option<Instant> = None;
-        let mut stop_token = None;
-        let mut stop_sequence = None;
-        let finish = loop {
-            let raw = req.logprobs.is_some().then(|| logits.clone());
-            let token = sampler.sample(&mut logits, &history);
-            generated += 1;
-            t_first.get_or_insert_with(Instant::now);
-            history.push(token);
-            let is_eos = !req.ignore_eos && self.eos.contains(&token);
-            let delta = if is_eos {
-                String::new()
-            } else {
-                decoder.push(token, decode)?
-            };
-            let step = stops.push(&delta);
-            if step.matched.is_some() {
-                stop_sequence.clone_from(&step.matched);
-            }
-            let mut text = step.emit;
-            let mut finish = if is_eos || step.stopped {
-                Some(FinishReason::Stop)
-            } else if generated >= req.max_tokens
-                || cache.offset() as usize + 1 >= self.context_length
-            {
-                Some(FinishReason::Length)
-            } else {
-                None
-            };
-            if is_eos {
-                stop_token = Some(token);
-            }
-            if finish.is_some() && !step.stopped {
-                // Release what was held back: bytes of an unfinished character, or the
-                // start of a stop string that never completed.
-                let tail = decoder.flush(decode)?;
-                let tail_step = stops.push(&tail);
-                text.push_str(&tail_step.emit);
-                if tail_step.stopped {
-                    finish = Some(FinishReason::Stop);
-                    stop_sequence = tail_step.matched;
-                } else {
-                    text.push_str(&stops.finish());
-                }
-            }
-            let (logprob, top_logprobs) = match (&raw, req.logprobs) {
-                (Some(raw), Some(n)) => {
-                    let (lp, top) = sampling::logprobs(raw, token, n);
-                    (Some(lp), top)
-                }
-                _ => (None, Vec::new()),
-            };
-            let sent = events.send(Event::Token(TokenEvent {
-                text,
-                token_id: token,
-                logprob,
-                top_logprobs,
-            }));
-            if sent.is_err() {
-                break FinishReason::Cancelled;
-            }
-            if let Some(f) = finish {
-                break f;
-            }
-            if cancel.is_cancelled() {
-                break FinishReason::Cancelled;
-            }
-            logits = self.step_logits(&[token], &mut cache)?;
-        };
-        let t_end = Instant::now();
-        let ttft = t_first.map(|t| t - t0).unwrap_or_default().as_secs_f64();
-        let gen_s = t_first.map(|t| t_end - t).unwrap_or_default().as_secs_f64();
-        let computed = prompt.len() - reused;
-        let timings = Timings {
-            time_to_first_token_s: ttft,
-            prompt_tokens_per_s: if ttft > 0.0 {
-                computed as f64 / ttft
-            } else {
-                0.0
-            },
-            generation_tokens_per_s: if gen_s > 0.0 {
-                generated as f64 / gen_s
-            } else {
-                0.0
-            },
-            total_s: (t_end - t0).as_secs_f64(),
-        };
-        let usage = Usage {
-            prompt_tokens: prompt.len(),
-            completion_tokens: generated,
-            cached_prompt_tokens: reused,
-        };
-        if req.use_prefix_cache {
-            let held = cache.offset() as usize;
-            history.truncate(held);
-            self.prefix.put(history, cache);
-        }
-        let mut done = self.finish(finish, stop_token, usage, timings);
-        done.stop_sequence = stop_sequence;
-        let _ = events.send(Event::Done(done));
-        Ok(())
     }
 
     fn finish(

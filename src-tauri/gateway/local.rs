@@ -299,6 +299,16 @@ fn unsupported(model: &str, what: &str) -> Error {
     )
 }
 
+/// A system block that changes with every request and means nothing to a local model:
+/// Claude Code's attribution header (`x-anthropic-billing-header: cc_version=…;
+/// cch=…; cc_prompt_id=…; …`, its first system block, with per-request ids). Left in, it
+/// would be the first thing the prompt says and differ each time, so no prompt would
+/// ever share a prefix with the last one and the prefix cache would never help; it is
+/// dropped for local models (cloud routes relay it untouched).
+pub(crate) fn is_volatile_system_block(text: &str) -> bool {
+    text.trim_start().starts_with("x-anthropic-billing-header:")
+}
+
 /// Canonical conversation → the messages HF chat templates expect (`role`, `content`,
 /// `tool_calls`, `tool_call_id`, `reasoning_content`).
 fn chat_messages(
@@ -306,7 +316,12 @@ fn chat_messages(
     req: &Request,
 ) -> Result<(Vec<ChatMessage>, Option<serde_json::Value>)> {
     let mut out = Vec::new();
-    let system: Vec<&str> = req.system.iter().map(|b| b.text.as_str()).collect();
+    let system: Vec<&str> = req
+        .system
+        .iter()
+        .map(|b| b.text.as_str())
+        .filter(|t| !is_volatile_system_block(t))
+        .collect();
     if !system.is_empty() {
         out.push(ChatMessage::new("system", system.join("\n\n")));
     }
@@ -631,6 +646,31 @@ mod tests {
         events(g, text, readers, "m1".into(), "local-model".into(), 5)
             .collect()
             .await
+    }
+
+    #[test]
+    fn claude_codes_per_request_attribution_block_is_not_part_of_a_local_prompt() {
+        let body = serde_json::json!({
+            "model": "m", "max_tokens": 8,
+            "system": [
+                {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.332.abc; cc_entrypoint=cli; cch=00000; cc_prompt_id=0b0f3a52-3c1e-4a8e-9a39-0c6c1f3b8d11;"},
+                {"type": "text", "text": "You are Claude Code."},
+                {"type": "text", "text": "Be brief."}
+            ],
+            "messages": [{"role": "user", "content": "hi"}]
+        });
+        let req = crate::protocol::anthropic::decode_request(body.to_string().as_bytes()).unwrap();
+        let (msgs, _) = chat_messages("m", &req).unwrap();
+        let system = serde_json::to_value(&msgs[0]).unwrap();
+        assert_eq!(system["role"], "system");
+        assert_eq!(system["content"], "You are Claude Code.\n\nBe brief.");
+        // Mentioned anywhere but at the start, it is ordinary text.
+        assert!(!is_volatile_system_block(
+            "see x-anthropic-billing-header: docs"
+        ));
+        assert!(is_volatile_system_block(
+            "  x-anthropic-billing-header: cch=1;"
+        ));
     }
 
     fn tagged() -> Readers {

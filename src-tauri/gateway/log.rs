@@ -58,7 +58,13 @@ pub fn printable(s: &str, max: usize) -> String {
 #[derive(Clone)]
 pub struct RequestLog {
     tx: mpsc::UnboundedSender<Entry>,
+    /// Every finished request, as it is recorded, for whoever watches (the app's
+    /// Dashboard); nothing is sent while nobody does.
+    live: tokio::sync::broadcast::Sender<Entry>,
 }
+
+/// Requests a slow watcher may fall behind before it skips ahead.
+const LIVE_BACKLOG: usize = 256;
 
 const MAX_BATCH: usize = 4_000;
 /// Rows are gathered this long before a batch is written: a handful of small
@@ -85,12 +91,21 @@ impl RequestLog {
                 batch.clear();
             }
         });
-        (RequestLog { tx }, task)
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_BACKLOG);
+        (RequestLog { tx, live }, task)
     }
 
     pub fn record(&self, e: Entry) {
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(e.clone());
+        }
         // The writer only stops with the runtime; a failed send then loses nothing that matters.
         let _ = self.tx.send(e);
+    }
+
+    /// Finished requests from now on, as they are recorded.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Entry> {
+        self.live.subscribe()
     }
 }
 
@@ -136,6 +151,49 @@ pub async fn tail(db: &DatabaseConnection, limit: u64) -> crate::Result<Vec<requ
         .await?;
     rows.reverse();
     Ok(rows)
+}
+
+/// One minute of the request log.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Minute {
+    /// The minute's start, unix ms.
+    pub at: i64,
+    pub requests: i64,
+    /// Requests answered with a status of 400 or more (a client that left counts as one).
+    pub errors: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+}
+
+/// Per-minute counts of the last `minutes` minutes before `now_ms` (minutes without
+/// requests left out), oldest first.
+pub async fn per_minute(
+    db: &DatabaseConnection,
+    now_ms: i64,
+    minutes: i64,
+) -> crate::Result<Vec<Minute>> {
+    let since = (now_ms / 60_000 - minutes + 1) * 60_000;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT (ts / 60000) * 60000 AS m, COUNT(*), SUM(status >= 400), \
+             COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0) \
+             FROM request_log WHERE ts >= ? GROUP BY m ORDER BY m",
+            [since.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Minute {
+                at: r.try_get_by_index(0)?,
+                requests: r.try_get_by_index(1)?,
+                errors: r.try_get_by_index(2)?,
+                tokens_in: r.try_get_by_index(3)?,
+                tokens_out: r.try_get_by_index(4)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

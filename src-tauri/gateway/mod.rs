@@ -278,6 +278,8 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<()>,
     /// The pool's control socket, kept (and removed) with the server.
     control: Option<crate::pool::control::Control>,
+    /// The request log, for watching requests as they finish.
+    pub requests: log::RequestLog,
 }
 
 impl Server {
@@ -318,6 +320,7 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
     let addr = listener.local_addr()?;
     state.port.store(addr.port(), Ordering::Relaxed);
     let header_timeout = state.options.header_read_timeout;
+    let requests = state.log.clone();
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(listener, app, header_timeout, rx));
@@ -327,5 +330,6 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
         shutdown: Some(tx),
         task,
         control: None,
+        requests,
     })
 }

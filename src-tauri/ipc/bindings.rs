@@ -53,6 +53,8 @@ fn export_all(dir: &Path) {
         crate::tokens::Revoked,
         crate::tokens::AuthSetting,
         super::TokenIssue,
+        super::RequestRow,
+        crate::gateway::log::Minute,
         super::ProviderUpsert,
         super::RuleInput,
         super::RuleUpdate,

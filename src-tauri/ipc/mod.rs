@@ -280,6 +280,81 @@ pub async fn issue_token(app: &App, input: &TokenIssue) -> Result<crate::tokens:
     crate::tokens::issue(app, &input.name, &models, expires, Actor::Ui).await
 }
 
+// ------------------------------------------------------------------ requests
+
+/// One request as the Dashboard lists it (a request-log row; never prompt text).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RequestRow {
+    /// When it started, unix ms.
+    pub ts: i64,
+    pub protocol: String,
+    pub endpoint: String,
+    pub model: Option<String>,
+    pub rule_id: Option<i64>,
+    pub backend: Option<String>,
+    pub upstream_model: Option<String>,
+    pub status: i64,
+    pub latency_ms: f64,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub fallback: bool,
+    pub error_code: Option<String>,
+    pub client_id: Option<i64>,
+    pub stream: bool,
+}
+
+impl From<&crate::gateway::log::Entry> for RequestRow {
+    fn from(e: &crate::gateway::log::Entry) -> Self {
+        RequestRow {
+            ts: e.ts,
+            protocol: e.protocol.into(),
+            endpoint: e.endpoint.into(),
+            model: e.requested_model.clone(),
+            rule_id: e.rule_id,
+            backend: e.backend.clone(),
+            upstream_model: e.upstream_model.clone(),
+            status: e.status.into(),
+            latency_ms: e.latency_ms,
+            tokens_in: e.tokens_in.map(|n| n as i64),
+            tokens_out: e.tokens_out.map(|n| n as i64),
+            fallback: e.fallback,
+            error_code: e.error_code.map(String::from),
+            client_id: e.client_id,
+            stream: e.stream,
+        }
+    }
+}
+
+impl From<crate::store::entities::request_log::Model> for RequestRow {
+    fn from(m: crate::store::entities::request_log::Model) -> Self {
+        RequestRow {
+            ts: m.ts,
+            protocol: m.protocol,
+            endpoint: m.endpoint,
+            model: m.requested_model,
+            rule_id: m.rule_id,
+            backend: m.backend,
+            upstream_model: m.upstream_model,
+            status: m.status,
+            latency_ms: m.latency_ms,
+            tokens_in: m.tokens_in,
+            tokens_out: m.tokens_out,
+            fallback: m.fallback,
+            error_code: m.error_code,
+            client_id: m.client_id,
+            stream: m.stream,
+        }
+    }
+}
+
+/// The newest `limit` requests (at most 200), newest first.
+pub async fn recent_requests(app: &App, limit: u32) -> Result<Vec<RequestRow>> {
+    let mut rows = crate::gateway::log::tail(&app.db, u64::from(limit.clamp(1, 200))).await?;
+    rows.reverse();
+    Ok(rows.into_iter().map(RequestRow::from).collect())
+}
+
 // ------------------------------------------------------------------ gateway
 
 /// The desktop app's gateway, as the Dashboard and the tray show it.

@@ -214,24 +214,7 @@ async fn ensure_key_in<C: ConnectionTrait>(app: &App, txn: &C) -> Result<()> {
     if public_key(txn).await?.is_some() {
         return Ok(());
     }
-    let kp = KeyPair::new();
-    let public_hex = kp.public().to_bytes_hex();
-    let private = kp.private().to_bytes();
-    let sealed = app
-        .vault
-        .seal(txn, &token_key_context(1, &public_hex), &private)
-        .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        "INSERT INTO token_keys (id, key_id, public_key, private_key, created_at) VALUES (1, ?, ?, ?, ?)",
-        [
-            (key_id_of(&kp.public()) as i64).into(),
-            public_hex.into(),
-            sealed.into(),
-            crate::store::now_ms().into(),
-        ],
-    ))
-    .await?;
+    store_key(app, txn, &KeyPair::new()).await?;
     audit::record(
         txn,
         Actor::System,
@@ -295,11 +278,20 @@ pub(crate) async fn import_key<C: ConnectionTrait>(
             "the backup's token signing key is not a key",
         )
     })?;
-    let kp = KeyPair::from(&pk);
+    store_key(app, txn, &KeyPair::from(&pk)).await
+}
+
+/// Write `kp` as this install's signing key (row 1): the public half in the clear, the
+/// private half sealed for that row and that public key.
+async fn store_key<C: ConnectionTrait>(app: &App, txn: &C, kp: &KeyPair) -> Result<()> {
     let public_hex = kp.public().to_bytes_hex();
     let sealed = app
         .vault
-        .seal(txn, &token_key_context(1, &public_hex), &bytes)
+        .seal(
+            txn,
+            &token_key_context(1, &public_hex),
+            &kp.private().to_bytes(),
+        )
         .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Sqlite,

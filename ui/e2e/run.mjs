@@ -287,6 +287,21 @@ async function firstToken(s, url) {
   await s.click("#token-dismiss");
   await waitFor("the token to be gone", async () => !(await s.exists("#token-reveal")));
   TOKENS.default = token;
+  // A request through the gateway shows on the Dashboard as it happens (an event, no reload).
+  const sent = Date.now();
+  const r = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(token) },
+    body: JSON.stringify({ model: "e2e-no-such-model", messages: [{ role: "user", content: "Hi" }] }),
+  });
+  assert.equal(r.status, 404);
+  await waitFor(
+    "the request on the Dashboard",
+    async () =>
+      s.exec(`return [...document.querySelectorAll("#dash-requests tbody tr")].some((tr) => tr.textContent.includes("e2e-no-such-model") && tr.dataset.status === "404");`),
+    1000,
+  );
+  console.log(`  ok the Dashboard listed the request ${Date.now() - sent} ms after it was sent (client, model, status)`);
   console.log("  ok the first start's token is shown once on the Dashboard and opens the gateway; none gets 401 auth_required");
 }
 
@@ -655,6 +670,12 @@ async function main() {
     console.log(`  ok dashboard shows version ${facts.version}, schema ${facts.schema}`);
     const gatewayUrl = await checkGateway(s, dataDir);
     await firstToken(s, gatewayUrl);
+    await waitFor("the getting-started checklist", () => s.exists("#dash-checklist"));
+    // A new install has every step to do but the one the request above just did.
+    const stepsNow = () =>
+      s.exec(`return JSON.stringify([...document.querySelectorAll("#dash-checklist li")].map((li) => [li.dataset.step, li.dataset.done]));`);
+    const want = JSON.stringify([["backend", "false"], ["rule", "false"], ["client", "true"], ["backup", "false"]]);
+    await waitFor(`the checklist to read ${want}`, async () => (await stepsNow()) === want, 5000);
     await s.screenshot("dashboard.png");
     for (const [i, id] of PAGES.entries()) {
       await s.goto(id);
@@ -703,6 +724,10 @@ async function main() {
     console.log("  ok the last page survived a restart");
     await s.click("#nav-dashboard");
     await dashboardFacts(s);
+    // Provider, rules, a tool's request with a token, a backup: the checklist is done and gone.
+    await waitFor("the Dashboard's data", () => s.exists("#dash-client-setup"));
+    await sleep(1000);
+    assert.ok(!(await s.exists("#dash-checklist")), "the checklist is gone once every step is done");
     await s.screenshot("dashboard-final.png");
     await s.end();
     assert.deepEqual(filesContaining(dataDir, PLANTED), [], "no file holds the planted key after the app ran");

@@ -34,12 +34,16 @@ import type { ClientInfo } from "./bindings/ClientInfo";
 import type { Issued } from "./bindings/Issued";
 import type { Revoked } from "./bindings/Revoked";
 import type { TokenIssue } from "./bindings/TokenIssue";
+import type { RequestRow } from "./bindings/RequestRow";
+import type { Minute } from "./bindings/Minute";
 
 export type {
   AppInfo,
   AuthSetting,
   ClientInfo,
   Issued,
+  Minute,
+  RequestRow,
   Revoked,
   TokenIssue,
   CoreError,
@@ -64,6 +68,9 @@ export const GATEWAY_STATUS_EVENT = "gateway-status";
 
 /** The event the core sends for every load, unload and eviction of the pool (payload: PoolEvent). */
 export const POOL_EVENT = "pool-event";
+
+/** The event the core sends when a gateway request finishes (payload: RequestRow). */
+export const REQUEST_EVENT = "request-event";
 
 /**
  * Normalize whatever a rejected invoke gives us into a CoreError. Tauri itself
@@ -132,6 +139,9 @@ export const api = {
   tokenAuth: (on?: boolean) => call<AuthSetting>("token_auth", { on: on ?? null }),
   tokenFirstRun: () => call<Issued | null>("token_first_run"),
   tokenFirstRunDismiss: () => call<null>("token_first_run_dismiss"),
+
+  logsTail: (limit: number) => call<RequestRow[]>("logs_tail", { limit }),
+  logsMinutes: () => call<Minute[]>("logs_minutes"),
 
   modelsList: () => call<ModelEntry[]>("models_list"),
   modelsImport: (path: string, name: string | null) => call<ModelEntry>("models_import", { path, name }),
