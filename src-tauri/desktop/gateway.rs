@@ -101,7 +101,8 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
         if let Some(server) = &server {
             forward_requests(handle.clone(), server.requests.subscribe());
         }
-        let line = ipc::tray_line(&status);
+        let tokens_off = !crate::tokens::loopback_auth(&app.db).await.unwrap_or(true);
+        let line = ipc::tray_line(&status, tokens_off);
         match &status {
             GatewayStatus::Failed { error, .. } => {
                 tracing::warn!(
@@ -116,6 +117,32 @@ pub fn start<R: Runtime>(handle: AppHandle<R>, app: SharedApp) {
         super::tray::set_status(&handle, &line);
         if let Err(e) = handle.emit(STATUS_EVENT, &status) {
             tracing::warn!("could not send the gateway status to the window: {e}");
+        }
+        watch_token_setting(handle, app, status, tokens_off);
+    });
+}
+
+/// Keep the tray's status line true to the client-token setting, which the window or
+/// the CLI of another process may change at any time (read every 2 s).
+fn watch_token_setting<R: Runtime>(
+    handle: AppHandle<R>,
+    app: SharedApp,
+    status: GatewayStatus,
+    mut tokens_off: bool,
+) {
+    if !matches!(status, GatewayStatus::Running { .. }) {
+        return;
+    }
+    tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let Ok(on) = crate::tokens::loopback_auth(&app.db).await else {
+                continue;
+            };
+            if on == tokens_off {
+                tokens_off = !on;
+                super::tray::set_status(&handle, &ipc::tray_line(&status, tokens_off));
+            }
         }
     });
 }

@@ -390,10 +390,14 @@ pub fn gateway_port(env: Option<&str>) -> Result<u16> {
     }
 }
 
-/// The tray menu's status line.
-pub fn tray_line(s: &GatewayStatus) -> String {
+/// The tray menu's status line; `tokens_off`: loopback clients need no client token
+/// (said on the line, as everywhere that setting shows).
+pub fn tray_line(s: &GatewayStatus, tokens_off: bool) -> String {
     match s {
         GatewayStatus::Starting { port, .. } => format!("Gateway: starting on port {port}…"),
+        GatewayStatus::Running { url, .. } if tokens_off => {
+            format!("Gateway: {url} — client tokens off")
+        }
         GatewayStatus::Running { url, .. } => format!("Gateway: {url}"),
         GatewayStatus::Failed { port, error, .. } if error.code == Code::PortInUse => {
             format!("Gateway: port {port} in use")
@@ -632,19 +636,26 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 8399,
         };
-        assert_eq!(tray_line(&running), "Gateway: http://127.0.0.1:8399");
+        assert_eq!(tray_line(&running, false), "Gateway: http://127.0.0.1:8399");
+        assert_eq!(
+            tray_line(&running, true),
+            "Gateway: http://127.0.0.1:8399 — client tokens off"
+        );
         let busy = GatewayStatus::Failed {
             host: "127.0.0.1".into(),
             port: 8399,
             error: Error::new(Code::PortInUse, "in use"),
         };
-        assert_eq!(tray_line(&busy), "Gateway: port 8399 in use");
+        assert_eq!(tray_line(&busy, false), "Gateway: port 8399 in use");
         let bad = GatewayStatus::Failed {
             host: "127.0.0.1".into(),
             port: 8399,
             error: Error::invalid("x"),
         };
-        assert_eq!(tray_line(&bad), "Gateway: not running (invalid_argument)");
+        assert_eq!(
+            tray_line(&bad, false),
+            "Gateway: not running (invalid_argument)"
+        );
         let json = serde_json::to_value(&busy).unwrap();
         assert_eq!(json["state"], "failed");
         assert_eq!(json["error"]["code"], "port_in_use");
@@ -794,7 +805,10 @@ mod tests {
         let (busy, none, again) = start_gateway(app.clone(), Some(&port.to_string())).await;
         assert!(none.is_none());
         assert!(again.is_none(), "`default` is issued once");
-        assert_eq!(tray_line(&busy), format!("Gateway: port {port} in use"));
+        assert_eq!(
+            tray_line(&busy, false),
+            format!("Gateway: port {port} in use")
+        );
 
         let (bad, none, _) = start_gateway(app, Some("nope")).await;
         assert!(none.is_none());

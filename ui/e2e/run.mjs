@@ -340,6 +340,17 @@ async function clients(s, dataDir, url) {
   assert.equal(revoked.status, 401);
   assert.equal((await revoked.json()).error.code, "token_revoked");
   TOKENS.e2e = token;
+  // Tokens off for loopback: the page warns, the tray says so, a request needs none; then on again.
+  const log = () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8");
+  await s.click("#clients-auth-toggle");
+  await waitFor("the warning on the Clients page", () => s.exists("#clients-auth-off"));
+  await waitFor("the tray to say tokens are off", async () => log().includes(`tray status: Gateway: ${url} — client tokens off`), 10000);
+  assert.equal((await fetch(`${url}/v1/models`)).status, 200, "no token needed while off");
+  const before = log().length;
+  await s.click("#clients-auth-toggle");
+  await waitFor("the warning to go", async () => !(await s.exists("#clients-auth-off")));
+  await waitFor("the tray to drop the warning", async () => log().slice(before).includes(`tray status: Gateway: ${url}\n`), 10000);
+  assert.equal((await fetch(`${url}/v1/models`)).status, 401, "a token needed again");
   console.log("  ok a token issued on the Clients page is scoped (403 model_not_allowed), works, and is refused (401 token_revoked) once revoked there");
 }
 
