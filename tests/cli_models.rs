@@ -225,3 +225,68 @@ fn generate_reports_missing_models_and_overlong_prompts_with_codes() {
         "neither --prompt nor --messages is a usage error"
     );
 }
+
+#[test]
+fn generate_prompts_runs_them_together_and_each_answer_is_its_solo_answer() {
+    let env = Env::new();
+    let prompts: Vec<String> = (0..3)
+        .map(|i| reference(i)["prompt"].as_str().unwrap().to_string())
+        .collect();
+    let solo: Vec<Value> = prompts
+        .iter()
+        .map(|p| {
+            let mlx = mlx();
+            let v = env.json(&[
+                "generate",
+                "--model",
+                mlx.to_str().unwrap(),
+                "--prompt",
+                p,
+                "--max-tokens",
+                "12",
+            ]);
+            v["token_ids"].clone()
+        })
+        .collect();
+    let file = env.data_dir().join("prompts.txt");
+    std::fs::write(
+        &file,
+        format!("{}\n\n{}\n{}\n", prompts[0], prompts[1], prompts[2]),
+    )
+    .unwrap();
+    let mlx = mlx();
+    let v = env.json(&[
+        "generate",
+        "--model",
+        mlx.to_str().unwrap(),
+        "--prompts",
+        file.to_str().unwrap(),
+        "--concurrency",
+        "3",
+        "--max-tokens",
+        "12",
+    ]);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "blank lines are skipped: {v}");
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        assert_eq!(r["token_ids"], solo[i], "prompt {i}: batched = alone");
+    }
+    assert_eq!(v["concurrency"], 3);
+    assert!(v["largest_batch"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["aggregate_tokens_per_s"].as_f64().unwrap() > 0.0);
+
+    let out = env.run(
+        &[
+            "generate",
+            "--model",
+            "x",
+            "--prompt",
+            "hi",
+            "--concurrency",
+            "2",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "--concurrency needs --prompts");
+}

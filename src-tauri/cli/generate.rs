@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "messages"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "messages", "prompts"])))]
 pub struct GenerateArgs {
     /// A registered model (name or id) or a path to a .gguf file / model folder
     #[arg(long)]
@@ -23,6 +23,13 @@ pub struct GenerateArgs {
     /// A JSON file with an array of {"role", "content"} messages
     #[arg(long, value_name = "FILE.json")]
     messages: Option<PathBuf>,
+    /// A text file of user messages, one per line: all generated, --concurrency at once
+    /// (batched), each printed when done, with the aggregate speed
+    #[arg(long, value_name = "FILE")]
+    prompts: Option<PathBuf>,
+    /// With --prompts: how many run at once (default 1, at most 8)
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Send --prompt as it is, without the chat template
     #[arg(long)]
     raw: bool,
@@ -65,6 +72,12 @@ pub struct GenerateReport {
 }
 
 pub async fn run(opts: AppOptions, args: GenerateArgs, out: &Output) -> Result<i32> {
+    if args.concurrency.is_some() && args.prompts.is_none() {
+        return Err(Error::new(
+            Code::Usage,
+            "--concurrency applies to --prompts FILE (several prompts at once)",
+        ));
+    }
     if args.raw && args.messages.is_some() {
         return Err(Error::new(
             Code::InvalidArgument,
@@ -110,6 +123,9 @@ pub async fn run(opts: AppOptions, args: GenerateArgs, out: &Output) -> Result<i
 
     let app = super::open_app(opts).await?;
     let resolved = crate::models::resolve(&app.db, &args.model).await?;
+    if let Some(file) = &args.prompts {
+        return run_many(&app, &resolved, file, &args, sampling, out).await;
+    }
     let model = engine::load(&resolved.path, LoadOptions::default()).await?;
 
     let prompt_ids = match (&messages, &args.prompt) {
@@ -194,4 +210,145 @@ pub async fn run(opts: AppOptions, args: GenerateArgs, out: &Output) -> Result<i
     } else {
         0
     })
+}
+
+/// One prompt's answer in `generate --prompts`.
+#[derive(Debug, Serialize)]
+pub struct ManyItem {
+    pub index: usize,
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub finish_reason: String,
+}
+
+/// The `--json` document of `generate --prompts`.
+#[derive(Debug, Serialize)]
+pub struct ManyReport {
+    pub model: String,
+    pub concurrency: usize,
+    pub results: Vec<ManyItem>,
+    pub generation_tokens: usize,
+    pub wall_s: f64,
+    /// Generated tokens of all prompts over the wall time.
+    pub aggregate_tokens_per_s: f64,
+    pub largest_batch: usize,
+}
+
+/// `generate --prompts FILE --concurrency N`: every line of FILE as a user message,
+/// N in flight at once on one loaded model (its decode steps batched).
+async fn run_many(
+    app: &crate::app::App,
+    resolved: &crate::models::Resolved,
+    file: &std::path::Path,
+    args: &GenerateArgs,
+    sampling: SamplingParams,
+    out: &Output,
+) -> Result<i32> {
+    if args.raw || args.system.is_some() {
+        return Err(Error::new(
+            Code::InvalidArgument,
+            "--prompts takes one user message per line; --raw and --system do not apply",
+        ));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::new(
+            Code::InvalidArgument,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let prompts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if prompts.is_empty() {
+        return Err(Error::new(
+            Code::InvalidArgument,
+            format!("{} has no prompts (one per line)", file.display()),
+        ));
+    }
+    let concurrency = args
+        .concurrency
+        .unwrap_or(1)
+        .clamp(1, engine::DEFAULT_MAX_BATCH);
+    let model = engine::load(
+        &resolved.path,
+        LoadOptions {
+            max_queued: concurrency,
+            max_batch: concurrency,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut requests = Vec::with_capacity(prompts.len());
+    for p in &prompts {
+        let ids = model.chat_prompt(&[ChatMessage::new("user", (*p).to_string())], None)?;
+        let mut req = GenerateRequest::new(ids);
+        req.max_tokens = args.max_tokens;
+        req.sampling = sampling.clone();
+        req.stop = args.stop.clone();
+        req.use_prefix_cache = false;
+        requests.push(req);
+    }
+    let started = std::time::Instant::now();
+    let mut pending = requests.into_iter().enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut results = Vec::new();
+    loop {
+        while running.len() < concurrency {
+            let Some((i, req)) = pending.next() else {
+                break;
+            };
+            let g = model.generate(req)?;
+            running.spawn(async move { (i, g.collect().await) });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let (i, collected) =
+            done.map_err(|e| Error::internal(format!("a generation task failed: {e}")))?;
+        let c = collected?;
+        let finish = c
+            .done
+            .as_ref()
+            .map(|d| d.finish_reason.as_str().to_string())
+            .unwrap_or_default();
+        if !out.json {
+            println!("[{}] {}", i + 1, c.text.trim());
+        }
+        results.push(ManyItem {
+            index: i,
+            text: c.text,
+            token_ids: c.token_ids,
+            finish_reason: finish,
+        });
+    }
+    results.sort_by_key(|r| r.index);
+    let wall_s = started.elapsed().as_secs_f64();
+    let generation_tokens: usize = results.iter().map(|r| r.token_ids.len()).sum();
+    if let Some(entry) = &resolved.entry {
+        crate::models::touch(&app.db, entry.id).await?;
+    }
+    let report = ManyReport {
+        model: resolved
+            .entry
+            .as_ref()
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| resolved.path.display().to_string()),
+        concurrency,
+        results,
+        generation_tokens,
+        wall_s,
+        aggregate_tokens_per_s: generation_tokens as f64 / wall_s.max(1e-9),
+        largest_batch: model.largest_batch(),
+    };
+    if out.json {
+        out.print(&report, |_| String::new());
+    } else {
+        eprintln!(
+            "[{} prompts, {} at once: {} tokens in {:.1} s = {:.1} tok/s aggregate]",
+            report.results.len(),
+            concurrency,
+            generation_tokens,
+            wall_s,
+            report.aggregate_tokens_per_s
+        );
+    }
+    Ok(0)
 }
