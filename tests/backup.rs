@@ -507,24 +507,28 @@ fn kill_9_during_import_apply_leaves_the_database_before_or_after() {
     ));
     let after = state(&scratch);
     assert_ne!(after, before);
+    // A whole `import --apply` of the backup of `b`'s state before the import under test.
+    let restore_before = || {
+        ok(&b.run(
+            &[
+                "--json",
+                "backup",
+                "import",
+                before_file.to_str().unwrap(),
+                "--passphrase-stdin",
+                "--apply",
+                "--yes",
+            ],
+            Some(PASS),
+        ));
+    };
     // How long a whole import takes on this install: the fastest of three full applies
     // (of the backup of its own state, which changes nothing), so that tests running
     // beside this one cannot stretch the window the kills are spread over.
     let full = (0..3)
         .map(|_| {
             let t = Instant::now();
-            ok(&b.run(
-                &[
-                    "--json",
-                    "backup",
-                    "import",
-                    before_file.to_str().unwrap(),
-                    "--passphrase-stdin",
-                    "--apply",
-                    "--yes",
-                ],
-                Some(PASS),
-            ));
+            restore_before();
             t.elapsed()
         })
         .min()
@@ -564,18 +568,7 @@ fn kill_9_during_import_apply_leaves_the_database_before_or_after() {
             assert_eq!(now, after, "neither before nor after the import");
             applied += 1;
             // Back to the old state for the next kill.
-            ok(&b.run(
-                &[
-                    "--json",
-                    "backup",
-                    "import",
-                    before_file.to_str().unwrap(),
-                    "--passphrase-stdin",
-                    "--apply",
-                    "--yes",
-                ],
-                Some(PASS),
-            ));
+            restore_before();
             assert_eq!(state(&b), before);
         }
     }

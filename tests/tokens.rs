@@ -434,6 +434,10 @@ fn doctor_says_whether_tokens_are_required_which_are_active_and_how_to_use_them(
     ] {
         assert!(msg.contains(needle), "{needle} in {msg}");
     }
+    // Patterns as people type them around commas keep no spaces.
+    issue(&env, &["spaced", "--models", "gpt-4*, claude-*"]);
+    let listed = env.json(&["token", "list"]);
+    assert_eq!(listed[1]["scopes"], json!(["gpt-4*", "claude-*"]));
     env.json(&["token", "auth", "off"]);
     let off = check();
     assert_eq!(off["status"], "warn");

@@ -104,7 +104,7 @@ pub fn content_type_allowed(headers: &HeaderMap) -> bool {
 
 pub async fn guard(State(state): State<GatewayState>, mut req: Request, next: Next) -> Response {
     let mut protocol = protocol_of(req.uri().path());
-    if req.uri().path().starts_with("/v1/models") && req.headers().contains_key("anthropic-version")
+    if req.uri().path().starts_with("/v1/models") && super::handlers::wants_anthropic(req.headers())
     {
         protocol = Protocol::Anthropic;
     }

@@ -784,7 +784,7 @@ fn stream_response(
 // ---------------------------------------------------------------- models
 
 /// Whether the client speaks Anthropic (its SDKs send `anthropic-version`).
-fn wants_anthropic(headers: &HeaderMap) -> bool {
+pub(super) fn wants_anthropic(headers: &HeaderMap) -> bool {
     headers.contains_key("anthropic-version")
 }
 

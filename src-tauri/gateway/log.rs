@@ -142,13 +142,18 @@ async fn write(db: &DatabaseConnection, batch: &mut [Entry]) -> crate::Result<()
     Ok(())
 }
 
-/// The newest `limit` rows, oldest first (what `switchyard logs --tail N` prints).
-pub async fn tail(db: &DatabaseConnection, limit: u64) -> crate::Result<Vec<request_log::Model>> {
-    let mut rows = request_log::Entity::find()
+/// The newest `limit` rows, newest first (the Dashboard's recent requests).
+pub async fn newest(db: &DatabaseConnection, limit: u64) -> crate::Result<Vec<request_log::Model>> {
+    Ok(request_log::Entity::find()
         .order_by_desc(request_log::Column::Id)
         .limit(limit)
         .all(db)
-        .await?;
+        .await?)
+}
+
+/// The newest `limit` rows, oldest first (what `switchyard logs --tail N` prints).
+pub async fn tail(db: &DatabaseConnection, limit: u64) -> crate::Result<Vec<request_log::Model>> {
+    let mut rows = newest(db, limit).await?;
     rows.reverse();
     Ok(rows)
 }

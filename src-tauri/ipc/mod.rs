@@ -271,13 +271,7 @@ pub async fn issue_token(app: &App, input: &TokenIssue) -> Result<crate::tokens:
                 .map_err(|err| Error::invalid(err.message.replace("--expires ", "expiry ")))?,
         ),
     };
-    let models: Vec<String> = input
-        .models
-        .iter()
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-        .collect();
-    crate::tokens::issue(app, &input.name, &models, expires, Actor::Ui).await
+    crate::tokens::issue(app, &input.name, &input.models, expires, Actor::Ui).await
 }
 
 // ------------------------------------------------------------------ requests
@@ -350,8 +344,7 @@ impl From<crate::store::entities::request_log::Model> for RequestRow {
 
 /// The newest `limit` requests (at most 200), newest first.
 pub async fn recent_requests(app: &App, limit: u32) -> Result<Vec<RequestRow>> {
-    let mut rows = crate::gateway::log::tail(&app.db, u64::from(limit.clamp(1, 200))).await?;
-    rows.reverse();
+    let rows = crate::gateway::log::newest(&app.db, u64::from(limit.clamp(1, 200))).await?;
     Ok(rows.into_iter().map(RequestRow::from).collect())
 }
 

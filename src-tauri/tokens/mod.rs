@@ -339,20 +339,20 @@ fn datalog_err(e: biscuit_auth::error::Token) -> Error {
     Error::internal(format!("building a client token: {e}"))
 }
 
-/// Sign a token for a new client row (inside `txn`, with the key pair).
+/// Sign a token for a new client row (inside `txn`, with the key pair); `regexes` are
+/// `scopes` as [`patterns_to_regexes`] made them.
 async fn issue_in<C: ConnectionTrait>(
     txn: &C,
     kp: &KeyPair,
     name: &str,
-    scopes: &[String],
+    (scopes, regexes): (&[String], &[String]),
     expires: Option<Duration>,
     actor: Actor,
 ) -> Result<Issued> {
-    let regexes = patterns_to_regexes(scopes)?;
     let now = crate::store::now_ms();
     let expires_at = expires.map(|d| now + d.as_millis() as i64);
     let mut b = Biscuit::builder().root_key_id(key_id_of(&kp.public()));
-    for re in &regexes {
+    for re in regexes {
         b = b
             .fact(fact!("model_pattern({re})", re = re.as_str()))
             .map_err(datalog_err)?;
@@ -413,12 +413,14 @@ pub async fn issue(
     actor: Actor,
 ) -> Result<Issued> {
     check_name(name)?;
-    patterns_to_regexes(scopes)?;
+    // Patterns as typed around commas (`gpt-4*, claude-*`), from any surface.
+    let scopes: Vec<String> = scopes.iter().map(|p| p.trim().to_string()).collect();
+    let regexes = patterns_to_regexes(&scopes)?;
     app.vault.prepare(&app.db).await?;
     let txn = crate::store::begin_immediate(&app.db).await?;
     ensure_key_in(app, &txn).await?;
     let kp = keypair(app, &txn).await?;
-    let issued = issue_in(&txn, &kp, name, scopes, expires, actor).await?;
+    let issued = issue_in(&txn, &kp, name, (&scopes, &regexes), expires, actor).await?;
     txn.commit().await?;
     touch(app.data_dir());
     Ok(issued)
@@ -440,7 +442,7 @@ pub async fn ensure_default(app: &App) -> Result<Option<Issued>> {
     }
     ensure_key_in(app, &txn).await?;
     let kp = keypair(app, &txn).await?;
-    let issued = issue_in(&txn, &kp, DEFAULT_NAME, &[], None, Actor::System).await?;
+    let issued = issue_in(&txn, &kp, DEFAULT_NAME, (&[], &[]), None, Actor::System).await?;
     set_config(&txn, CONFIG_DEFAULT_ISSUED, &issued.id.to_string()).await?;
     txn.commit().await?;
     touch(app.data_dir());
@@ -517,7 +519,7 @@ pub async fn list(db: &DatabaseConnection) -> Result<Vec<ClientInfo>> {
                 expires_at: c.expires_at,
                 revoked_at: c.revoked_at,
                 state: state.into(),
-                last_used_at: last.max(c.last_used_at),
+                last_used_at: last,
                 requests,
                 tokens_in,
                 tokens_out,
