@@ -125,7 +125,7 @@ pub async fn plan(state: &GatewayState, requested: &str) -> Result<Plan> {
 pub struct ResponsesInput {
     pub opts: responses::EncodeOptions,
     pub previous: Option<String>,
-    /// This request's input items (what is stored with its answer).
+    /// This request's input items, when they are stored with the answer (`store`).
     pub items: Vec<serde_json::Value>,
     pub store: bool,
 }
@@ -215,14 +215,16 @@ async fn decode(state: &GatewayState, endpoint: Endpoint, body: &[u8]) -> Result
                 None => Vec::new(),
             };
             let (req, opts) = responses::to_canonical(&w, &history, &items)?;
+            let store = w.store.unwrap_or(true);
             req.check_bounds()?;
             return Ok(Decoded {
                 req,
                 responses: Some(ResponsesInput {
                     opts,
                     previous: w.previous_response_id.clone(),
-                    items,
-                    store: w.store.unwrap_or(true),
+                    // Kept only to be stored with the answer.
+                    items: if store { items } else { Vec::new() },
+                    store,
                 }),
             });
         }
