@@ -244,6 +244,77 @@ async fn a_second_turn_reuses_the_cached_prefix_and_yields_the_same_tokens_as_un
     m.unload().await.unwrap();
 }
 
+/// Requests with the same preamble (system prompt) and different questions: sent
+/// together, the second copies the preamble the first computed instead of computing it
+/// again; a later one copies it from the prefix cache, which keeps it for the next. Every
+/// answer equals the same prompt generated without any cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_the_same_preamble_share_its_cache_concurrently_and_later() {
+    let opts = LoadOptions {
+        prefix_cache_entries: 4,
+        ..LoadOptions::default()
+    };
+    let m = engine::load(mlx_path(), opts).await.unwrap();
+    let system = "You are a careful assistant for a travel agency. Answer in one short \
+        sentence, name the country, and never invent facts you are unsure of.";
+    let prompt = |q: &str| {
+        m.chat_prompt(
+            &[
+                ChatMessage::new("system", system),
+                ChatMessage::new("user", q),
+            ],
+            None,
+        )
+        .unwrap()
+    };
+    let questions = ["Where is Paris?", "Where is Rome?", "Where is Lisbon?"];
+    let prompts: Vec<Vec<u32>> = questions.iter().map(|q| prompt(q)).collect();
+    let shared = prompts
+        .iter()
+        .map(|p| common_prefix(p, &prompts[0]))
+        .filter(|&n| n < prompts[0].len())
+        .min()
+        .unwrap();
+    assert!(shared > 30, "the preamble is {shared} tokens");
+    let solo: Vec<Vec<u32>> = {
+        let mut v = Vec::new();
+        for p in &prompts {
+            v.push(generate(&m, request(p.clone(), 8)).await.token_ids);
+        }
+        v
+    };
+    let cached = |p: &Vec<u32>| {
+        let mut r = request(p.clone(), 8);
+        r.use_prefix_cache = true;
+        r
+    };
+    // Sent together: the first computes everything, the second copies the preamble.
+    let a = m.generate(cached(&prompts[0])).unwrap();
+    let b = m.generate(cached(&prompts[1])).unwrap();
+    let (a, b) = tokio::join!(a.collect(), b.collect());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.done.as_ref().unwrap().usage.cached_prompt_tokens, 0);
+    let b_cached = b.done.as_ref().unwrap().usage.cached_prompt_tokens;
+    assert!(
+        b_cached >= shared,
+        "the concurrent request reused {b_cached} tokens, the preamble is {shared}"
+    );
+    assert_eq!(a.token_ids, solo[0]);
+    assert_eq!(b.token_ids, solo[1]);
+    // Later: the preamble comes from the prefix cache, twice (it stays there).
+    for (p, want) in [(&prompts[2], &solo[2]), (&prompts[1], &solo[1])] {
+        let c = generate(&m, cached(p)).await;
+        let got = c.done.as_ref().unwrap().usage.cached_prompt_tokens;
+        assert!(got >= shared, "reused {got} of the {shared}-token preamble");
+        assert_eq!(&c.token_ids, want);
+    }
+    m.unload().await.unwrap();
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 #[tokio::test]
 async fn stop_strings_seeds_logprobs_and_cancellation_work_end_to_end() {
     let m = mlx_model();

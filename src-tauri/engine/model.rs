@@ -238,6 +238,29 @@ impl LayerCache {
         ))
     }
 
+    /// The first `len` positions in new buffers, with room to grow to the next step.
+    fn fork(&self, len: i32) -> MlxResult<LayerCache> {
+        let len = len.min(self.offset);
+        let (Some(keys), Some(values)) = (&self.keys, &self.values) else {
+            return Ok(LayerCache::default());
+        };
+        if len <= 0 {
+            return Ok(LayerCache::default());
+        }
+        // At least one free position, so the buffers are always fresh copies.
+        let room = (len / CACHE_STEP + 1) * CACHE_STEP - len;
+        let copy = |a: &Array| -> MlxResult<Array> {
+            let head = a.try_index((.., .., ..len, ..))?;
+            let pad = ops::zeros_dtype(&[a.dim(0), a.dim(1), room, a.dim(3)], a.dtype())?;
+            ops::concatenate(&[head, pad], 2)
+        };
+        Ok(LayerCache {
+            keys: Some(copy(keys)?),
+            values: Some(copy(values)?),
+            offset: len,
+        })
+    }
+
     /// Forget everything after `len` positions (the buffers stay; later writes overwrite).
     pub fn truncate(&mut self, len: i32) {
         self.offset = self.offset.min(len);
@@ -276,6 +299,20 @@ impl KvCache {
     }
     pub fn arrays(&self) -> Vec<&Array> {
         self.layers.iter().flat_map(LayerCache::arrays).collect()
+    }
+
+    /// A new cache with a copy of the first `len` positions (in buffers of its own,
+    /// evaluated now, so that it neither waits on nor keeps alive this one's).
+    pub fn fork(&self, len: i32) -> MlxResult<KvCache> {
+        let copy = KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.fork(len))
+                .collect::<MlxResult<_>>()?,
+        };
+        mlx_rs::transforms::eval(copy.arrays())?;
+        Ok(copy)
     }
 }
 

@@ -3,7 +3,7 @@
 //! a model lives and dies on this thread.
 
 use super::model::{KvCache, Linear, Transformer};
-use super::prefix::{PrefixCache, Taken, Truncate};
+use super::prefix::{Kv, PrefixCache, Taken, common_prefix};
 use super::sampling::{self, Sampler};
 use super::source::Source;
 use super::template::ChatTemplate;
@@ -38,9 +38,14 @@ pub(super) enum Command {
     },
 }
 
-impl Truncate for KvCache {
+impl Kv for KvCache {
     fn truncate(&mut self, len: usize) {
         KvCache::truncate(self, len as i32);
+    }
+    fn fork(&self, len: usize) -> Option<Self> {
+        KvCache::fork(self, len as i32)
+            .inspect_err(|e| tracing::warn!(error = %e, "could not copy a cached prefix"))
+            .ok()
     }
 }
 
@@ -275,6 +280,8 @@ struct Seq {
     cancel: CancelToken,
     t0: Instant,
     cache: KvCache,
+    /// Whether `cache` was taken from the prefix cache (or a running generation) yet.
+    cache_chosen: bool,
     reused: usize,
     /// Prompt tokens in the cache.
     pos: usize,
@@ -447,20 +454,14 @@ impl Worker {
             let _ = events.send(Event::Done(done));
             return None;
         }
-        let Taken { cache, reused } = if req.use_prefix_cache {
-            self.prefix.take(&req.prompt)
-        } else {
-            Taken {
-                cache: None,
-                reused: 0,
-            }
-        };
-        let cache = cache.unwrap_or_else(|| KvCache::new(self.model.layers.len()));
+        // The cache is chosen when the prompt's turn to be read comes (see `turn`): by
+        // then an earlier request with the same preamble has computed it.
         Some(Seq {
             t0: Instant::now(),
-            cache,
-            reused,
-            pos: reused,
+            cache: KvCache::new(self.model.layers.len()),
+            cache_chosen: !req.use_prefix_cache,
+            reused: 0,
+            pos: 0,
             phase: Phase::Prefill,
             logits: Vec::new(),
             last: 0,
@@ -499,6 +500,14 @@ impl Worker {
             } else {
                 self.step
             };
+            if !active[i].cache_chosen {
+                let Taken { cache, reused } = self.reuse(&active[i].req.prompt, active);
+                let seq = &mut active[i];
+                if let Some(cache) = cache {
+                    seq.cache = cache;
+                }
+                (seq.reused, seq.pos, seq.cache_chosen) = (reused, reused, true);
+            }
             let seq = &mut active[i];
             let left = seq.req.prompt.len() - seq.pos;
             if left > 1 {
@@ -660,6 +669,32 @@ impl Worker {
             return Ok(Some(FinishReason::Cancelled));
         }
         Ok(finish)
+    }
+
+    /// The cache a generation starts from when its prompt's turn comes: the prefix
+    /// cache's best, or a copy of a running generation's when that holds more of the
+    /// prompt (requests sent together with the same preamble: prompts are read one
+    /// after the other, so the first computes the preamble and the others copy it).
+    fn reuse(&mut self, prompt: &[u32], running: &[Seq]) -> Taken<KvCache> {
+        let limit = prompt.len().saturating_sub(1);
+        let best_running = running
+            .iter()
+            .map(|s| {
+                let held = (s.cache.offset().max(0) as usize).min(s.history.len());
+                (common_prefix(&s.history[..held], prompt).min(limit), s)
+            })
+            .max_by_key(|(n, _)| *n);
+        if let Some((n, s)) = best_running
+            && n > 0
+            && n > self.prefix.best_len(prompt)
+            && let Some(cache) = Kv::fork(&s.cache, n)
+        {
+            return Taken {
+                cache: Some(cache),
+                reused: n,
+            };
+        }
+        self.prefix.take(prompt)
     }
 
     /// `seq` is done: its usage and timings to the client, its cache to the prefix cache.
