@@ -12,6 +12,11 @@
 //!       generated at once (continuous batching), GEN_TOKENS each, EOS ignored; the
 //!       wall time from submitting to the last token
 //!       -> {"side":"switchyard","streams":N,"aggregate_tps","wall_s",...}
+//!   bench_engine disk MODEL_DIR PROMPT_IDS.json GEN_TOKENS
+//!       the prefix cache on disk: time to first token of a long prompt on a fresh load
+//!       with an empty disk cache (cold), then after the model is unloaded and loaded
+//!       again with the blocks the first run saved (warm)
+//!       -> {"side":"switchyard","ttft_cold_s","ttft_warm_s","ratio","cached_prompt_tokens",...}
 
 use switchyard::engine::{self, GenerateRequest, LoadOptions, ModelHandle};
 
@@ -38,7 +43,10 @@ fn opts_streams() -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
-        fail("usage: bench_engine throughput|prefix|batch MODEL PROMPT_IDS.json GEN_TOKENS".into());
+        fail(
+            "usage: bench_engine throughput|prefix|batch|disk MODEL PROMPT_IDS.json GEN_TOKENS"
+                .into(),
+        );
     }
     let (mode, model, prompt_file) = (&args[1], &args[2], &args[3]);
     let n_gen: usize = args[4]
@@ -61,6 +69,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         opts.compute_streams = n;
+    }
+    if mode == "disk" {
+        return disk(model, opts, prompt, n_gen);
     }
     let m = engine::load_blocking(model, opts).unwrap_or_else(|e| fail(format!("{e:?}")));
 
@@ -155,4 +166,60 @@ fn main() {
         }
         other => fail(format!("unknown mode {other}")),
     }
+}
+
+/// The prefix cache on disk, cold then warm (after an unload and a new load).
+fn disk(model: &str, mut opts: LoadOptions, prompt: Vec<u32>, n_gen: usize) {
+    use switchyard::engine::disk_cache::{self, DiskCacheOptions};
+    let dir = std::env::temp_dir().join(format!("sy-bench-kv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    opts.disk_cache = Some(DiskCacheOptions {
+        dir: dir.clone(),
+        max_bytes: 64 << 30,
+        block_tokens: disk_cache::DEFAULT_BLOCK_TOKENS,
+        min_tokens: disk_cache::DEFAULT_MIN_TOKENS,
+    });
+    let blocks = prompt.len() / disk_cache::DEFAULT_BLOCK_TOKENS;
+    let files = || {
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|m| std::fs::read_dir(m.path()).into_iter().flatten().flatten())
+            .filter(|f| f.path().extension().is_some_and(|e| e == "kv"))
+            .count()
+    };
+    let once = || {
+        let m =
+            engine::load_blocking(model, opts.clone()).unwrap_or_else(|e| fail(format!("{e:?}")));
+        let mut r = GenerateRequest::new(prompt.clone());
+        r.max_tokens = n_gen;
+        r.ignore_eos = true;
+        r.use_prefix_cache = true;
+        let d = run(&m, r)
+            .done
+            .unwrap_or_else(|| fail("no completion".into()));
+        // The blocks are written by their own thread: wait for all of them.
+        let t = std::time::Instant::now();
+        while files() < blocks && t.elapsed().as_secs() < 120 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        drop(m);
+        d
+    };
+    let cold = once();
+    let warm = once();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{}",
+        serde_json::json!({
+            "side": "switchyard",
+            "prompt_tokens": prompt.len(),
+            "blocks": blocks,
+            "cached_prompt_tokens": warm.usage.cached_prompt_tokens,
+            "ttft_cold_s": cold.timings.time_to_first_token_s,
+            "ttft_warm_s": warm.timings.time_to_first_token_s,
+            "ratio": warm.timings.time_to_first_token_s / cold.timings.time_to_first_token_s,
+        })
+    );
 }

@@ -110,6 +110,45 @@ fn pool_set_stores_each_option_and_show_reads_it_back() {
     assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
     let v = env.json(&["pool", "set", "--preload", ""]);
     assert_eq!(v["preload"], serde_json::json!([]));
+
+    // The engine's settings: defaults, then changed and read back.
+    let v = env.json(&["pool", "show"]);
+    assert_eq!(
+        (&v["batch"], &v["queue"], &v["disk_cache_bytes"]),
+        (
+            &serde_json::json!(8),
+            &serde_json::json!(8),
+            &serde_json::json!(4 * GB)
+        )
+    );
+    env.json(&[
+        "pool",
+        "set",
+        "--batch",
+        "4",
+        "--queue",
+        "16",
+        "--disk-cache",
+        "512MB",
+    ]);
+    let v = env.json(&["pool", "show"]);
+    assert_eq!(
+        (&v["batch"], &v["queue"], &v["disk_cache_bytes"]),
+        (
+            &serde_json::json!(4),
+            &serde_json::json!(16),
+            &serde_json::json!(512 << 20)
+        )
+    );
+    let out = env.run(&["pool", "show"], None);
+    let text = stdout(&out);
+    assert!(
+        text.contains("batch     4 generations per model together, 16 accepted at once"),
+        "{text}"
+    );
+    let v = env.json(&["pool", "set", "--disk-cache", "off"]);
+    assert_eq!(v["disk_cache_bytes"], 0);
+    assert!(stdout(&env.run(&["pool", "show"], None)).contains("kv disk   off"));
 }
 
 #[test]
@@ -130,6 +169,12 @@ fn bad_pool_settings_exit_4_with_a_code_and_write_nothing() {
         vec!["--ttl", "0s"],
         vec!["--ttl", "45d"],
         vec!["--limit", "50%", "--ttl", "bogus"],
+        vec!["--batch", "0"],
+        vec!["--batch", "65", "--queue", "100"],
+        vec!["--queue", "2"],
+        vec!["--queue", "5000"],
+        vec!["--disk-cache", "4"],
+        vec!["--disk-cache", "lots"],
     ];
     for args in cases {
         let mut a = vec!["--json", "pool", "set"];

@@ -10,6 +10,7 @@ mod common;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use switchyard::engine::disk_cache::DiskCacheOptions;
 use switchyard::engine::{
     self, CancelToken, ChatMessage, Event, FinishReason, GenerateRequest, LoadOptions, ModelHandle,
     SamplingParams,
@@ -309,6 +310,119 @@ async fn requests_with_the_same_preamble_share_its_cache_concurrently_and_later(
         assert_eq!(&c.token_ids, want);
     }
     m.unload().await.unwrap();
+}
+
+/// The `.kv` block files under the disk cache's root.
+fn kv_files(root: &std::path::Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|m| std::fs::read_dir(m.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kv"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Wait (bounded) until the writer thread has `n` block files on disk.
+async fn wait_for_files(root: &std::path::Path, n: usize) -> Vec<PathBuf> {
+    for _ in 0..200 {
+        let files = kv_files(root);
+        if files.len() >= n {
+            return files;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} block files, found {:?}", kv_files(root));
+}
+
+/// The prefix cache on disk: a long prompt's blocks are saved; after the model is
+/// unloaded and loaded again (as after a restart) the prefix comes from disk and the
+/// answer is the same; a damaged block is deleted, its positions computed and the block
+/// saved again; the total stays within its bound.
+#[tokio::test]
+async fn a_long_prefix_survives_an_unload_on_disk_and_a_damaged_block_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kv");
+    let opts = |max_bytes: u64| LoadOptions {
+        disk_cache: Some(DiskCacheOptions {
+            dir: root.clone(),
+            max_bytes,
+            block_tokens: 16,
+            min_tokens: 16,
+        }),
+        ..LoadOptions::default()
+    };
+    let run = |m: ModelHandle, prompt: Vec<u32>| async move {
+        let mut r = request(prompt, 6);
+        r.use_prefix_cache = true;
+        let out = generate(&m, r).await;
+        m.unload().await.unwrap();
+        let cached = out.done.as_ref().unwrap().usage.cached_prompt_tokens;
+        (out.token_ids, cached)
+    };
+    let m = engine::load(mlx_path(), opts(1 << 30)).await.unwrap();
+    let prompt = m
+        .chat_prompt(
+            &[
+                ChatMessage::new(
+                    "system",
+                    "You are a careful assistant for a travel agency. Answer in one short \
+                     sentence and never invent facts you are unsure of.",
+                ),
+                ChatMessage::new("user", "Where is Lisbon?"),
+            ],
+            None,
+        )
+        .unwrap();
+    let blocks = (prompt.len() - 1) / 16;
+    assert!(blocks >= 2, "{} prompt tokens", prompt.len());
+    let (first, cached) = run(m, prompt.clone()).await;
+    assert_eq!(cached, 0);
+    let files = wait_for_files(&root, blocks).await;
+    assert_eq!(files.len(), blocks);
+
+    // A new load: memory is empty, the blocks come from disk.
+    let m = engine::load(mlx_path(), opts(1 << 30)).await.unwrap();
+    let (again, cached) = run(m, prompt.clone()).await;
+    assert_eq!(cached, blocks * 16, "every whole block came from disk");
+    assert_eq!(again, first);
+
+    // One damaged block: it and the blocks after it are computed, and it is written anew.
+    let victim = &files[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(victim, &bytes).unwrap();
+    let m = engine::load(mlx_path(), opts(1 << 30)).await.unwrap();
+    let (again, cached) = run(m, prompt.clone()).await;
+    assert!(
+        cached < blocks * 16,
+        "the damaged block was not used ({cached})"
+    );
+    assert_eq!(cached % 16, 0);
+    assert_eq!(again, first);
+    let files_after = wait_for_files(&root, blocks).await;
+    assert_eq!(files_after, files, "the damaged block was saved again");
+    assert_ne!(std::fs::read(victim).unwrap(), bytes);
+
+    // Bounded: with room for two blocks, no more than two stay.
+    let one = std::fs::metadata(&files[0]).unwrap().len();
+    let m = engine::load(mlx_path(), opts(one * 5 / 2)).await.unwrap();
+    let longer: Vec<u32> = prompt.iter().chain(prompt.iter()).copied().collect();
+    let _ = run(m, longer).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let total: u64 = kv_files(&root)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(
+        total <= one * 5 / 2,
+        "{total} bytes on disk, bound {}",
+        one * 5 / 2
+    );
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

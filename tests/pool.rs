@@ -457,3 +457,74 @@ fn mode_is_private(p: &Path) {
     let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", p.display());
 }
+
+/// The pool's engine settings reach the models it loads: the queue bounds the
+/// generations a model accepts (the next is `model_busy`), and the prefix cache on disk
+/// lives under the data dir only while it is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_load_with_the_pools_batch_queue_and_disk_cache_settings() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = setup(2, 2, Eviction::Lru).await;
+    let kv = s.app.data_dir().join("prefix-cache");
+    pool_settings::set(
+        &s.app,
+        Actor::Cli,
+        PoolChange {
+            batch: Some(1),
+            queue: Some(2),
+            disk_cache_bytes: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lease = s.pool.acquire("m0").await.unwrap();
+    let long = || {
+        let prompt = lease
+            .handle
+            .chat_prompt(
+                &[switchyard::engine::ChatMessage::new(
+                    "user",
+                    "Count to a thousand.",
+                )],
+                None,
+            )
+            .unwrap();
+        let mut r = switchyard::engine::GenerateRequest::new(prompt);
+        r.max_tokens = 512;
+        r
+    };
+    let first = lease.handle.generate(long()).unwrap();
+    let second = lease.handle.generate(long()).unwrap();
+    let third = lease.handle.generate(long()).map(|_| ()).unwrap_err();
+    assert_eq!(third.code, Code::ModelBusy, "{}", third.message);
+    // The two are cancelled; they end at their next token (not left computing when
+    // the test binary exits).
+    let handle = lease.handle.clone();
+    drop((first, second, lease));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handle.in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled generations did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(handle);
+    assert!(!kv.exists(), "no disk cache while it is off");
+
+    // On: the next model loaded keeps its blocks in a folder of its own there.
+    pool_settings::set(
+        &s.app,
+        Actor::Cli,
+        PoolChange {
+            disk_cache_bytes: Some(1 << 30),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.use_model("m1").await;
+    let folders: Vec<_> = std::fs::read_dir(&kv).unwrap().flatten().collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+}

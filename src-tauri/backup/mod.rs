@@ -186,6 +186,23 @@ struct BPool {
     eviction: String,
     ttl_seconds: Option<i64>,
     preload: Vec<String>,
+    /// Engine settings (absent from backups made before they existed: the defaults).
+    #[serde(default = "default_batch")]
+    batch: usize,
+    #[serde(default = "default_queue")]
+    queue: usize,
+    #[serde(default = "default_disk_cache")]
+    disk_cache_bytes: u64,
+}
+
+fn default_batch() -> usize {
+    crate::engine::DEFAULT_MAX_BATCH
+}
+fn default_queue() -> usize {
+    crate::engine::DEFAULT_MAX_QUEUED
+}
+fn default_disk_cache() -> u64 {
+    crate::settings::pool::DEFAULT_DISK_CACHE_BYTES
 }
 
 impl BPool {
@@ -196,6 +213,9 @@ impl BPool {
             eviction: s.eviction.as_str().into(),
             ttl_seconds: s.ttl_seconds.map(|t| t as i64),
             preload: s.preload.clone(),
+            batch: s.batch,
+            queue: s.queue,
+            disk_cache_bytes: s.disk_cache_bytes,
         }
     }
 
@@ -520,6 +540,16 @@ fn validate(p: &Payload) -> Result<()> {
     if p.pool.preload.len() > 64 || p.pool.preload.iter().any(|n| n.len() > 200) {
         return Err(corrupt("the pool's preload list"));
     }
+    {
+        use crate::settings::pool::{MAX_BATCH, MAX_DISK_CACHE_BYTES, MAX_QUEUE};
+        let b = &p.pool;
+        if !(1..=MAX_BATCH).contains(&b.batch)
+            || !(b.batch..=MAX_QUEUE).contains(&b.queue)
+            || b.disk_cache_bytes > MAX_DISK_CACHE_BYTES
+        {
+            return Err(corrupt("the pool's engine settings"));
+        }
+    }
     let mut model_names = std::collections::HashSet::new();
     for m in &p.models {
         if m.name.is_empty()
@@ -838,6 +868,18 @@ async fn report(app: &App, path: &Path, env: &Envelope, new: &Payload) -> Result
     if target_pool.preload != cur.pool.preload {
         pool_changed.push("preload".into());
     }
+    for (name, changed) in [
+        ("batch", target_pool.batch != cur.pool.batch),
+        ("queue", target_pool.queue != cur.pool.queue),
+        (
+            "disk_cache",
+            target_pool.disk_cache_bytes != cur.pool.disk_cache_bytes,
+        ),
+    ] {
+        if changed {
+            pool_changed.push(name.into());
+        }
+    }
     for m in &new.models {
         if !Path::new(&m.path).exists() {
             warnings.push(format!(
@@ -1036,6 +1078,9 @@ pub async fn apply(
         eviction: crate::settings::pool::Eviction::parse(&pool.eviction)?,
         ttl_seconds: pool.ttl_seconds.map(|t| t.max(0) as u64),
         preload: pool.preload.clone(),
+        batch: pool.batch,
+        queue: pool.queue,
+        disk_cache_bytes: pool.disk_cache_bytes,
         revision: 0,
     };
     crate::settings::pool::save_row(&txn, &settings).await?;
@@ -1147,6 +1192,9 @@ mod tests {
                 eviction: "lru".into(),
                 ttl_seconds: None,
                 preload: vec![],
+                batch: 8,
+                queue: 8,
+                disk_cache_bytes: 0,
             },
             models: vec![],
             clients: vec![],

@@ -35,6 +35,18 @@ struct SetArgs {
     /// Models to load at start, comma-separated (empty string for none)
     #[arg(long, value_name = "M,M")]
     preload: Option<String>,
+    /// Generations a model runs together, their decode steps batched (1–64; applies to
+    /// models loaded after the change)
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// Generations a model accepts at once, running and waiting; the next gets
+    /// model_busy (batch–1024; applies to models loaded after the change)
+    #[arg(long, value_name = "N")]
+    queue: Option<usize>,
+    /// Disk space for the prefix cache (KV of long prompts kept across unloads and
+    /// restarts), all models together: 4GB, 512MB or off
+    #[arg(long, value_name = "4GB|off", allow_hyphen_values = true)]
+    disk_cache: Option<String>,
 }
 
 pub async fn run(opts: AppOptions, args: PoolArgs, out: &Output) -> Result<i32> {
@@ -53,6 +65,13 @@ pub async fn run(opts: AppOptions, args: PoolArgs, out: &Output) -> Result<i32> 
                 .preload
                 .as_deref()
                 .map(|p| p.split(',').map(str::to_string).collect()),
+            batch: a.batch,
+            queue: a.queue,
+            disk_cache_bytes: a
+                .disk_cache
+                .as_deref()
+                .map(pool::parse_disk_cache)
+                .transpose()?,
         }),
     };
     let app = App::open(opts).await?;
@@ -120,12 +139,22 @@ fn render(v: &PoolView) -> String {
         }
         t
     };
+    let disk = if v.disk_cache_bytes == 0 {
+        "off".to_string()
+    } else {
+        format!(
+            "up to {} (KV of long prompts, kept across unloads)",
+            gb(v.disk_cache_bytes)
+        )
+    };
     format!(
-        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nloaded    {loaded}\n",
+        "limit     {limit}\nbudget    {} ({} bytes) of {} physical RAM\neviction  {}\nidle ttl  {ttl}\npreload   {}\nbatch     {} generations per model together, {} accepted at once\nkv disk   {disk}\nloaded    {loaded}\n",
         gb(v.budget_bytes),
         v.budget_bytes,
         gb(v.physical_ram_bytes),
         v.eviction.as_str(),
         list(&v.preload),
+        v.batch,
+        v.queue,
     )
 }

@@ -65,6 +65,7 @@
 //! `sampling`, `worker` (the thread).
 
 pub mod config;
+pub mod disk_cache;
 pub mod gguf;
 pub mod memory;
 pub mod model;
@@ -110,6 +111,8 @@ pub struct LoadOptions {
     /// Generations that run at once, their decode steps batched (continuous batching:
     /// they join and leave at token boundaries); the rest of `max_queued` waits.
     pub max_batch: usize,
+    /// The prefix cache on disk (`None`: memory only). See `disk_cache.rs`.
+    pub disk_cache: Option<disk_cache::DiskCacheOptions>,
 }
 
 /// Default of [`LoadOptions::max_queued`].
@@ -128,6 +131,7 @@ impl Default for LoadOptions {
                 .unwrap_or(1),
             max_queued: DEFAULT_MAX_QUEUED,
             max_batch: DEFAULT_MAX_BATCH,
+            disk_cache: None,
         }
     }
 }

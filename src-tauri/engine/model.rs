@@ -195,6 +195,17 @@ pub struct LayerCache {
 
 const CACHE_STEP: i32 = 256;
 
+/// `parts` (`len` positions along axis 2) in a new buffer with at least one free
+/// position, up to the next whole step — always a fresh copy.
+fn with_room(parts: &[Array], len: i32) -> MlxResult<Array> {
+    let a = &parts[0];
+    let room = (len / CACHE_STEP + 1) * CACHE_STEP - len;
+    let pad = ops::zeros_dtype(&[a.dim(0), a.dim(1), room, a.dim(3)], a.dtype())?;
+    let mut all = parts.to_vec();
+    all.push(pad);
+    ops::concatenate(&all, 2)
+}
+
 impl LayerCache {
     /// Append `[B, kvH, L, D]` keys/values; return all cached ones up to the new offset.
     pub fn update(&mut self, k: Array, v: Array) -> MlxResult<(Array, Array)> {
@@ -247,16 +258,20 @@ impl LayerCache {
         if len <= 0 {
             return Ok(LayerCache::default());
         }
-        // At least one free position, so the buffers are always fresh copies.
-        let room = (len / CACHE_STEP + 1) * CACHE_STEP - len;
-        let copy = |a: &Array| -> MlxResult<Array> {
-            let head = a.try_index((.., .., ..len, ..))?;
-            let pad = ops::zeros_dtype(&[a.dim(0), a.dim(1), room, a.dim(3)], a.dtype())?;
-            ops::concatenate(&[head, pad], 2)
-        };
+        let head = |a: &Array| a.try_index((.., .., ..len, ..));
         Ok(LayerCache {
-            keys: Some(copy(keys)?),
-            values: Some(copy(values)?),
+            keys: Some(with_room(&[head(keys)?], len)?),
+            values: Some(with_room(&[head(values)?], len)?),
+            offset: len,
+        })
+    }
+
+    /// A cache of `len` positions made of consecutive `[B, kvH, L, D]` pieces.
+    pub fn from_parts(keys: &[&Array], values: &[&Array], len: i32) -> MlxResult<LayerCache> {
+        let owned = |v: &[&Array]| v.iter().map(|a| (*a).clone()).collect::<Vec<_>>();
+        Ok(LayerCache {
+            keys: Some(with_room(&owned(keys), len)?),
+            values: Some(with_room(&owned(values), len)?),
             offset: len,
         })
     }

@@ -2,6 +2,7 @@
 //! generations together (continuous batching, see [`Worker::run`]). Every MLX array of
 //! a model lives and dies on this thread.
 
+use super::disk_cache::{DiskCache, Layout};
 use super::model::{KvCache, Linear, Transformer};
 use super::prefix::{Kv, PrefixCache, Taken, common_prefix};
 use super::sampling::{self, Sampler};
@@ -86,6 +87,7 @@ pub(super) fn spawn(
                     )));
                 }
             };
+            exit_waits_for_workers();
             inner_parts.0.load_bytes_measured =
                 (mlx_rs::memory::active_memory().unwrap_or(0) as u64).saturating_sub(before);
             let (info, tokenizer, template) = inner_parts;
@@ -102,6 +104,12 @@ pub(super) fn spawn(
                 model,
                 tokenizer: tokenizer.clone(),
                 prefix: PrefixCache::new(opts.prefix_cache_entries),
+                disk: opts.disk_cache.as_ref().and_then(|o| {
+                    DiskCache::open(o, &path)
+                        .inspect_err(|e| tracing::warn!(error = %e, "no prefix cache on disk"))
+                        .ok()
+                }),
+                exit_handler_after_generation: false,
                 step: opts.prefill_step_size.max(1),
                 max_batch: opts.max_batch.max(1),
             };
@@ -151,11 +159,16 @@ impl Drop for LiveWorker {
 /// would run libmlx's static destructors and the C runtime's teardown under that
 /// thread's feet; seen as heap corruption reported from the worker's `free` at the end
 /// of a test binary ("malloc_consolidate: unaligned fastbin chunk", SIGSEGV). So when
-/// the process exits while model threads are still live, it ends at once with its exit
-/// status (`_exit`, from an `on_exit` handler, which sees the status): nothing is left
-/// to save by then (the database is written by committed transactions), and the OS
-/// takes the memory back. With no model thread live, the exit is the normal one. (Where
-/// there is no `on_exit`, macOS, the exit waits up to 5 s for the model threads.)
+/// a process in which a model thread has run ends at once with its exit status
+/// (`_exit`, from an `on_exit` handler, which sees the status; Rust's own cleanup, which
+/// flushes stdout, has run by then): nothing is left to save (the database is written by
+/// committed transactions), and the OS takes the memory back. Not only while threads
+/// are counted live: a thread that has just uncounted itself is still finishing (its
+/// thread-local teardown). The handler is registered again after each load and first
+/// generation, so that it runs before the destructors libmlx registers lazily (when it
+/// ran after them, a test binary exiting while two models were being freed hit "double
+/// free or corruption" once in ~15 runs). (Where there is no `on_exit`, macOS, the exit
+/// waits up to 5 s for the model threads.)
 fn exit_waits_for_workers() {
     // glibc's `on_exit` (the handler sees the status; the libc crate does not bind it).
     #[cfg(target_os = "linux")]
@@ -167,10 +180,8 @@ fn exit_waits_for_workers() {
     }
     #[cfg(target_os = "linux")]
     extern "C" fn at_exit(status: libc::c_int, _arg: *mut libc::c_void) {
-        if LIVE_WORKERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            // SAFETY: `_exit` ends the process without running further handlers.
-            unsafe { libc::_exit(status) }
-        }
+        // SAFETY: `_exit` ends the process without running further handlers.
+        unsafe { libc::_exit(status) }
     }
     // Elsewhere (no `on_exit`): wait, up to 5 s, for the model threads to finish.
     #[cfg(not(target_os = "linux"))]
@@ -182,17 +193,26 @@ fn exit_waits_for_workers() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registering a plain `extern "C" fn` with no state.
-        unsafe {
-            #[cfg(target_os = "linux")]
-            on_exit(at_exit, std::ptr::null_mut());
-            #[cfg(not(target_os = "linux"))]
-            libc::atexit(at_exit);
-        }
-    });
+    // Exit handlers run last-registered first, and libmlx registers destructors of
+    // function-local statics when they are first used (its scheduler and allocator, at
+    // the first evaluation): registered again after a model's load and its first
+    // generation, this handler runs before those (bounded: the statics are all made
+    // after the first few).
+    static REGISTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if REGISTERED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_EXIT_HANDLERS {
+        return;
+    }
+    // SAFETY: registering a plain `extern "C" fn` with no state.
+    unsafe {
+        #[cfg(target_os = "linux")]
+        on_exit(at_exit, std::ptr::null_mut());
+        #[cfg(not(target_os = "linux"))]
+        libc::atexit(at_exit);
+    }
 }
+
+/// Registrations of the exit handler at most (see [`exit_waits_for_workers`]).
+const MAX_EXIT_HANDLERS: usize = 16;
 
 type Loaded = (
     (
@@ -249,6 +269,9 @@ struct Worker {
     model: Transformer,
     tokenizer: Arc<TextTokenizer>,
     prefix: PrefixCache<KvCache>,
+    disk: Option<DiskCache>,
+    /// Whether the exit handler was registered again after a generation.
+    exit_handler_after_generation: bool,
     step: usize,
     /// Generations running at once.
     max_batch: usize,
@@ -533,6 +556,12 @@ impl Worker {
                 let last = &seq.req.prompt[seq.pos..];
                 seq.logits = self.step_logits(last, &mut seq.cache)?;
                 seq.phase = Phase::Sample;
+                // The whole prompt is in: its long prefix goes to disk too.
+                if let Some(disk) = &self.disk
+                    && seq.req.use_prefix_cache
+                {
+                    disk.save(&seq.req.prompt, &seq.cache);
+                }
             }
         }
         // Sample; finished generations leave the batch.
@@ -684,9 +713,28 @@ impl Worker {
                 (common_prefix(&s.history[..held], prompt).min(limit), s)
             })
             .max_by_key(|(n, _)| *n);
+        let in_memory = self.prefix.best_len(prompt);
+        let running_len = best_running.as_ref().map_or(0, |(n, _)| *n);
+        // Blocks on disk, when they hold more than memory does (after an unload or a
+        // restart).
+        if let Some(disk) = &self.disk {
+            let layout = Layout {
+                layers: self.model.layers.len(),
+                kv_heads: self.model.config.num_kv_heads,
+                head_dim: self.model.config.head_dim,
+                dtype: self.model.activation_dtype,
+            };
+            if let Some(cache) = disk.load(prompt, limit, in_memory.max(running_len), layout) {
+                let reused = cache.offset() as usize;
+                return Taken {
+                    cache: Some(cache),
+                    reused,
+                };
+            }
+        }
         if let Some((n, s)) = best_running
             && n > 0
-            && n > self.prefix.best_len(prompt)
+            && n > in_memory
             && let Some(cache) = Kv::fork(&s.cache, n)
         {
             return Taken {
@@ -699,6 +747,10 @@ impl Worker {
 
     /// `seq` is done: its usage and timings to the client, its cache to the prefix cache.
     fn complete(&mut self, mut seq: Seq, finish: FinishReason) {
+        if !self.exit_handler_after_generation {
+            self.exit_handler_after_generation = true;
+            exit_waits_for_workers();
+        }
         let t_end = Instant::now();
         let ttft = seq
             .t_first

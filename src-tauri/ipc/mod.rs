@@ -200,6 +200,15 @@ pub struct PoolSet {
     pub ttl: Option<Option<String>>,
     #[cfg_attr(test, ts(optional))]
     pub preload: Option<Vec<String>>,
+    /// Generations a model runs together (1–64).
+    #[cfg_attr(test, ts(optional))]
+    pub batch: Option<usize>,
+    /// Generations a model accepts at once, running and waiting (batch–1024).
+    #[cfg_attr(test, ts(optional))]
+    pub queue: Option<usize>,
+    /// The prefix cache on disk: `4GB`, `512MB` or `off`.
+    #[cfg_attr(test, ts(optional))]
+    pub disk_cache: Option<String>,
 }
 
 impl PoolSet {
@@ -217,6 +226,13 @@ impl PoolSet {
                 ),
             },
             preload: self.preload,
+            batch: self.batch,
+            queue: self.queue,
+            disk_cache_bytes: self
+                .disk_cache
+                .as_deref()
+                .map(pool::parse_disk_cache)
+                .transpose()?,
         })
     }
 }

@@ -187,6 +187,8 @@ impl Drop for Busy {
 pub struct Pool {
     pub(crate) db: DatabaseConnection,
     settings: watch::Receiver<PoolSettings>,
+    /// Where models keep their prefix cache on disk (`<data dir>/prefix-cache`).
+    prefix_cache_dir: std::path::PathBuf,
     physical_ram: u64,
     slots: Mutex<HashMap<i64, Slot>>,
     load_lock: tokio::sync::Mutex<()>,
@@ -221,6 +223,7 @@ impl Pool {
             me: me.clone(),
             db: app.db.clone(),
             settings: app.pool_settings.subscribe(),
+            prefix_cache_dir: app.data_dir().join("prefix-cache"),
             physical_ram: crate::settings::pool::physical_ram_bytes().unwrap_or(0),
             slots: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
@@ -435,7 +438,23 @@ impl Pool {
             Some(need),
             None,
         );
-        let handle = match engine::load(&path, engine::LoadOptions::default()).await {
+        let opts = {
+            let s = self.settings.borrow();
+            engine::LoadOptions {
+                max_batch: s.batch,
+                max_queued: s.queue.max(s.batch),
+                disk_cache: (s.disk_cache_bytes > 0).then(|| {
+                    engine::disk_cache::DiskCacheOptions {
+                        dir: self.prefix_cache_dir.clone(),
+                        max_bytes: s.disk_cache_bytes,
+                        block_tokens: engine::disk_cache::DEFAULT_BLOCK_TOKENS,
+                        min_tokens: engine::disk_cache::DEFAULT_MIN_TOKENS,
+                    }
+                }),
+                ..engine::LoadOptions::default()
+            }
+        };
+        let handle = match engine::load(&path, opts).await {
             Ok(h) => h,
             Err(e) => {
                 self.emit(

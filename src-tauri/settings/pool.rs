@@ -24,6 +24,14 @@ pub const MAX_PERCENT: f64 = 95.0;
 /// Longest idle TTL accepted.
 pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const MAX_PRELOAD: usize = 64;
+/// Most generations a model runs together.
+pub const MAX_BATCH: usize = 64;
+/// Most generations a model accepts at once (running and waiting).
+pub const MAX_QUEUE: usize = 1024;
+/// Default bytes of the prefix cache on disk.
+pub const DEFAULT_DISK_CACHE_BYTES: u64 = 4 * GB;
+/// Most bytes the prefix cache on disk may take.
+pub const MAX_DISK_CACHE_BYTES: u64 = 4096 * GB;
 
 /// The memory limit as the user set it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,6 +227,13 @@ pub struct PoolSettings {
     /// optional for the others).
     pub ttl_seconds: Option<u64>,
     pub preload: Vec<String>,
+    /// Generations a model runs together (their decode steps batched).
+    pub batch: usize,
+    /// Generations a model accepts at once, running and waiting; the next is
+    /// `model_busy`.
+    pub queue: usize,
+    /// Bytes the prefix cache may keep on disk, all models together (0 = off).
+    pub disk_cache_bytes: u64,
     /// Store revision this was read at; an older value never replaces a newer one.
     pub revision: i64,
 }
@@ -231,6 +246,9 @@ impl Default for PoolSettings {
             eviction: Eviction::Lru,
             ttl_seconds: None,
             preload: Vec::new(),
+            batch: crate::engine::DEFAULT_MAX_BATCH,
+            queue: crate::engine::DEFAULT_MAX_QUEUED,
+            disk_cache_bytes: DEFAULT_DISK_CACHE_BYTES,
             revision: 0,
         }
     }
@@ -243,6 +261,9 @@ pub struct PoolChange {
     pub eviction: Option<Eviction>,
     pub ttl: Option<Option<u64>>,
     pub preload: Option<Vec<String>>,
+    pub batch: Option<usize>,
+    pub queue: Option<usize>,
+    pub disk_cache_bytes: Option<u64>,
 }
 
 impl PoolChange {
@@ -251,7 +272,37 @@ impl PoolChange {
             && self.eviction.is_none()
             && self.ttl.is_none()
             && self.preload.is_none()
+            && self.batch.is_none()
+            && self.queue.is_none()
+            && self.disk_cache_bytes.is_none()
     }
+}
+
+/// Parse a disk cache size: `4GB`, `512MB`, `0` or `off`.
+pub fn parse_disk_cache(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "off" || t == "0" {
+        return Ok(0);
+    }
+    let bad = || {
+        Error::new(
+            Code::PoolConfigInvalid,
+            format!("bad disk cache size {s:?}: give a size like 4GB or 512MB, or off"),
+        )
+    };
+    let (num, unit) = if let Some(n) = ["gib", "gb", "g"].iter().find_map(|u| t.strip_suffix(u)) {
+        (n, GB as f64)
+    } else if let Some(n) = ["mib", "mb", "m"].iter().find_map(|u| t.strip_suffix(u)) {
+        (n, (1u64 << 20) as f64)
+    } else {
+        return Err(bad());
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    let bytes = v * unit;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > MAX_DISK_CACHE_BYTES as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// What `pool show` prints (interfaces.md: `limit`, `budget_bytes`, `eviction`,
@@ -268,6 +319,12 @@ pub struct PoolView {
     pub eviction: Eviction,
     pub ttl_seconds: Option<u64>,
     pub preload: Vec<String>,
+    /// Generations a model runs together.
+    pub batch: usize,
+    /// Generations a model accepts at once (running and waiting).
+    pub queue: usize,
+    /// Bytes the prefix cache may keep on disk (0 = off).
+    pub disk_cache_bytes: u64,
     /// Models loaded now in the process that serves this data dir (this one, or the
     /// `serve` / app process the CLI asks through the pool socket).
     pub loaded: Vec<crate::pool::LoadedModel>,
@@ -368,6 +425,9 @@ fn from_row(r: &pool_config::Model, revision: i64) -> Result<PoolSettings> {
         eviction: Eviction::parse(&r.eviction)?,
         ttl_seconds: r.ttl_seconds.map(|t| t.max(0) as u64),
         preload,
+        batch: r.batch.clamp(1, MAX_BATCH as i64) as usize,
+        queue: r.queue.clamp(1, MAX_QUEUE as i64) as usize,
+        disk_cache_bytes: r.disk_cache_bytes.max(0) as u64,
         revision,
     })
 }
@@ -381,6 +441,9 @@ pub(crate) async fn save_row<C: ConnectionTrait>(conn: &C, s: &PoolSettings) -> 
         eviction: Set(s.eviction.as_str().to_string()),
         ttl_seconds: Set(s.ttl_seconds.map(|t| t as i64)),
         preload: Set(serde_json::to_string(&s.preload)?),
+        batch: Set(s.batch as i64),
+        queue: Set(s.queue as i64),
+        disk_cache_bytes: Set(s.disk_cache_bytes as i64),
         updated_at: Set(crate::store::now_ms()),
     };
     if pool_config::Entity::find_by_id(1)
@@ -474,6 +537,9 @@ async fn view<C: ConnectionTrait>(db: &C, s: &PoolSettings) -> Result<PoolView> 
         eviction: s.eviction,
         ttl_seconds: s.ttl_seconds,
         preload: s.preload.clone(),
+        batch: s.batch,
+        queue: s.queue,
+        disk_cache_bytes: s.disk_cache_bytes,
         loaded: Vec::new(),
         serving: false,
         warnings,
@@ -530,7 +596,7 @@ fn normalize_preload(names: Vec<String>) -> Result<Vec<String>> {
 pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView> {
     if change.is_empty() {
         return Err(Error::invalid(
-            "nothing to change: give at least one of --limit, --eviction, --ttl, --preload",
+            "nothing to change: give at least one of --limit, --eviction, --ttl, --preload, --batch, --queue, --disk-cache",
         ));
     }
     if let Some(limit) = change.limit {
@@ -545,6 +611,30 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
         ));
     }
     let preload = change.preload.clone().map(normalize_preload).transpose()?;
+    if let Some(b) = change.batch
+        && !(1..=MAX_BATCH).contains(&b)
+    {
+        return Err(Error::new(
+            Code::PoolConfigInvalid,
+            format!("the batch must be between 1 and {MAX_BATCH} generations"),
+        ));
+    }
+    if let Some(q) = change.queue
+        && !(1..=MAX_QUEUE).contains(&q)
+    {
+        return Err(Error::new(
+            Code::PoolConfigInvalid,
+            format!("the queue must be between 1 and {MAX_QUEUE} generations"),
+        ));
+    }
+    if let Some(d) = change.disk_cache_bytes
+        && d > MAX_DISK_CACHE_BYTES
+    {
+        return Err(Error::new(
+            Code::PoolConfigInvalid,
+            "the disk cache may take at most 4096GB",
+        ));
+    }
 
     let txn = crate::store::begin_immediate(&app.db).await?;
     let before = load(&txn).await?;
@@ -560,6 +650,24 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
     }
     if let Some(p) = preload {
         next.preload = p;
+    }
+    if let Some(b) = change.batch {
+        next.batch = b;
+    }
+    if let Some(q) = change.queue {
+        next.queue = q;
+    }
+    if let Some(d) = change.disk_cache_bytes {
+        next.disk_cache_bytes = d;
+    }
+    if next.queue < next.batch {
+        return Err(Error::new(
+            Code::PoolConfigInvalid,
+            format!(
+                "the queue ({}) must hold at least the batch ({}): it counts running generations too",
+                next.queue, next.batch
+            ),
+        ));
     }
     if next.eviction == Eviction::Ttl && next.ttl_seconds.is_none() {
         return Err(Error::new(
@@ -592,12 +700,28 @@ fn settings_json(s: &PoolSettings) -> serde_json::Value {
         "eviction": s.eviction,
         "ttl_seconds": s.ttl_seconds,
         "preload": s.preload,
+        "batch": s.batch,
+        "queue": s.queue,
+        "disk_cache_bytes": s.disk_cache_bytes,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_cache_sizes_parse_and_off_is_zero() {
+        assert_eq!(parse_disk_cache("4GB").unwrap(), 4 * GB);
+        assert_eq!(parse_disk_cache(" 512mb ").unwrap(), 512 << 20);
+        assert_eq!(parse_disk_cache("1.5G").unwrap(), 3 * GB / 2);
+        assert_eq!(parse_disk_cache("off").unwrap(), 0);
+        assert_eq!(parse_disk_cache("0").unwrap(), 0);
+        for bad in ["4", "", "lots", "-1GB", "5000GB", "nanGB", "4TB"] {
+            let e = parse_disk_cache(bad).unwrap_err();
+            assert_eq!(e.code, Code::PoolConfigInvalid, "{bad:?}");
+        }
+    }
 
     #[test]
     fn limits_parse_percent_and_gb_forms() {
@@ -711,6 +835,9 @@ mod tests {
                 eviction: Some(Eviction::Ttl),
                 ttl: Some(Some(900)),
                 preload: Some(vec!["ghost".into()]),
+                batch: Some(4),
+                queue: Some(16),
+                disk_cache_bytes: Some(0),
             },
         )
         .await
@@ -724,10 +851,18 @@ mod tests {
         assert_eq!(published.eviction, Eviction::Ttl);
         assert_eq!(published.ttl_seconds, Some(900));
         assert_eq!(published.preload, vec!["ghost"]);
+        assert_eq!(
+            (published.batch, published.queue, published.disk_cache_bytes),
+            (4, 16, 0)
+        );
         let shown = show(&app).await.unwrap();
         assert_eq!(
             (shown.limit.as_str(), shown.ttl_seconds),
             ("50%", Some(900))
+        );
+        assert_eq!(
+            (shown.batch, shown.queue, shown.disk_cache_bytes),
+            (4, 16, 0)
         );
         assert!(shown.loaded.is_empty());
         let audit = crate::store::entities::audit_log::Entity::find()
@@ -768,6 +903,28 @@ mod tests {
             },
             PoolChange {
                 ttl: Some(Some(0)),
+                ..Default::default()
+            },
+            PoolChange {
+                batch: Some(0),
+                ..Default::default()
+            },
+            PoolChange {
+                batch: Some(65),
+                queue: Some(100),
+                ..Default::default()
+            },
+            // The queue counts running generations: it cannot be below the batch.
+            PoolChange {
+                batch: Some(16),
+                ..Default::default()
+            },
+            PoolChange {
+                queue: Some(1025),
+                ..Default::default()
+            },
+            PoolChange {
+                disk_cache_bytes: Some(MAX_DISK_CACHE_BYTES + 1),
                 ..Default::default()
             },
         ];

@@ -14,6 +14,9 @@ pub struct Model {
     pub ttl_seconds: Option<i64>,
     /// JSON array of model names.
     pub preload: String,
+    pub batch: i64,
+    pub queue: i64,
+    pub disk_cache_bytes: i64,
     pub updated_at: i64,
 }
 

@@ -8,6 +8,7 @@ mod m0005_provider_health;
 mod m0006_pool;
 mod m0007_models_dismissed;
 mod m0008_tokens;
+mod m0009_pool_engine;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_pool::Migration),
             Box::new(m0007_models_dismissed::Migration),
             Box::new(m0008_tokens::Migration),
+            Box::new(m0009_pool_engine::Migration),
         ]
     }
 }

@@ -65,6 +65,40 @@ describe("parsePreload", () => {
   });
 });
 
+describe("the pool form's engine settings", () => {
+  const view: PoolView = {
+    limit: "75%",
+    limit_kind: "percent",
+    limit_value: 75,
+    budget_bytes: 12 * GB,
+    physical_ram_bytes: RAM,
+    eviction: "lru",
+    ttl_seconds: null,
+    preload: [],
+    batch: 8,
+    queue: 8,
+    disk_cache_bytes: 4 * GB,
+    loaded: [],
+    serving: false,
+    warnings: [],
+  };
+  it("sends the batch, the queue and the disk cache as the core parses them", () => {
+    const f = poolFormFor(view);
+    expect(poolChangeFrom(view, { ...f, batch: 4, queue: 16 })).toEqual({ batch: 4, queue: 16 });
+    expect(poolChangeFrom(view, { ...f, diskCacheGb: 0 })).toEqual({ disk_cache: "off" });
+    expect(poolChangeFrom(view, { ...f, diskCacheGb: 0.5 })).toEqual({ disk_cache: "0.5GB" });
+  });
+  it("names what is out of range, the queue below the batch included", () => {
+    const f = poolFormFor(view);
+    expect(poolProblems(f, RAM)).toEqual({});
+    expect(Object.keys(poolProblems({ ...f, batch: 0 }, RAM))).toEqual(["batch"]);
+    expect(Object.keys(poolProblems({ ...f, batch: 2.5 }, RAM))).toEqual(["batch"]);
+    expect(Object.keys(poolProblems({ ...f, batch: 16 }, RAM))).toEqual(["queue"]);
+    expect(Object.keys(poolProblems({ ...f, queue: 2000 }, RAM))).toEqual(["queue"]);
+    expect(Object.keys(poolProblems({ ...f, diskCacheGb: -1 }, RAM))).toEqual(["disk"]);
+  });
+});
+
 describe("the pool form", () => {
   const view: PoolView = {
     limit: "75%",
@@ -75,13 +109,16 @@ describe("the pool form", () => {
     eviction: "lru",
     ttl_seconds: null,
     preload: ["a"],
+    batch: 8,
+    queue: 8,
+    disk_cache_bytes: 4 * GB,
     loaded: [],
     serving: false,
     warnings: [],
   };
   it("starts from the stored values and sends nothing when nothing changed", () => {
     const f = poolFormFor(view);
-    expect(f).toEqual({ kind: "percent", value: 75, eviction: "lru", ttl: "", preload: "a" });
+    expect(f).toEqual({ kind: "percent", value: 75, eviction: "lru", ttl: "", preload: "a", batch: 8, queue: 8, diskCacheGb: 4 });
     expect(poolChangeFrom(view, f)).toEqual({});
     expect(poolChangeFrom({ ...view, ttl_seconds: 900 }, poolFormFor({ ...view, ttl_seconds: 900 }))).toEqual({});
   });

@@ -16,6 +16,9 @@ export interface LimitInput {
 export const MIN_PERCENT = 1;
 export const MAX_PERCENT = 95;
 export const MAX_TTL_SECONDS = 30 * 24 * 3600;
+export const MAX_BATCH = 64;
+export const MAX_QUEUE = 1024;
+export const MAX_DISK_CACHE_GB = 4096;
 
 /** The form's value back to the text the core parses: `75%`, `12GB`, `1.5GB`. */
 export function formatLimit(limit: LimitInput): string {
@@ -75,6 +78,12 @@ export interface PoolForm {
   ttl: string;
   /** Comma-separated model names. */
   preload: string;
+  /** Generations a model runs together. */
+  batch: number;
+  /** Generations a model accepts at once (running and waiting). */
+  queue: number;
+  /** GB for the prefix cache on disk; 0 = off. */
+  diskCacheGb: number;
 }
 
 export function poolFormFor(v: PoolView): PoolForm {
@@ -84,11 +93,16 @@ export function poolFormFor(v: PoolView): PoolForm {
     eviction: v.eviction,
     ttl: v.ttl_seconds === null ? "" : formatDuration(v.ttl_seconds),
     preload: v.preload.join(", "),
+    batch: v.batch,
+    queue: v.queue,
+    diskCacheGb: Math.round((v.disk_cache_bytes / GB) * 100) / 100,
   };
 }
 
-export function poolProblems(f: PoolForm, ramBytes: number): Partial<Record<"limit" | "ttl", string>> {
-  const p: Partial<Record<"limit" | "ttl", string>> = {};
+type Field = "limit" | "ttl" | "batch" | "queue" | "disk";
+
+export function poolProblems(f: PoolForm, ramBytes: number): Partial<Record<Field, string>> {
+  const p: Partial<Record<Field, string>> = {};
   const limit = limitProblem({ kind: f.kind, value: f.value }, ramBytes);
   if (limit) p.limit = limit;
   if (f.ttl.trim()) {
@@ -96,6 +110,17 @@ export function poolProblems(f: PoolForm, ramBytes: number): Partial<Record<"lim
     if ("error" in t) p.ttl = t.error;
   } else if (f.eviction === "ttl") {
     p.ttl = "TTL eviction needs an idle time (e.g. 15m).";
+  }
+  if (!Number.isInteger(f.batch) || f.batch < 1 || f.batch > MAX_BATCH) {
+    p.batch = `A whole number from 1 to ${MAX_BATCH}.`;
+  }
+  if (!Number.isInteger(f.queue) || f.queue < 1 || f.queue > MAX_QUEUE) {
+    p.queue = `A whole number from 1 to ${MAX_QUEUE}.`;
+  } else if (!p.batch && f.queue < f.batch) {
+    p.queue = "At least the batch: the queue counts the running generations too.";
+  }
+  if (!Number.isFinite(f.diskCacheGb) || f.diskCacheGb < 0 || f.diskCacheGb > MAX_DISK_CACHE_GB) {
+    p.disk = `From 0 (off) to ${MAX_DISK_CACHE_GB} GB.`;
   }
   return p;
 }
@@ -111,5 +136,8 @@ export function poolChangeFrom(v: PoolView, f: PoolForm): PoolSet {
   if (ttl ? newTtl !== v.ttl_seconds : v.ttl_seconds !== null) change.ttl = ttl || null;
   const preload = parsePreload(f.preload);
   if (preload.join("\n") !== v.preload.join("\n")) change.preload = preload;
+  if (f.batch !== v.batch) change.batch = f.batch;
+  if (f.queue !== v.queue) change.queue = f.queue;
+  if (f.diskCacheGb !== poolFormFor(v).diskCacheGb) change.disk_cache = f.diskCacheGb > 0 ? `${f.diskCacheGb}GB` : "off";
   return change;
 }

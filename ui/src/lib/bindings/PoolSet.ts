@@ -12,4 +12,16 @@ limit?: string, eviction?: Eviction,
 /**
  * `30s`, `15m`, `2h`, `1d`; `null` = never unload idle models.
  */
-ttl?: string | null, preload?: Array<string>, };
+ttl?: string | null, preload?: Array<string>, 
+/**
+ * Generations a model runs together (1–64).
+ */
+batch?: number, 
+/**
+ * Generations a model accepts at once, running and waiting (batch–1024).
+ */
+queue?: number, 
+/**
+ * The prefix cache on disk: `4GB`, `512MB` or `off`.
+ */
+disk_cache?: string, };

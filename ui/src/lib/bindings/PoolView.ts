@@ -13,6 +13,18 @@ export type PoolView = { limit: string, limit_kind: string, limit_value: number,
  */
 budget_bytes: number, physical_ram_bytes: number, eviction: Eviction, ttl_seconds: number | null, preload: Array<string>, 
 /**
+ * Generations a model runs together.
+ */
+batch: number, 
+/**
+ * Generations a model accepts at once (running and waiting).
+ */
+queue: number, 
+/**
+ * Bytes the prefix cache may keep on disk (0 = off).
+ */
+disk_cache_bytes: number, 
+/**
  * Models loaded now in the process that serves this data dir (this one, or the
  * `serve` / app process the CLI asks through the pool socket).
  */
