@@ -12,6 +12,10 @@
 //!       generated at once (continuous batching), GEN_TOKENS each, EOS ignored; the
 //!       wall time from submitting to the last token
 //!       -> {"side":"switchyard","streams":N,"aggregate_tps","wall_s",...}
+//!   bench_engine arrival MODEL_DIR PROMPT_IDS.json GEN_TOKENS
+//!       a request (PROMPT_IDS) arriving while another generates GEN_TOKENS: its time
+//!       to first token, against the same request alone plus two decode steps
+//!       -> {"side":"switchyard","ttft_alone_s","decode_step_s","ttft_arriving_s","ratio",...}
 //!   bench_engine disk MODEL_DIR PROMPT_IDS.json GEN_TOKENS
 //!       the prefix cache on disk: time to first token of a long prompt on a fresh load
 //!       with an empty disk cache (cold), then after the model is unloaded and loaded
@@ -44,7 +48,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
         fail(
-            "usage: bench_engine throughput|prefix|batch|disk MODEL PROMPT_IDS.json GEN_TOKENS"
+            "usage: bench_engine throughput|prefix|batch|arrival|disk MODEL PROMPT_IDS.json GEN_TOKENS"
                 .into(),
         );
     }
@@ -163,6 +167,74 @@ fn main() {
                     "largest_batch": m.largest_batch(),
                 })
             );
+        }
+        "arrival" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_time()
+                .build()
+                .unwrap_or_else(|e| fail(format!("runtime: {e}")));
+            // Client-side time from submitting to the first token.
+            let first_token = |g: engine::Generation| async move {
+                let t = std::time::Instant::now();
+                let mut g = g;
+                while let Some(ev) = g.events.recv().await {
+                    match ev {
+                        engine::Event::Token(_) => return t.elapsed().as_secs_f64(),
+                        engine::Event::Error(e) => fail(format!("{e:?}")),
+                        engine::Event::Done(_) => break,
+                    }
+                }
+                fail("no token".into())
+            };
+            let other: Vec<u32> = prompt.iter().take(32).map(|t| t + 1).collect();
+            let submit = |p: &Vec<u32>, n: usize| {
+                m.generate(request(p.clone(), n, false))
+                    .unwrap_or_else(|e| fail(format!("{e:?}")))
+            };
+            rt.block_on(async {
+                // Warm-up, then the request alone and a decode step alone.
+                first_token(submit(&prompt, 1)).await;
+                let alone = first_token(submit(&prompt, 1)).await;
+                let d = submit(&other, 32)
+                    .collect()
+                    .await
+                    .unwrap_or_else(|e| fail(format!("{e:?}")))
+                    .done
+                    .unwrap_or_else(|| fail("no completion".into()));
+                let step = 1.0 / d.timings.generation_tokens_per_s;
+                // The long generation runs; the request arrives after its 16th token.
+                let mut long = submit(&other, n_gen);
+                let mut seen = 0;
+                while seen < 16 {
+                    match long.events.recv().await {
+                        Some(engine::Event::Token(_)) => seen += 1,
+                        other => fail(format!("the long generation ended early: {other:?}")),
+                    }
+                }
+                let arriving = first_token(submit(&prompt, 1)).await;
+                let mut after = 0;
+                while let Some(ev) = long.events.recv().await {
+                    if matches!(ev, engine::Event::Token(_)) {
+                        after += 1;
+                    }
+                }
+                assert_eq!(seen + after, n_gen, "the long generation was not cut");
+                let bound = alone + 2.0 * step;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "side": "switchyard",
+                        "prompt_tokens": prompt.len(),
+                        "running_tokens": n_gen,
+                        "ttft_alone_s": alone,
+                        "decode_step_s": step,
+                        "ttft_arriving_s": arriving,
+                        "bound_s": bound,
+                        "ratio": arriving / bound,
+                    })
+                );
+            });
         }
         other => fail(format!("unknown mode {other}")),
     }

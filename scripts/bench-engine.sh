@@ -4,9 +4,11 @@
 # greedy, EOS ignored. Each measurement is its own process (model loaded, one warm-up,
 # one timed run); the two sides alternate back to back ROUNDS times (default 3) and
 # the medians are compared. Then the prefix cache: time to first token of a second
-# chat turn with the cache vs without. Then the prefix cache on disk (a 4,096-token
-# prompt after an unload and a new load, warm vs cold). Then concurrent streams (1, 2,
-# 4, 8) against mlx-lm's batch_generate. One line per measurement, JSON summary last.
+# chat turn with the cache vs without. Then a request arriving while another generates
+# 512 tokens (its time to first token vs alone + 2 decode steps). Then the prefix cache
+# on disk (a 4,096-token prompt after an unload and a new load, warm vs cold). Then
+# concurrent streams (1, 2, 4, 8) against mlx-lm's batch_generate. One line per
+# measurement, JSON summary last.
 #
 #   scripts/bench-engine.sh            (make bench-engine)
 #   ROUNDS=5 PROMPT_TOKENS=512 GEN_TOKENS=64 scripts/bench-engine.sh
@@ -15,8 +17,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ROUNDS=${ROUNDS:-3}
 # Which parts to run: single (one stream vs mlx-lm), prefix (cache), disk (prefix cache
-# on disk), streams (concurrent).
-PARTS=${PARTS:-single,prefix,streams,disk}
+# on disk), arrival (a request arriving mid-generation), streams (concurrent).
+PARTS=${PARTS:-single,prefix,arrival,streams,disk}
 has() { [[ ",$PARTS," == *",$1,"* ]]; }
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
@@ -55,6 +57,15 @@ for i in $(seq 1 "$ROUNDS"); do
   out=$("$bin" prefix "$model" "$tmp/prompt.json" 32 | tail -1)
   echo "$out" | sed 's/"side": *"switchyard"/"side": "prefix"/' >>"$results"
   python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print("prefix     round {0}: turn 2 of {1[turn2_prompt_tokens]} tokens ({1[cached_prompt_tokens]} cached): ttft {1[ttft_cached_s]:.3f} s cached vs {1[ttft_uncached_s]:.3f} s uncached = {1[ratio]:.3f}x".format(sys.argv[1], r))' "$i" "$out"
+done
+
+# A request (the 256-id prompt) arriving while another generates 512 tokens: its time to
+# first token vs the same request alone plus two decode steps (target <= 1.0).
+for i in $(seq 1 "$ROUNDS"); do
+  has arrival || break
+  out=$("$bin" arrival "$model" "$tmp/prompt.json" 512 | tail -1)
+  echo "$out" | sed 's/"side": *"switchyard"/"side": "arrival"/' >>"$results"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print("arrival    round {0}: ttft {1[ttft_arriving_s]:.2f} s while another generates vs {1[ttft_alone_s]:.2f} s alone + 2 x {1[decode_step_s]:.3f} s = {1[ratio]:.3f}x".format(sys.argv[1], r))' "$i" "$out"
 done
 
 # The prefix cache on disk: time to first token of a DISK_PROMPT_TOKENS prompt on a
@@ -116,6 +127,11 @@ if any(r["side"] == "prefix" for r in rows):
     prefix = {k: med("prefix", k) for k in ("ttft_cached_s", "ttft_uncached_s", "ratio")}
     targets["prefix_ttft"] = prefix["ratio"] <= 0.2
     print(f"prefix     cached turn-2 ttft {prefix['ratio']:.3f}x of uncached (target <= 0.2)")
+arrival = None
+if any(r["side"] == "arrival" for r in rows):
+    arrival = {k: med("arrival", k) for k in ("ttft_alone_s", "decode_step_s", "ttft_arriving_s", "ratio")}
+    targets["arrival_ttft"] = arrival["ratio"] <= 1.0
+    print(f"arrival    ttft while another generates {arrival['ratio']:.3f}x of (alone + 2 decode steps) (target <= 1.0)")
 disk = None
 if any(r["side"] == "disk" for r in rows):
     disk = {k: med("disk", k) for k in ("ttft_cold_s", "ttft_warm_s", "ratio", "cached_prompt_tokens", "prompt_tokens")}
@@ -133,7 +149,7 @@ print(json.dumps({
     "date": datetime.date.today().isoformat(),
     "prompt_tokens": int(sys.argv[2]), "generation_tokens": int(sys.argv[3]),
     "switchyard": ours, "mlx_lm": peer, "ratios": ratios, "prefix_cache": prefix,
-    "disk_prefix_cache": disk, "concurrent_streams": batches,
+    "arrival": arrival, "disk_prefix_cache": disk, "concurrent_streams": batches,
     "targets_met": targets,
 }))
 PY

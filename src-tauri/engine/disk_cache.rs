@@ -13,10 +13,11 @@
 //!   computed as if it were not there; nothing in a cache file can crash the engine.
 //! - **Bounded**: after each write the least recently used files (modification time,
 //!   renewed on every use) are deleted until all models' blocks fit `max_bytes`.
-//! - **Off the model's thread**: blocks are copied out of MLX on the model's thread and
-//!   written by a thread of their own from a queue of [`QUEUE`] blocks; when the queue
-//!   is full a block is skipped (it is written the next time) rather than slowing the
-//!   running generations.
+//! - **Mostly off the model's thread**: blocks are copied out of MLX on the model's
+//!   thread and written by a thread of their own from a queue of [`QUEUE`] blocks (the
+//!   memory they hold meanwhile is bounded by that); when the queue is full the model's
+//!   thread waits for the writer, so every block of a long prompt is saved at the cost
+//!   of a short pause (a block's write) for the others generating then.
 //! - Only prompts of at least `min_tokens` tokens are saved: short chats stay in memory.
 
 use super::model::{KvCache, LayerCache};
@@ -46,7 +47,7 @@ pub const DEFAULT_BLOCK_TOKENS: usize = 256;
 /// Default [`DiskCacheOptions::min_tokens`].
 pub const DEFAULT_MIN_TOKENS: usize = 1024;
 /// Blocks waiting to be written at most.
-const QUEUE: usize = 16;
+const QUEUE: usize = 4;
 const MAGIC: &[u8; 8] = b"SYKV\x01\n\0\0";
 /// Largest header accepted (tokens of a block as JSON and the shapes).
 const MAX_HEADER: usize = 1 << 20;
@@ -245,8 +246,8 @@ impl DiskCache {
                     return;
                 }
             };
-            if self.jobs.try_send(Job { path, bytes }).is_err() {
-                // The writer is behind: the rest waits for the next time.
+            if self.jobs.send(Job { path, bytes }).is_err() {
+                // The writer is gone (it never stops before this cache): nothing to save.
                 return;
             }
         }
