@@ -178,14 +178,10 @@ fn main() {
             let first_token = |g: engine::Generation| async move {
                 let t = std::time::Instant::now();
                 let mut g = g;
-                while let Some(ev) = g.events.recv().await {
-                    match ev {
-                        engine::Event::Token(_) => return t.elapsed().as_secs_f64(),
-                        engine::Event::Error(e) => fail(format!("{e:?}")),
-                        engine::Event::Done(_) => break,
-                    }
+                match g.events.recv().await {
+                    Some(engine::Event::Token(_)) => t.elapsed().as_secs_f64(),
+                    other => fail(format!("no first token: {other:?}")),
                 }
-                fail("no token".into())
             };
             let other: Vec<u32> = prompt.iter().take(32).map(|t| t + 1).collect();
             let submit = |p: &Vec<u32>, n: usize| {

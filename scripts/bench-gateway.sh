@@ -3,7 +3,7 @@
 # bare upstream, all in front of the same fixed-response nginx, driven by wrk through
 # the shared harness (scripts/bench/gateway/run.sh). Reports the rps ratio vs LiteLLM
 # at 16 connections (target >= 100x), the p50 added over the direct upstream at 1
-# connection (target <= 0.3 ms), the p99 added at 16 (<= 2 ms), the gateway's peak RSS
+# connection (target <= 0.1 ms), the p99 added at 16 (<= 2 ms), the gateway's peak RSS
 # under that load (<= 50 MB) and serve's start-to-ready time (<= 300 ms). The harness
 # posts chat completions to an OpenAI-compatible provider: the relayed (same-protocol)
 # path. Phase 2 puts the translated paths beside it on the same upstream: Anthropic

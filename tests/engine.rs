@@ -312,6 +312,73 @@ async fn requests_with_the_same_preamble_share_its_cache_concurrently_and_later(
     m.unload().await.unwrap();
 }
 
+/// A long prompt arriving while another generation streams is read one chunk per step,
+/// the running stream getting a token between chunks (it is not frozen for the whole
+/// prompt); prefill steps of 16 tokens make the chunks countable on a small model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_prompt_arriving_mid_stream_is_read_between_the_running_streams_tokens() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let opts = LoadOptions {
+        prefill_step_size: 16,
+        ..LoadOptions::default()
+    };
+    let m = engine::load(mlx_path(), opts).await.unwrap();
+    let running_prompt = m
+        .chat_prompt(&[ChatMessage::new("user", "Tell me a story.")], None)
+        .unwrap();
+    let mut long_text = String::new();
+    for i in 0..40 {
+        long_text.push_str(&format!("Item {i} is a small red box. "));
+    }
+    let long_prompt = m
+        .chat_prompt(&[ChatMessage::new("user", long_text.as_str())], None)
+        .unwrap();
+    let chunks = (long_prompt.len() - 1).div_ceil(16);
+    assert!(chunks >= 12, "{} tokens", long_prompt.len());
+
+    let mut running = m
+        .generate({
+            let mut r = request(running_prompt, 400);
+            r.ignore_eos = true;
+            r
+        })
+        .unwrap();
+    // The stream is going.
+    for _ in 0..3 {
+        assert!(matches!(running.events.recv().await, Some(Event::Token(_))));
+    }
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let stop = running.cancel.clone();
+    let counter = {
+        let tokens = tokens.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = running.events.recv().await {
+                if matches!(ev, Event::Token(_)) {
+                    tokens.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let before = tokens.load(Ordering::SeqCst);
+    let mut long = m.generate(request(long_prompt, 1)).unwrap();
+    let during = loop {
+        match long.events.recv().await {
+            Some(Event::Token(_)) => break tokens.load(Ordering::SeqCst) - before,
+            Some(Event::Error(e)) => panic!("{e:?}"),
+            _ => {}
+        }
+    };
+    // One token per chunk (give or take the step it arrived in and the last one).
+    assert!(
+        during + 2 >= chunks,
+        "the running stream got {during} tokens while a {chunks}-chunk prompt was read"
+    );
+    stop.cancel();
+    counter.await.unwrap();
+    m.unload().await.unwrap();
+}
+
 /// The `.kv` block files under the disk cache's root.
 fn kv_files(root: &std::path::Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(root)
