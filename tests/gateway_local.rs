@@ -7,7 +7,7 @@ mod common;
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchyard::app::{App, AppOptions, SharedApp};
 use switchyard::gateway::{self, GatewayOptions, GatewayState, Server};
 use switchyard::store::audit::Actor;
@@ -224,14 +224,7 @@ async fn a_client_disconnect_stops_the_local_generation() {
     // The generation stops (its place in the model is freed) when the client leaves:
     // left running, it would hold it for thousands of tokens (minutes here).
     let model = gw.app.pool().unwrap().acquire(MODEL).await.unwrap().handle;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while model.in_flight() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the abandoned generation kept running"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_generations_end(&model, "the abandoned generation kept running").await;
     drop(model);
     // And the model answers the next request.
     let r = gw.post("/v1/chat/completions", short).await;
@@ -335,14 +328,7 @@ async fn concurrent_greedy_requests_equal_their_solo_answers_and_a_cancelled_one
         }
         // Every place is free again, the one whose client left included.
         let model = gw.app.pool().unwrap().acquire(MODEL).await.unwrap().handle;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while model.in_flight() > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the abandoned generation kept its place"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::wait_generations_end(&model, "the abandoned generation kept its place").await;
         // They ran together (not all at once to the end: a short answer may finish
         // before the last prompt is read).
         assert!(

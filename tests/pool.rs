@@ -502,14 +502,7 @@ async fn models_load_with_the_pools_batch_queue_and_disk_cache_settings() {
     // the test binary exits).
     let handle = lease.handle.clone();
     drop((first, second, lease));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while handle.in_flight() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the cancelled generations did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_generations_end(&handle, "the cancelled generations did not end").await;
     drop(handle);
     assert!(!kv.exists(), "no disk cache while it is off");
 

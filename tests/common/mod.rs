@@ -233,3 +233,13 @@ pub fn http_with_token(token: &str) -> reqwest::Client {
         .build()
         .expect("http client")
 }
+
+/// Wait (up to a minute) until `model` runs no generation: cancelled ones end at their
+/// next token. Panics with `what` when they do not.
+pub async fn wait_generations_end(model: &switchyard::engine::ModelHandle, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while model.in_flight() > 0 {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -58,6 +58,24 @@ describe("parseTtl", () => {
   });
 });
 
+/** A stored configuration as the core shows it. */
+const baseView: PoolView = {
+  limit: "75%",
+  limit_kind: "percent",
+  limit_value: 75,
+  budget_bytes: 12 * GB,
+  physical_ram_bytes: RAM,
+  eviction: "lru",
+  ttl_seconds: null,
+  preload: ["a"],
+  batch: 8,
+  queue: 8,
+  disk_cache_bytes: 4 * GB,
+  loaded: [],
+  serving: false,
+  warnings: [],
+};
+
 describe("parsePreload", () => {
   it("trims, drops blanks and repeats, keeps the first order", () => {
     expect(parsePreload(" a , ,b\nc,a ")).toEqual(["a", "b", "c"]);
@@ -66,22 +84,7 @@ describe("parsePreload", () => {
 });
 
 describe("the pool form's engine settings", () => {
-  const view: PoolView = {
-    limit: "75%",
-    limit_kind: "percent",
-    limit_value: 75,
-    budget_bytes: 12 * GB,
-    physical_ram_bytes: RAM,
-    eviction: "lru",
-    ttl_seconds: null,
-    preload: [],
-    batch: 8,
-    queue: 8,
-    disk_cache_bytes: 4 * GB,
-    loaded: [],
-    serving: false,
-    warnings: [],
-  };
+  const view: PoolView = { ...baseView, preload: [] };
   it("sends the batch, the queue and the disk cache as the core parses them", () => {
     const f = poolFormFor(view);
     expect(poolChangeFrom(view, { ...f, batch: 4, queue: 16 })).toEqual({ batch: 4, queue: 16 });
@@ -100,22 +103,7 @@ describe("the pool form's engine settings", () => {
 });
 
 describe("the pool form", () => {
-  const view: PoolView = {
-    limit: "75%",
-    limit_kind: "percent",
-    limit_value: 75,
-    budget_bytes: 12 * GB,
-    physical_ram_bytes: RAM,
-    eviction: "lru",
-    ttl_seconds: null,
-    preload: ["a"],
-    batch: 8,
-    queue: 8,
-    disk_cache_bytes: 4 * GB,
-    loaded: [],
-    serving: false,
-    warnings: [],
-  };
+  const view: PoolView = baseView;
   it("starts from the stored values and sends nothing when nothing changed", () => {
     const f = poolFormFor(view);
     expect(f).toEqual({ kind: "percent", value: 75, eviction: "lru", ttl: "", preload: "a", batch: 8, queue: 8, diskCacheGb: 4 });
