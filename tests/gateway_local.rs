@@ -339,6 +339,58 @@ async fn concurrent_greedy_requests_equal_their_solo_answers_and_a_cancelled_one
     }
 }
 
+/// A model whose queue (`pool set --queue`) is full: the next request is `model_busy`,
+/// HTTP 429 with `retry-after`, in each client's protocol; once the place is free it
+/// is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_model_queue_is_model_busy_429_with_retry_after() {
+    let gw = Local::start().await;
+    switchyard::settings::pool::set(
+        &gw.app,
+        Actor::Cli,
+        switchyard::settings::pool::PoolChange {
+            batch: Some(1),
+            queue: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let long = json!({"model": MODEL, "temperature": 0, "stream": true, "max_tokens": 2000,
+        "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]});
+    let short = json!({"model": MODEL, "max_tokens": 2, "temperature": 0,
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let mut r = gw.post("/v1/chat/completions", long).await;
+    loop {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended before any text");
+        if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
+            break;
+        }
+    }
+    let busy = gw.post("/v1/chat/completions", short.clone()).await;
+    assert_eq!(busy.status(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let v: Value = busy.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_busy", "{v}");
+    let busy = gw.post("/v1/messages", short.clone()).await;
+    assert_eq!(busy.status(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let v: Value = busy.json().await.unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("rate_limit_error")),
+        "{v}"
+    );
+    drop(r);
+    let model = gw.app.pool().unwrap().acquire(MODEL).await.unwrap().handle;
+    common::wait_generations_end(&model, "the abandoned generation kept its place").await;
+    assert_eq!(gw.post("/v1/chat/completions", short).await.status(), 200);
+}
+
 /// Eight clients of both protocols that hang up at random moments (before the first
 /// token, mid-prefill, mid-stream, mid-JSON answer): no worker is left stuck, and the
 /// next greedy request still gets exactly mlx-lm's tokens.
