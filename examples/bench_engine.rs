@@ -248,15 +248,6 @@ fn disk(model: &str, mut opts: LoadOptions, prompt: Vec<u32>, n_gen: usize) {
         min_tokens: disk_cache::DEFAULT_MIN_TOKENS,
     });
     let blocks = prompt.len() / disk_cache::DEFAULT_BLOCK_TOKENS;
-    let files = || {
-        std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|m| std::fs::read_dir(m.path()).into_iter().flatten().flatten())
-            .filter(|f| f.path().extension().is_some_and(|e| e == "kv"))
-            .count()
-    };
     let once = || {
         let m =
             engine::load_blocking(model, opts.clone()).unwrap_or_else(|e| fail(format!("{e:?}")));
@@ -269,7 +260,7 @@ fn disk(model: &str, mut opts: LoadOptions, prompt: Vec<u32>, n_gen: usize) {
             .unwrap_or_else(|| fail("no completion".into()));
         // The blocks are written by their own thread: wait for all of them.
         let t = std::time::Instant::now();
-        while files() < blocks && t.elapsed().as_secs() < 120 {
+        while disk_cache::blocks(&dir).len() < blocks && t.elapsed().as_secs() < 120 {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         drop(m);

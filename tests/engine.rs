@@ -10,7 +10,7 @@ mod common;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use switchyard::engine::disk_cache::DiskCacheOptions;
+use switchyard::engine::disk_cache::{self, DiskCacheOptions};
 use switchyard::engine::{
     self, CancelToken, ChatMessage, Event, FinishReason, GenerateRequest, LoadOptions, ModelHandle,
     SamplingParams,
@@ -379,30 +379,19 @@ async fn a_long_prompt_arriving_mid_stream_is_read_between_the_running_streams_t
     m.unload().await.unwrap();
 }
 
-/// The `.kv` block files under the disk cache's root.
-fn kv_files(root: &std::path::Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .flat_map(|m| std::fs::read_dir(m.path()).into_iter().flatten().flatten())
-        .map(|f| f.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "kv"))
-        .collect();
-    out.sort();
-    out
-}
-
 /// Wait (bounded) until the writer thread has `n` block files on disk.
 async fn wait_for_files(root: &std::path::Path, n: usize) -> Vec<PathBuf> {
     for _ in 0..200 {
-        let files = kv_files(root);
+        let files = disk_cache::blocks(root);
         if files.len() >= n {
             return files;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("expected {n} block files, found {:?}", kv_files(root));
+    panic!(
+        "expected {n} block files, found {:?}",
+        disk_cache::blocks(root)
+    );
 }
 
 /// The prefix cache on disk: a long prompt's blocks are saved; after the model is
@@ -481,7 +470,7 @@ async fn a_long_prefix_survives_an_unload_on_disk_and_a_damaged_block_is_recompu
     let longer: Vec<u32> = prompt.iter().chain(prompt.iter()).copied().collect();
     let _ = run(m, longer).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let total: u64 = kv_files(&root)
+    let total: u64 = disk_cache::blocks(&root)
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();

@@ -78,6 +78,20 @@ impl Local {
     }
 }
 
+/// Read a chat completions stream until text arrives: the generation is running.
+async fn until_text(r: &mut reqwest::Response) {
+    loop {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended before any text");
+        if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_names_go_to_the_local_model_in_both_protocols_greedy_like_mlx_lm() {
     let gw = Local::start().await;
@@ -209,17 +223,7 @@ async fn a_client_disconnect_stops_the_local_generation() {
     );
 
     let mut r = gw.post("/v1/chat/completions", long).await;
-    // Read until text arrives: the generation is running.
-    loop {
-        let chunk = r
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended before any text");
-        if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
-            break;
-        }
-    }
+    until_text(&mut r).await;
     drop(r);
     // The generation stops (its place in the model is freed) when the client leaves:
     // left running, it would hold it for thousands of tokens (minutes here).
@@ -308,11 +312,7 @@ async fn concurrent_greedy_requests_equal_their_solo_answers_and_a_cancelled_one
                 let body = json!({"model": MODEL, "temperature": 0, "stream": true, "max_tokens": 400,
                     "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]});
                 let mut r = http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
-                while let Some(chunk) = r.chunk().await.unwrap() {
-                    if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
-                        break;
-                    }
-                }
+                until_text(&mut r).await;
             })
         });
         let running: Vec<_> = (0..width).map(|i| tokio::spawn(ask(i))).collect();
@@ -361,16 +361,7 @@ async fn a_full_model_queue_is_model_busy_429_with_retry_after() {
     let short = json!({"model": MODEL, "max_tokens": 2, "temperature": 0,
         "messages": [{"role": "user", "content": "Hi"}]});
     let mut r = gw.post("/v1/chat/completions", long).await;
-    loop {
-        let chunk = r
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended before any text");
-        if String::from_utf8_lossy(&chunk).contains("\"content\":\"") {
-            break;
-        }
-    }
+    until_text(&mut r).await;
     let busy = gw.post("/v1/chat/completions", short.clone()).await;
     assert_eq!(busy.status(), 429);
     assert_eq!(busy.headers()["retry-after"], "1");

@@ -540,16 +540,8 @@ fn validate(p: &Payload) -> Result<()> {
     if p.pool.preload.len() > 64 || p.pool.preload.iter().any(|n| n.len() > 200) {
         return Err(corrupt("the pool's preload list"));
     }
-    {
-        use crate::settings::pool::{MAX_BATCH, MAX_DISK_CACHE_BYTES, MAX_QUEUE};
-        let b = &p.pool;
-        if !(1..=MAX_BATCH).contains(&b.batch)
-            || !(b.batch..=MAX_QUEUE).contains(&b.queue)
-            || b.disk_cache_bytes > MAX_DISK_CACHE_BYTES
-        {
-            return Err(corrupt("the pool's engine settings"));
-        }
-    }
+    crate::settings::pool::check_engine(p.pool.batch, p.pool.queue, p.pool.disk_cache_bytes)
+        .map_err(|_| corrupt("the pool's engine settings"))?;
     let mut model_names = std::collections::HashSet::new();
     for m in &p.models {
         if m.name.is_empty()

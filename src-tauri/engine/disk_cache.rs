@@ -268,20 +268,39 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// Delete the least recently used blocks (all models) until the total fits.
+/// Every entry of every model's folder under `root`.
+fn entries(root: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|model| {
+            std::fs::read_dir(model.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+}
+
+/// The block files under `root` (all models), sorted.
+pub fn blocks(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = entries(root)
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kv"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Delete the least recently used files (all models; blocks being written count too)
+/// until the total fits.
 fn evict(root: &Path, max_bytes: u64) {
     let mut files: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
-    for model in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(model.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(meta) = f.metadata() else { continue };
-            if meta.is_file() {
-                let t = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((t, meta.len(), f.path()));
-            }
+    for f in entries(root) {
+        let Ok(meta) = f.metadata() else { continue };
+        if meta.is_file() {
+            let t = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            files.push((t, meta.len(), f.path()));
         }
     }
     let mut total: u64 = files.iter().map(|f| f.1).sum();

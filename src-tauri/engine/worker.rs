@@ -442,9 +442,7 @@ impl Worker {
             if let Some(e) = failed {
                 // A failed step leaves every cache of the batch in doubt.
                 for seq in active.drain(..) {
-                    self.pending
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    let _ = seq.events.send(Event::Error(e.clone()));
+                    self.end(&seq.events, Event::Error(e.clone()));
                 }
             }
         }
@@ -472,9 +470,7 @@ impl Worker {
                 },
                 Timings::default(),
             );
-            self.pending
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            let _ = events.send(Event::Done(done));
+            self.end(&events, Event::Done(done));
             return None;
         }
         // The cache is chosen when the prompt's turn to be read comes (see `turn`): by
@@ -582,9 +578,7 @@ impl Worker {
                 }
                 Err(e) => {
                     let seq = active.remove(i);
-                    self.pending
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    let _ = seq.events.send(Event::Error(e));
+                    self.end(&seq.events, Event::Error(e));
                 }
             }
         }
@@ -795,11 +789,16 @@ impl Worker {
         }
         let mut done = self.finish(finish, seq.stop_token, usage, timings);
         done.stop_sequence = seq.stop_sequence.take();
-        // Its place is free before its client hears it is done (a client that sends
-        // its next request at once must not find the model still full).
+        self.end(&seq.events, Event::Done(done));
+    }
+
+    /// A generation's last event (its completion or its error). Its place is freed
+    /// first: a client that sends its next request as soon as it hears must not find the
+    /// model still full.
+    fn end(&self, events: &mpsc::UnboundedSender<Event>, last: Event) {
         self.pending
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        let _ = seq.events.send(Event::Done(done));
+        let _ = events.send(last);
     }
 
     /// Run `tokens` and return the last position's logits on the host.

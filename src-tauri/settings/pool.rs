@@ -591,6 +591,30 @@ fn normalize_preload(names: Vec<String>) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The engine settings' ranges (`pool set` and a backup's pool both pass here).
+pub fn check_engine(batch: usize, queue: usize, disk_cache_bytes: u64) -> Result<()> {
+    let bad = |m: String| Err(Error::new(Code::PoolConfigInvalid, m));
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return bad(format!(
+            "the batch must be between 1 and {MAX_BATCH} generations"
+        ));
+    }
+    if !(1..=MAX_QUEUE).contains(&queue) {
+        return bad(format!(
+            "the queue must be between 1 and {MAX_QUEUE} generations"
+        ));
+    }
+    if disk_cache_bytes > MAX_DISK_CACHE_BYTES {
+        return bad("the disk cache may take at most 4096GB".into());
+    }
+    if queue < batch {
+        return bad(format!(
+            "the queue ({queue}) must hold at least the batch ({batch}): it counts running generations too"
+        ));
+    }
+    Ok(())
+}
+
 /// Apply `change`: validated in full before anything is written; one transaction
 /// with its audit row; published to the pool after the commit.
 pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView> {
@@ -611,31 +635,6 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
         ));
     }
     let preload = change.preload.clone().map(normalize_preload).transpose()?;
-    if let Some(b) = change.batch
-        && !(1..=MAX_BATCH).contains(&b)
-    {
-        return Err(Error::new(
-            Code::PoolConfigInvalid,
-            format!("the batch must be between 1 and {MAX_BATCH} generations"),
-        ));
-    }
-    if let Some(q) = change.queue
-        && !(1..=MAX_QUEUE).contains(&q)
-    {
-        return Err(Error::new(
-            Code::PoolConfigInvalid,
-            format!("the queue must be between 1 and {MAX_QUEUE} generations"),
-        ));
-    }
-    if let Some(d) = change.disk_cache_bytes
-        && d > MAX_DISK_CACHE_BYTES
-    {
-        return Err(Error::new(
-            Code::PoolConfigInvalid,
-            "the disk cache may take at most 4096GB",
-        ));
-    }
-
     let txn = crate::store::begin_immediate(&app.db).await?;
     let before = load(&txn).await?;
     let mut next = before.clone();
@@ -660,15 +659,7 @@ pub async fn set(app: &App, actor: Actor, change: PoolChange) -> Result<PoolView
     if let Some(d) = change.disk_cache_bytes {
         next.disk_cache_bytes = d;
     }
-    if next.queue < next.batch {
-        return Err(Error::new(
-            Code::PoolConfigInvalid,
-            format!(
-                "the queue ({}) must hold at least the batch ({}): it counts running generations too",
-                next.queue, next.batch
-            ),
-        ));
-    }
+    check_engine(next.batch, next.queue, next.disk_cache_bytes)?;
     if next.eviction == Eviction::Ttl && next.ttl_seconds.is_none() {
         return Err(Error::new(
             Code::PoolConfigInvalid,
