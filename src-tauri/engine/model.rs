@@ -8,7 +8,7 @@
 //! positions whose logits are needed. This module never touches threads: the worker
 //! (`worker.rs`) owns the model and calls it from one dedicated thread.
 
-use super::config::ModelConfig;
+use super::config::{Activation, ModelConfig, MoeConfig, Routing};
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
@@ -107,35 +107,41 @@ impl Linear {
             return Ok(self);
         }
         let h = rows / n;
-        let rows_of = |a: &Array, i: i32| a.try_index(i * h..(i + 1) * h);
         let mut parts = Vec::with_capacity(streams.len());
         for (i, stream) in streams.iter().enumerate() {
             let i = i as i32;
-            let part = match &self {
-                Linear::Dense { weight, bias } => Linear::Dense {
-                    weight: rows_of(weight, i)?,
-                    bias: bias.as_ref().map(|b| rows_of(b, i)).transpose()?,
-                },
-                Linear::Quantized {
-                    weight,
-                    scales,
-                    biases,
-                    bias,
-                    group_size,
-                    bits,
-                } => Linear::Quantized {
-                    weight: rows_of(weight, i)?,
-                    scales: rows_of(scales, i)?,
-                    biases: rows_of(biases, i)?,
-                    bias: bias.as_ref().map(|b| rows_of(b, i)).transpose()?,
-                    group_size: *group_size,
-                    bits: *bits,
-                },
-                Linear::Split { .. } => unreachable!("checked above"),
-            };
-            parts.push((part, stream.clone()));
+            parts.push((self.rows(i * h, (i + 1) * h)?, stream.clone()));
         }
         Ok(Linear::Split { parts })
+    }
+
+    /// Output rows `start..end` (views of the same buffers): a fused projection's parts.
+    pub fn rows(&self, start: i32, end: i32) -> MlxResult<Linear> {
+        let rows_of = |a: &Array| a.try_index(start..end);
+        Ok(match self {
+            Linear::Dense { weight, bias } => Linear::Dense {
+                weight: rows_of(weight)?,
+                bias: bias.as_ref().map(rows_of).transpose()?,
+            },
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                bias,
+                group_size,
+                bits,
+            } => Linear::Quantized {
+                weight: rows_of(weight)?,
+                scales: rows_of(scales)?,
+                biases: rows_of(biases)?,
+                bias: bias.as_ref().map(rows_of).transpose()?,
+                group_size: *group_size,
+                bits: *bits,
+            },
+            Linear::Split { .. } => {
+                return Err(Exception::custom("a split linear cannot be cut again"));
+            }
+        })
     }
 
     pub fn arrays(&self) -> Vec<&Array> {
@@ -349,36 +355,218 @@ pub struct Mlp {
     pub down_proj: Linear,
 }
 
-impl Mlp {
-    fn forward(&self, x: &Array) -> MlxResult<Array> {
-        let g = self.gate_proj.forward(x)?;
-        let silu = ops::multiply(&g, ops::sigmoid(&g)?)?;
-        self.down_proj
-            .forward(&ops::multiply(silu, self.up_proj.forward(x)?)?)
+/// `silu(g)`, or the tanh approximation of GELU as mlx's `gelu_approx` computes it:
+/// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`.
+fn activate(act: Activation, g: &Array) -> MlxResult<Array> {
+    match act {
+        Activation::Silu => ops::multiply(g, ops::sigmoid(g)?),
+        Activation::GeluTanh => {
+            let f = |v: f32| Array::from_f32(v);
+            let cube = ops::multiply(f(0.044715), g.power(f(3.0))?)?;
+            let inner = ops::multiply(f((2.0 / std::f32::consts::PI).sqrt()), ops::add(g, cube)?)?;
+            let t = ops::add(f(1.0), ops::tanh(inner)?)?;
+            ops::multiply(ops::multiply(f(0.5), g)?, t)
+        }
     }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Array, act: Activation) -> MlxResult<Array> {
+        let g = activate(act, &self.gate_proj.forward(x)?)?;
+        self.down_proj
+            .forward(&ops::multiply(g, self.up_proj.forward(x)?)?)
+    }
+
+    fn arrays(&self) -> Vec<&Array> {
+        [&self.gate_proj, &self.up_proj, &self.down_proj]
+            .into_iter()
+            .flat_map(Linear::arrays)
+            .collect()
+    }
+}
+
+/// The experts' stacked weights `[experts, out, in]`, applied to the chosen experts of
+/// each token only (MLX's gathered matrix products).
+#[derive(Debug)]
+pub enum SwitchLinear {
+    Dense {
+        weight: Array,
+    },
+    Quantized {
+        weight: Array,
+        scales: Array,
+        biases: Array,
+        group_size: i32,
+        bits: i32,
+    },
+}
+
+impl SwitchLinear {
+    /// `x` `[..., 1, in]` through expert `experts[...]` each: `[..., k, 1, out]`.
+    fn forward(&self, x: &Array, experts: &Array) -> MlxResult<Array> {
+        match self {
+            SwitchLinear::Dense { weight } => {
+                ops::gather_mm(x, weight.swap_axes(-1, -2)?, None, experts, false)
+            }
+            SwitchLinear::Quantized {
+                weight,
+                scales,
+                biases,
+                group_size,
+                bits,
+            } => ops::gather_qmm(
+                x,
+                weight,
+                scales,
+                biases,
+                None,
+                experts,
+                true,
+                *group_size,
+                *bits,
+                false,
+            ),
+        }
+    }
+
+    pub fn out_features(&self) -> i32 {
+        match self {
+            SwitchLinear::Dense { weight } | SwitchLinear::Quantized { weight, .. } => {
+                weight.dim(1)
+            }
+        }
+    }
+
+    pub fn in_features(&self) -> i32 {
+        match self {
+            SwitchLinear::Dense { weight } => weight.dim(2),
+            SwitchLinear::Quantized { weight, bits, .. } => weight.dim(2) * 32 / bits,
+        }
+    }
+
+    pub fn experts(&self) -> i32 {
+        match self {
+            SwitchLinear::Dense { weight } | SwitchLinear::Quantized { weight, .. } => {
+                weight.dim(0)
+            }
+        }
+    }
+
+    fn arrays(&self) -> Vec<&Array> {
+        match self {
+            SwitchLinear::Dense { weight } => vec![weight],
+            SwitchLinear::Quantized {
+                weight,
+                scales,
+                biases,
+                ..
+            } => vec![weight, scales, biases],
+        }
+    }
+}
+
+/// A sparse mixture-of-experts MLP: the router picks `experts_per_token` experts per
+/// token, whose SwiGLU outputs are summed with the routing weights.
+#[derive(Debug)]
+pub struct Moe {
+    pub router: Linear,
+    pub gate_proj: SwitchLinear,
+    pub up_proj: SwitchLinear,
+    pub down_proj: SwitchLinear,
+}
+
+impl Moe {
+    fn forward(&self, x: &Array, cfg: &MoeConfig, act: Activation) -> MlxResult<Array> {
+        let k = cfg.experts_per_token;
+        let logits = self.router.forward(x)?;
+        let e = logits.dim(-1);
+        let last_k = |a: &Array, from: i32| a.try_index((.., .., from..));
+        let (experts, weights) = match cfg.routing {
+            Routing::TopKThenSoftmax => {
+                let top = ops::argpartition_axis(logits.negative()?, k - 1, -1)?;
+                let experts = top.try_index((.., .., ..k))?;
+                let w = logits.take_along_axis(&experts, -1)?;
+                let w = ops::softmax_axis(&w, -1, true)?;
+                (experts, w)
+            }
+            Routing::SoftmaxThenTopK { renormalize } => {
+                let probs = ops::softmax_axis(&logits, -1, true)?;
+                let experts = last_k(&ops::argpartition_axis(&probs, e - k, -1)?, e - k)?;
+                let mut w = probs.take_along_axis(&experts, -1)?;
+                if renormalize {
+                    w = ops::divide(&w, w.sum_axis(-1, true)?)?;
+                }
+                (experts, w)
+            }
+        };
+        let xe = x.expand_dims_axes(&[-2, -3])?;
+        let g = activate(act, &self.gate_proj.forward(&xe, &experts)?)?;
+        let h = ops::multiply(g, self.up_proj.forward(&xe, &experts)?)?;
+        let y = self.down_proj.forward(&h, &experts)?.squeeze_axes(&[-2])?;
+        ops::multiply(y, weights.expand_dims(-1)?)?.sum_axis(-2, false)
+    }
+
+    fn arrays(&self) -> Vec<&Array> {
+        let mut v = self.router.arrays();
+        for s in [&self.gate_proj, &self.up_proj, &self.down_proj] {
+            v.extend(s.arrays());
+        }
+        v
+    }
+}
+
+/// The second half of a layer: a dense MLP or a mixture of experts.
+#[derive(Debug)]
+pub enum Ffn {
+    Dense(Mlp),
+    Moe(Moe),
 }
 
 #[derive(Debug)]
 pub struct Block {
     pub attn: Attention,
-    pub mlp: Mlp,
+    pub ffn: Ffn,
     pub input_norm: Array,
-    pub post_attn_norm: Array,
+    /// The norm before the MLP (Llama's `post_attention_layernorm`, Gemma's
+    /// `pre_feedforward_layernorm`).
+    pub pre_ffn_norm: Array,
+    /// Gemma: norms of the attention's and the MLP's outputs before the residual add.
+    pub attn_out_norm: Option<Array>,
+    pub ffn_out_norm: Option<Array>,
+    /// A sliding-window layer (its own RoPE, attention over the last window only).
+    pub sliding: bool,
 }
 
-/// RoPE settings shared by all layers.
+/// RoPE settings of a group of layers.
 #[derive(Debug)]
 pub struct Rope {
+    /// Leading dimensions of each head rotated (the rest pass through).
     pub dims: i32,
     pub traditional: bool,
     pub base: f32,
     pub scale: f32,
-    /// Llama 3 scaled frequencies (replace `base` when present).
+    /// Precomputed frequencies (Llama 3, LongRoPE, GGUF factors); replace `base`.
     pub freqs: Option<Array>,
+    /// LongRoPE: the rotated dimensions are first multiplied by this.
+    pub pre_scale: Option<f32>,
 }
 
 impl Rope {
     fn apply(&self, x: &Array, offset: i32) -> MlxResult<Array> {
+        let scaled;
+        let x = match self.pre_scale {
+            Some(s) if x.dim(-1) == self.dims => {
+                scaled = ops::multiply(x, Array::from_f32(s))?;
+                &scaled
+            }
+            Some(s) => {
+                let head =
+                    ops::multiply(x.try_index((.., .., .., ..self.dims))?, Array::from_f32(s))?;
+                scaled = ops::concatenate(&[head, x.try_index((.., .., .., self.dims..))?], -1)?;
+                &scaled
+            }
+            None => x,
+        };
         match &self.freqs {
             Some(f) => fast::rope(x, self.dims, self.traditional, None, self.scale, offset, f),
             None => fast::rope(
@@ -403,6 +591,10 @@ pub struct Transformer {
     /// `None` = tied to the embedding.
     pub lm_head: Option<Linear>,
     pub rope: Rope,
+    /// The sliding-window layers' RoPE (Gemma 3: another base, no scaling).
+    pub local_rope: Option<Rope>,
+    /// Gemma: embeddings times `sqrt(hidden_size)` rounded to bfloat16.
+    pub embed_scale: Option<f32>,
     /// The LM head is (views of) the embedding: its bytes are not counted twice.
     pub head_tied: bool,
     /// Residual-stream dtype. Float32 on the CPU: MLX's CPU kernels are 25–30× slower
@@ -410,9 +602,41 @@ pub struct Transformer {
     pub activation_dtype: Dtype,
 }
 
+/// Which cached positions a sliding-window layer's queries `[offset, end)` attend:
+/// from `start`, with a mask when some query must not see all of `start..end`.
+fn window_span(window: i32, offset: i32, end: i32) -> MlxResult<(i32, Option<Array>)> {
+    let l = end - offset;
+    let start = (offset + 1 - window).max(0);
+    // Every query sees every earlier position from `start`: plain causal.
+    if end - start <= window {
+        return Ok((start, None));
+    }
+    let q = ops::arange::<_, i32>(offset, end, None)?.reshape(&[l, 1])?;
+    let k = ops::arange::<_, i32>(start, end, None)?.reshape(&[1, end - start])?;
+    let mask = q
+        .ge(&k)?
+        .logical_and(q.lt(ops::add(&k, Array::from_int(window))?)?)?;
+    Ok((start, Some(mask)))
+}
+
 impl Transformer {
+    fn rope_of(&self, block: &Block) -> &Rope {
+        match (&self.local_rope, block.sliding) {
+            (Some(r), true) => r,
+            _ => &self.rope,
+        }
+    }
+
+    fn window_of(&self, block: &Block) -> Option<i32> {
+        if block.sliding {
+            self.config.sliding_window
+        } else {
+            None
+        }
+    }
+
     /// Queries, keys and values of `x` (`[B, L, D]`) as `[B, heads, L, head_dim]`, with
-    /// Qwen3's per-head norm where the model has it.
+    /// the per-head norm where the model has it (Qwen3, Gemma 3).
     fn project_heads(&self, a: &Attention, x: &Array) -> MlxResult<(Array, Array, Array)> {
         let c = &self.config;
         let (b, l) = (x.dim(0), x.dim(1));
@@ -430,31 +654,58 @@ impl Transformer {
         ))
     }
 
-    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
-        let c = &self.config;
-        let (b, l) = (x.dim(0), x.dim(1));
-        let (q, k, v) = self.project_heads(a, x)?;
-        let q = self.rope.apply(&q, cache.offset)?;
-        let k = self.rope.apply(&k, cache.offset)?;
-        let (k, v) = cache.update(k, v)?;
-        let scale = 1.0 / (c.head_dim as f32).sqrt();
-        let o = if l > 1 {
-            fast::scaled_dot_product_attention(
+    /// Attention of queries `q` (`[1, H, L, D]`, at positions `end - L..end`) over the
+    /// cached `k`, `v` (`end` positions), causal and, on sliding layers, windowed.
+    fn attend(&self, block: &Block, q: Array, k: Array, v: Array) -> MlxResult<Array> {
+        let (l, end) = (q.dim(2), k.dim(2));
+        let scale = self.config.attn_scale;
+        let (k, v, mask) = match self.window_of(block) {
+            Some(w) => {
+                let (start, mask) = window_span(w, end - l, end)?;
+                if start > 0 {
+                    let tail = |a: &Array| a.try_index((.., .., start.., ..));
+                    (tail(&k)?, tail(&v)?, mask)
+                } else {
+                    (k, v, mask)
+                }
+            }
+            None => (k, v, None),
+        };
+        match (&mask, l > 1) {
+            (Some(m), _) => fast::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                scale,
+                ScaledDotProductAttentionMask::Array(m),
+                None,
+            ),
+            (None, true) => fast::scaled_dot_product_attention(
                 q,
                 k,
                 v,
                 scale,
                 ScaledDotProductAttentionMask::Causal,
                 None,
-            )?
-        } else {
-            fast::scaled_dot_product_attention(q, k, v, scale, None, None)?
-        };
+            ),
+            (None, false) => fast::scaled_dot_product_attention(q, k, v, scale, None, None),
+        }
+    }
+
+    fn attention(&self, block: &Block, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
+        let c = &self.config;
+        let (b, l) = (x.dim(0), x.dim(1));
+        let rope = self.rope_of(block);
+        let (q, k, v) = self.project_heads(&block.attn, x)?;
+        let q = rope.apply(&q, cache.offset)?;
+        let k = rope.apply(&k, cache.offset)?;
+        let (k, v) = cache.update(k, v)?;
+        let o = self.attend(block, q, k, v)?;
         let o = ops::reshape(
             ops::transpose_axes(&o, &[0, 2, 1, 3])?,
             &[b, l, c.num_heads * c.head_dim],
         )?;
-        a.o_proj.forward(&o)
+        block.attn.o_proj.forward(&o)
     }
 
     /// Attention for a decode step of several sequences at once: `x` is `[N, 1, D]`,
@@ -464,32 +715,30 @@ impl Transformer {
     /// its own position, so caches of different lengths need no padding or mask.
     fn attention_batch(
         &self,
-        a: &Attention,
+        block: &Block,
         x: &Array,
         caches: &mut [&mut KvCache],
         layer: usize,
     ) -> MlxResult<Array> {
         let c = &self.config;
         let b = x.dim(0);
-        let (q, k, v) = self.project_heads(a, x)?;
-        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let rope = self.rope_of(block);
+        let (q, k, v) = self.project_heads(&block.attn, x)?;
         let mut outs = Vec::with_capacity(b as usize);
         for (i, cache) in caches.iter_mut().enumerate() {
             let i = i as i32;
             let lc = &mut cache.layers[layer];
-            let qi = self.rope.apply(&q.try_index(i..i + 1)?, lc.offset)?;
-            let ki = self.rope.apply(&k.try_index(i..i + 1)?, lc.offset)?;
+            let qi = rope.apply(&q.try_index(i..i + 1)?, lc.offset)?;
+            let ki = rope.apply(&k.try_index(i..i + 1)?, lc.offset)?;
             let (ks, vs) = lc.update(ki, v.try_index(i..i + 1)?)?;
-            outs.push(fast::scaled_dot_product_attention(
-                qi, ks, vs, scale, None, None,
-            )?);
+            outs.push(self.attend(block, qi, ks, vs)?);
         }
         let o = ops::concatenate(&outs, 0)?;
         let o = ops::reshape(
             ops::transpose_axes(&o, &[0, 2, 1, 3])?,
             &[b, 1, c.num_heads * c.head_dim],
         )?;
-        a.o_proj.forward(&o)
+        block.attn.o_proj.forward(&o)
     }
 
     /// One decode step for several sequences: `ids[i]` is sequence `i`'s next input
@@ -501,43 +750,54 @@ impl Transformer {
         let mut h = self.embed_ids(&Array::from_slice(&v, &[n, 1]))?;
         for (li, block) in self.layers.iter().enumerate() {
             let r = self.attention_batch(
-                &block.attn,
+                block,
                 &fast::rms_norm(&h, Some(&block.input_norm), eps)?,
                 caches,
                 li,
             )?;
-            h = self.mlp_residual(block, &ops::add(&h, &r)?)?;
+            h = self.residual(&h, r, &block.attn_out_norm)?;
+            h = self.ffn_residual(block, &h)?;
         }
         ops::reshape(&self.head(&h)?, &[n, -1])
     }
 
     fn embed_ids(&self, ids: &Array) -> MlxResult<Array> {
-        let h = self.embed.forward(ids)?;
+        let mut h = self.embed.forward(ids)?;
         if h.dtype() != self.activation_dtype {
-            return h.as_dtype(self.activation_dtype);
+            h = h.as_dtype(self.activation_dtype)?;
         }
-        Ok(h)
+        match self.embed_scale {
+            Some(s) => ops::multiply(&h, Array::from_f32(s)),
+            None => Ok(h),
+        }
     }
 
     /// One decoder layer over the residual stream `h`, appending to its cache.
     fn layer(&self, block: &Block, h: &Array, lc: &mut LayerCache) -> MlxResult<Array> {
         let eps = self.config.rms_norm_eps;
-        let r = self.attention(
-            &block.attn,
-            &fast::rms_norm(h, Some(&block.input_norm), eps)?,
-            lc,
-        )?;
-        self.mlp_residual(block, &ops::add(h, &r)?)
+        let r = self.attention(block, &fast::rms_norm(h, Some(&block.input_norm), eps)?, lc)?;
+        let h = self.residual(h, r, &block.attn_out_norm)?;
+        self.ffn_residual(block, &h)
     }
 
-    /// `h + MLP(norm(h))`: the second half of a decoder layer.
-    fn mlp_residual(&self, block: &Block, h: &Array) -> MlxResult<Array> {
-        let r = block.mlp.forward(&fast::rms_norm(
-            h,
-            Some(&block.post_attn_norm),
-            self.config.rms_norm_eps,
-        )?)?;
-        ops::add(h, &r)
+    /// `h + r`, or `h + norm(r)` where the layer normalises its outputs (Gemma).
+    fn residual(&self, h: &Array, r: Array, norm: &Option<Array>) -> MlxResult<Array> {
+        match norm {
+            Some(w) => ops::add(h, fast::rms_norm(&r, Some(w), self.config.rms_norm_eps)?),
+            None => ops::add(h, &r),
+        }
+    }
+
+    /// `h + FFN(norm(h))`: the second half of a decoder layer.
+    fn ffn_residual(&self, block: &Block, h: &Array) -> MlxResult<Array> {
+        let c = &self.config;
+        let x = fast::rms_norm(h, Some(&block.pre_ffn_norm), c.rms_norm_eps)?;
+        let r = match (&block.ffn, &c.moe) {
+            (Ffn::Dense(mlp), _) => mlp.forward(&x, c.activation)?,
+            (Ffn::Moe(moe), Some(cfg)) => moe.forward(&x, cfg, c.activation)?,
+            (Ffn::Moe(_), None) => return Err(Exception::custom("experts without a MoE config")),
+        };
+        self.residual(h, r, &block.ffn_out_norm)
     }
 
     /// The final norm and the LM head over `h`'s positions.
@@ -616,22 +876,27 @@ impl Transformer {
                 &b.attn.k_proj,
                 &b.attn.v_proj,
                 &b.attn.o_proj,
-                &b.mlp.gate_proj,
-                &b.mlp.up_proj,
-                &b.mlp.down_proj,
             ] {
                 v.extend(lin.arrays());
+            }
+            match &b.ffn {
+                Ffn::Dense(mlp) => v.extend(mlp.arrays()),
+                Ffn::Moe(moe) => v.extend(moe.arrays()),
             }
             v.extend(b.attn.q_norm.iter());
             v.extend(b.attn.k_norm.iter());
             v.push(&b.input_norm);
-            v.push(&b.post_attn_norm);
+            v.push(&b.pre_ffn_norm);
+            v.extend(b.attn_out_norm.iter());
+            v.extend(b.ffn_out_norm.iter());
         }
         v.push(&self.norm);
         if let Some(h) = &self.lm_head {
             v.extend(h.arrays());
         }
-        v.extend(self.rope.freqs.iter());
+        for rope in std::iter::once(&self.rope).chain(&self.local_rope) {
+            v.extend(rope.freqs.iter());
+        }
         v
     }
 }

@@ -6,11 +6,13 @@
 //! safetensors headers here): missing, truncated or inconsistent files are
 //! `model_invalid`, unknown tensor types `model_unsupported_quant`.
 
-use super::config::{ModelConfig, QuantSpec, rope_freqs};
+use super::config::{Arch, ModelConfig, MoeConfig, QuantSpec, RopeScaling, rope_freqs};
 use super::gguf::GgufHeader;
-use super::model::{Attention, Block, Embedding, Linear, Mlp, Rope, Transformer};
+use super::model::{
+    Attention, Block, Embedding, Ffn, Linear, Mlp, Moe, Rope, SwitchLinear, Transformer,
+};
 use crate::error::{Code, Error, Result};
-use mlx_rs::{Array, Dtype};
+use mlx_rs::{Array, Dtype, ops};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -323,6 +325,214 @@ impl Builder<'_> {
         })
     }
 
+    /// A norm's weight; Gemma stores `w - 1` and multiplies by `1 + w`, added here once.
+    fn norm(&mut self, name: &str, c: &ModelConfig) -> Result<Array> {
+        let w = self.take(name)?;
+        self.plus_one(w, c)
+    }
+
+    fn norm_opt(&mut self, name: &str, c: &ModelConfig) -> Result<Option<Array>> {
+        match self.take_opt(name)? {
+            Some(w) => Ok(Some(self.plus_one(w, c)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn plus_one(&self, w: Array, c: &ModelConfig) -> Result<Array> {
+        if !c.norm_plus_one {
+            return Ok(w);
+        }
+        ops::add(&w, Array::from_f32(1.0))
+            .and_then(|a| a.as_dtype(w.dtype()))
+            .map_err(mlx_err("norm weights"))
+    }
+
+    /// q, k and v projections: separate, or Phi-3's fused `qkv_proj` cut by rows.
+    fn qkv(&mut self, p: &str, c: &ModelConfig) -> Result<(Linear, Linear, Linear)> {
+        let fused = format!("{p}.self_attn.qkv_proj");
+        if !self.tensors.contains_key(&format!("{fused}.weight")) {
+            return Ok((
+                self.linear(&format!("{p}.self_attn.q_proj"))?,
+                self.linear(&format!("{p}.self_attn.k_proj"))?,
+                self.linear(&format!("{p}.self_attn.v_proj"))?,
+            ));
+        }
+        let qkv = self.linear(&fused)?;
+        let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        if qkv.out_features() != q + 2 * kv {
+            return Err(invalid(format!(
+                "{fused} has {} outputs, the config implies {}",
+                qkv.out_features(),
+                q + 2 * kv
+            )));
+        }
+        let cut = |a, b| qkv.rows(a, b).map_err(mlx_err("cutting qkv_proj"));
+        Ok((cut(0, q)?, cut(q, q + kv)?, cut(q + kv, q + 2 * kv)?))
+    }
+
+    /// A dense MLP: separate gate and up projections or Phi-3's fused `gate_up_proj`.
+    fn mlp(&mut self, p: &str) -> Result<Mlp> {
+        let fused = format!("{p}.gate_up_proj");
+        let (gate, up) = if self.tensors.contains_key(&format!("{fused}.weight")) {
+            let gu = self.linear(&fused)?;
+            let n = gu.out_features();
+            if n % 2 != 0 {
+                return Err(invalid(format!(
+                    "{fused} has an odd number of outputs ({n})"
+                )));
+            }
+            let cut = |a, b| gu.rows(a, b).map_err(mlx_err("cutting gate_up_proj"));
+            (cut(0, n / 2)?, cut(n / 2, n)?)
+        } else {
+            (
+                self.linear(&format!("{p}.gate_proj"))?,
+                self.linear(&format!("{p}.up_proj"))?,
+            )
+        };
+        let down = self.linear(&format!("{p}.down_proj"))?;
+        Ok(Mlp {
+            gate_proj: self.split(gate)?,
+            up_proj: self.split(up)?,
+            down_proj: self.split(down)?,
+        })
+    }
+
+    /// A mixture-of-experts block: the router and the experts' stacked projections
+    /// (mlx-lm's `switch_mlp`), stacked here from per-expert tensors when the folder
+    /// holds Hugging Face's layout.
+    fn moe(&mut self, p: &str, c: &ModelConfig, m: &MoeConfig) -> Result<Moe> {
+        let block = match c.arch {
+            Arch::Mixtral => format!("{p}.block_sparse_moe"),
+            _ => format!("{p}.mlp"),
+        };
+        let router = self.linear(&format!("{block}.gate"))?;
+        if router.out_features() != m.num_experts || router.in_features() != c.hidden_size {
+            return Err(invalid(format!(
+                "{block}.gate is {}x{}, the config implies {}x{}",
+                router.out_features(),
+                router.in_features(),
+                m.num_experts,
+                c.hidden_size
+            )));
+        }
+        // Hugging Face names of the three projections per expert.
+        let hf = match c.arch {
+            Arch::Mixtral => ["w1", "w3", "w2"],
+            _ => ["gate_proj", "up_proj", "down_proj"],
+        };
+        let mut proj = Vec::with_capacity(3);
+        for (name, hf_name) in ["gate_proj", "up_proj", "down_proj"].into_iter().zip(hf) {
+            let module = format!("{block}.switch_mlp.{name}");
+            if !self.tensors.contains_key(&format!("{module}.weight")) {
+                self.stack_experts(&module, &format!("{block}.experts"), hf_name, m.num_experts)?;
+            }
+            proj.push(self.switch_linear(&module)?);
+        }
+        let [gate_proj, up_proj, down_proj]: [SwitchLinear; 3] =
+            proj.try_into().map_err(|_| invalid("experts"))?;
+        let shapes = [
+            (&gate_proj, m.expert_size, c.hidden_size, "gate_proj"),
+            (&up_proj, m.expert_size, c.hidden_size, "up_proj"),
+            (&down_proj, c.hidden_size, m.expert_size, "down_proj"),
+        ];
+        for (s, out, inp, what) in shapes {
+            if (s.experts(), s.out_features(), s.in_features()) != (m.num_experts, out, inp) {
+                return Err(invalid(format!(
+                    "{block} experts' {what} is {}x{}x{}, the config implies {}x{out}x{inp}",
+                    s.experts(),
+                    s.out_features(),
+                    s.in_features(),
+                    m.num_experts
+                )));
+            }
+        }
+        Ok(Moe {
+            router,
+            gate_proj,
+            up_proj,
+            down_proj,
+        })
+    }
+
+    /// `{experts}.{e}.{hf_name}.{weight,scales,biases}` for every expert, stacked into
+    /// `{module}.*` (what mlx-lm's `sanitize` does for Hugging Face checkpoints).
+    fn stack_experts(&mut self, module: &str, experts: &str, hf_name: &str, n: i32) -> Result<()> {
+        for part in ["weight", "scales", "biases"] {
+            let first = format!("{experts}.0.{hf_name}.{part}");
+            if !self.tensors.contains_key(&first) {
+                if part == "weight" {
+                    return Err(invalid(format!(
+                        "the model has neither {module}.weight nor {first}"
+                    )));
+                }
+                continue;
+            }
+            let mut each = Vec::with_capacity(n as usize);
+            for e in 0..n {
+                let name = format!("{experts}.{e}.{hf_name}.{part}");
+                each.push(
+                    self.tensors
+                        .remove(&name)
+                        .ok_or_else(|| invalid(format!("the model has no tensor {name}")))?,
+                );
+            }
+            let stacked = ops::stack(&each, 0).map_err(mlx_err("stacking experts"))?;
+            self.tensors.insert(format!("{module}.{part}"), stacked);
+        }
+        Ok(())
+    }
+
+    /// The experts' stacked projection `{module}.*`, quantized per the config or dense.
+    fn switch_linear(&mut self, module: &str) -> Result<SwitchLinear> {
+        let scales_name = format!("{module}.scales");
+        if !self.tensors.contains_key(&scales_name) {
+            let weight = self.take(&format!("{module}.weight"))?;
+            if weight.ndim() != 3 {
+                return Err(invalid(format!(
+                    "{module}.weight is not [experts, out, in]"
+                )));
+            }
+            return Ok(SwitchLinear::Dense { weight });
+        }
+        let mut take = |n: &str| {
+            self.tensors
+                .remove(&format!("{module}.{n}"))
+                .ok_or_else(|| invalid(format!("the model has no tensor {module}.{n}")))
+        };
+        let (weight, scales, biases) = (take("weight")?, take("scales")?, take("biases")?);
+        let spec = match &self.quant {
+            QuantSource::Config(q) => q.for_module(module).ok_or_else(|| {
+                invalid(format!(
+                    "{module} is quantized but config.json has no quantization for it"
+                ))
+            })?,
+            QuantSource::Gguf => return Err(invalid("GGUF experts are not supported")),
+        };
+        if weight.dtype() != Dtype::Uint32
+            || weight.ndim() != 3
+            || scales.ndim() != 3
+            || biases.shape() != scales.shape()
+            || weight.dim(0) != scales.dim(0)
+            || weight.dim(1) != scales.dim(1)
+            || weight.dim(2) * 32 != scales.dim(2) * spec.group_size * spec.bits
+        {
+            return Err(invalid(format!(
+                "{module}: weight {:?} and scales {:?} do not match {}-bit quantization with group size {}",
+                weight.shape(),
+                scales.shape(),
+                spec.bits,
+                spec.group_size
+            )));
+        }
+        Ok(SwitchLinear::Quantized {
+            weight,
+            scales,
+            biases,
+            group_size: spec.group_size,
+            bits: spec.bits,
+        })
+    }
+
     /// Split a big product over the streams (see `Linear::Split`).
     fn split(&self, lin: Linear) -> Result<Linear> {
         if self.streams.len() < 2
@@ -351,17 +561,15 @@ impl Builder<'_> {
         let mut layers = Vec::with_capacity(c.num_layers as usize);
         for i in 0..c.num_layers {
             let p = format!("model.layers.{i}");
-            let q_proj = self.linear(&format!("{p}.self_attn.q_proj"))?;
-            let k_proj = self.linear(&format!("{p}.self_attn.k_proj"))?;
-            let v_proj = self.linear(&format!("{p}.self_attn.v_proj"))?;
+            let (q_proj, k_proj, v_proj) = self.qkv(&p, c)?;
             let o_proj = self.linear(&format!("{p}.self_attn.o_proj"))?;
             let attn = Attention {
                 q_proj: self.split(q_proj)?,
                 k_proj: self.split(k_proj)?,
                 v_proj: self.split(v_proj)?,
                 o_proj: self.split(o_proj)?,
-                q_norm: self.take_opt(&format!("{p}.self_attn.q_norm.weight"))?,
-                k_norm: self.take_opt(&format!("{p}.self_attn.k_norm.weight"))?,
+                q_norm: self.norm_opt(&format!("{p}.self_attn.q_norm.weight"), c)?,
+                k_norm: self.norm_opt(&format!("{p}.self_attn.k_norm.weight"), c)?,
             };
             let expect = [
                 (
@@ -387,21 +595,32 @@ impl Builder<'_> {
                     )));
                 }
             }
-            let gate_proj = self.linear(&format!("{p}.mlp.gate_proj"))?;
-            let up_proj = self.linear(&format!("{p}.mlp.up_proj"))?;
-            let down_proj = self.linear(&format!("{p}.mlp.down_proj"))?;
+            let ffn = match &c.moe {
+                Some(m) if !m.dense_layers.contains(&i) => Ffn::Moe(self.moe(&p, c, m)?),
+                _ => Ffn::Dense(self.mlp(&format!("{p}.mlp"))?),
+            };
+            let gemma = c.arch == Arch::Gemma3;
+            let (pre_ffn, attn_out, ffn_out) = if gemma {
+                (
+                    "pre_feedforward_layernorm",
+                    Some("post_attention_layernorm"),
+                    Some("post_feedforward_layernorm"),
+                )
+            } else {
+                ("post_attention_layernorm", None, None)
+            };
+            let norm_at = |b: &mut Self, name: &str| b.norm(&format!("{p}.{name}.weight"), c);
             layers.push(Block {
                 attn,
-                mlp: Mlp {
-                    gate_proj: self.split(gate_proj)?,
-                    up_proj: self.split(up_proj)?,
-                    down_proj: self.split(down_proj)?,
-                },
-                input_norm: self.take(&format!("{p}.input_layernorm.weight"))?,
-                post_attn_norm: self.take(&format!("{p}.post_attention_layernorm.weight"))?,
+                ffn,
+                input_norm: norm_at(&mut self, "input_layernorm")?,
+                pre_ffn_norm: norm_at(&mut self, pre_ffn)?,
+                attn_out_norm: attn_out.map(|n| norm_at(&mut self, n)).transpose()?,
+                ffn_out_norm: ffn_out.map(|n| norm_at(&mut self, n)).transpose()?,
+                sliding: c.sliding_layers.get(i as usize).copied().unwrap_or(false),
             });
         }
-        let norm = self.take("model.norm.weight")?;
+        let norm = self.norm("model.norm.weight", c)?;
         let head_tied = !self.tensors.contains_key("lm_head.weight");
         let lm_head = if head_tied {
             // Tied: the head is the embedding matrix; split views of it when splitting pays.
@@ -426,16 +645,33 @@ impl Builder<'_> {
             (None, f) => f,
         };
         let scale = match c.rope_scaling {
-            super::config::RopeScaling::Linear { factor } if factor > 0.0 => 1.0 / factor,
+            RopeScaling::Linear { factor } if factor > 0.0 => 1.0 / factor,
             _ => 1.0,
         };
         let rope = Rope {
-            dims: c.head_dim,
+            dims: c.rope_dims,
             traditional: c.rope_traditional,
             base: c.rope_theta,
             scale,
             freqs: freqs.map(|f| Array::from_slice(&f, &[f.len() as i32])),
+            pre_scale: match &c.rope_scaling {
+                RopeScaling::SuScaled { mscale, .. } if *mscale != 1.0 => Some(*mscale),
+                _ => None,
+            },
         };
+        // Gemma 3's sliding layers: their own base, no scaling.
+        let local_rope = c.rope_local_theta.map(|base| Rope {
+            dims: c.rope_dims,
+            traditional: c.rope_traditional,
+            base,
+            scale: 1.0,
+            freqs: None,
+            pre_scale: None,
+        });
+        // Gemma multiplies by sqrt(hidden) as a bfloat16 constant.
+        let embed_scale = c
+            .scale_embeddings
+            .then(|| half::bf16::from_f32((c.hidden_size as f32).sqrt()).to_f32());
         Ok(Transformer {
             config,
             embed,
@@ -443,6 +679,8 @@ impl Builder<'_> {
             norm,
             lm_head,
             rope,
+            local_rope,
+            embed_scale,
             activation_dtype: self.float_dtype.unwrap_or(Dtype::Float32),
             head_tied,
         })
