@@ -290,3 +290,34 @@ fn generate_prompts_runs_them_together_and_each_answer_is_its_solo_answer() {
     );
     assert_eq!(out.status.code(), Some(2), "--concurrency needs --prompts");
 }
+
+#[test]
+fn a_mixture_of_experts_lists_its_total_and_active_parameters() {
+    let env = Env::new();
+    // (family, experts' parameters: E experts × 3 projections × layers, share used per token)
+    for (family, expert_params, used) in [
+        ("qwen3_moe", 8 * 3 * 64 * 64 * 2, 2.0 / 8.0),
+        ("mixtral", 4 * 3 * 128 * 64 * 2, 2.0 / 4.0),
+    ] {
+        let dir = common::fixture(&format!(".fixtures/families/{family}"));
+        let m = env.json(&["models", "import", dir.to_str().unwrap()]);
+        assert_eq!(m["architecture"], family);
+        let total = m["parameters"].as_i64().unwrap();
+        let active = m["active_parameters"].as_i64().unwrap();
+        let idle = (expert_params as f64 * (1.0 - used)) as i64;
+        assert_eq!(total - active, idle, "{family}: {m}");
+    }
+    let dense = env.json(&[
+        "models",
+        "import",
+        common::fixture(".fixtures/families/gemma3")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(dense["architecture"], "gemma3_text");
+    assert!(dense["active_parameters"].is_null());
+    let list = env.run(&["models", "list"], None);
+    let text = stdout(&list);
+    let row = text.lines().find(|l| l.contains("qwen3_moe ")).unwrap();
+    assert!(row.contains("M-A"), "{row}");
+}

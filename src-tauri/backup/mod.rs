@@ -235,6 +235,8 @@ struct BModel {
     format: String,
     architecture: String,
     parameters: Option<i64>,
+    #[serde(default)]
+    active_parameters: Option<i64>,
     quantization: Option<String>,
     size_bytes: i64,
     context_length: Option<i64>,
@@ -642,6 +644,7 @@ async fn snapshot(app: &App, strict: bool) -> Result<(Payload, usize)> {
             format: m.format,
             architecture: m.architecture,
             parameters: m.parameters,
+            active_parameters: m.active_parameters,
             quantization: m.quantization,
             size_bytes: m.size_bytes,
             context_length: m.context_length,
@@ -1094,6 +1097,7 @@ pub async fn apply(
         am.format = Set(m.format.clone());
         am.architecture = Set(m.architecture.clone());
         am.parameters = Set(m.parameters);
+        am.active_parameters = Set(m.active_parameters);
         am.quantization = Set(m.quantization.clone());
         am.size_bytes = Set(m.size_bytes);
         am.context_length = Set(m.context_length);

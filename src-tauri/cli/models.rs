@@ -240,7 +240,7 @@ pub async fn run(opts: AppOptions, cmd: ModelsCommand, out: &Output) -> Result<i
                     e.id,
                     e.format,
                     e.architecture,
-                    human_params(e.parameters),
+                    human_params(e.parameters, e.active_parameters),
                     e.quantization
                         .as_deref()
                         .map(|q| format!(", {q}"))
@@ -287,12 +287,20 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-pub fn human_params(p: Option<i64>) -> String {
-    match p {
-        Some(n) if n >= 1_000_000_000 => format!("{:.1}B params", n as f64 / 1e9),
-        Some(n) if n >= 1_000_000 => format!("{:.0}M params", n as f64 / 1e6),
-        Some(n) => format!("{n} params"),
-        None => "? params".into(),
+pub fn human_params(p: Option<i64>, active: Option<i64>) -> String {
+    let n = |n: i64| {
+        if n >= 1_000_000_000 {
+            format!("{:.1}B", n as f64 / 1e9)
+        } else if n >= 1_000_000 {
+            format!("{:.0}M", n as f64 / 1e6)
+        } else {
+            n.to_string()
+        }
+    };
+    match (p, active) {
+        (Some(p), Some(a)) => format!("{} params ({} active)", n(p), n(a)),
+        (Some(p), None) => format!("{} params", n(p)),
+        (None, _) => "? params".into(),
     }
 }
 
@@ -302,7 +310,7 @@ fn render_list(list: &[ModelEntry]) -> String {
     }
     let now = crate::store::now_ms();
     let mut s = format!(
-        "{:<4} {:<36} {:<9} {:<5} {:<8} {:<8} {:<14} {:>9} {:>7} {:<14} {}\n",
+        "{:<4} {:<36} {:<9} {:<5} {:<11} {:<12} {:<14} {:>9} {:>7} {:<14} {}\n",
         "ID",
         "NAME",
         "SOURCE",
@@ -316,10 +324,18 @@ fn render_list(list: &[ModelEntry]) -> String {
         "LAST USED"
     );
     for m in list {
-        let params = match m.parameters {
-            Some(n) if n >= 1_000_000_000 => format!("{:.1}B", n as f64 / 1e9),
-            Some(n) => format!("{:.0}M", n as f64 / 1e6),
-            None => "-".into(),
+        let short = |n: i64| {
+            if n >= 1_000_000_000 {
+                format!("{:.1}B", n as f64 / 1e9)
+            } else {
+                format!("{:.0}M", n as f64 / 1e6)
+            }
+        };
+        // Mixture of experts: total and active, as model names say it ("30B-A3B").
+        let params = match (m.parameters, m.active_parameters) {
+            (Some(n), Some(a)) => format!("{}-A{}", short(n), short(a)),
+            (Some(n), None) => short(n),
+            (None, _) => "-".into(),
         };
         let state = match (m.loaded, m.pinned) {
             (true, true) => "loaded, pinned",
@@ -329,7 +345,7 @@ fn render_list(list: &[ModelEntry]) -> String {
         };
         let used = super::output::ago(m.last_used_at, now);
         s.push_str(&format!(
-            "{:<4} {:<36} {:<9} {:<5} {:<8} {:<8} {:<14} {:>7}MB {:>7} {:<14} {}\n",
+            "{:<4} {:<36} {:<9} {:<5} {:<11} {:<12} {:<14} {:>7}MB {:>7} {:<14} {}\n",
             m.id,
             m.name,
             m.source.as_deref().unwrap_or("import"),

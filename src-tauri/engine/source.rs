@@ -38,6 +38,9 @@ pub struct ModelMetadata {
     pub architecture: String,
     /// Number of weights (quantized weights count as the values they stand for).
     pub parameters: Option<u64>,
+    /// Mixture-of-experts models: the shared weights plus `experts_per_token` of the
+    /// experts (what one token runs through). `None` for dense models.
+    pub active_parameters: Option<u64>,
     /// `Q4_1`, `F16`, `4bit-g64`, `bf16`, … (`mixed` lists the default first).
     pub quantization: Option<String>,
     pub size_bytes: u64,
@@ -134,6 +137,7 @@ impl Source {
                     format: ModelFormat::Gguf,
                     architecture: config.arch.as_str().into(),
                     parameters: Some(header.parameters()),
+                    active_parameters: None,
                     quantization: Some(header.quantization_label()),
                     size_bytes: header.file_size,
                     context_length: Some(config.context_length),
@@ -142,6 +146,8 @@ impl Source {
             }
             Source::Folder { .. } => {
                 let mut params = 0u64;
+                // Parameters of the experts (stacked `switch_mlp` or per-expert tensors).
+                let mut expert_params = 0u64;
                 let mut float_dtype: Option<String> = None;
                 for f in safetensors_files(&path)? {
                     for (name, t) in read_safetensors_header(&f)? {
@@ -150,18 +156,28 @@ impl Source {
                             continue;
                         }
                         let module = name.strip_suffix(".weight").unwrap_or(&name);
-                        match (t.dtype.as_str(), config.quantization.for_module(module)) {
-                            ("U32", Some(q)) => params += n * 32 / q.bits as u64,
+                        let count = match (t.dtype.as_str(), config.quantization.for_module(module))
+                        {
+                            ("U32", Some(q)) => n * 32 / q.bits as u64,
                             (dt @ ("F16" | "BF16" | "F32"), _) => {
-                                params += n;
                                 if name.ends_with(".weight") && t.shape.len() == 2 {
                                     float_dtype.get_or_insert_with(|| dt.to_ascii_lowercase());
                                 }
+                                n
                             }
-                            _ => params += n,
+                            _ => n,
+                        };
+                        params += count;
+                        if name.contains(".switch_mlp.") || name.contains(".experts.") {
+                            expert_params += count;
                         }
                     }
                 }
+                let active_parameters = config.moe.as_ref().map(|m| {
+                    let per_token =
+                        expert_params / m.num_experts.max(1) as u64 * m.experts_per_token as u64;
+                    params - expert_params + per_token
+                });
                 let q = &config.quantization;
                 let quantization = match q.default {
                     Some(d) => {
@@ -180,6 +196,7 @@ impl Source {
                     format: ModelFormat::Mlx,
                     architecture: config.arch.as_str().into(),
                     parameters: Some(params),
+                    active_parameters,
                     quantization,
                     size_bytes: dir_size(&path),
                     context_length: Some(config.context_length),

@@ -13,6 +13,8 @@ pub struct Model {
     pub format: String,
     pub architecture: String,
     pub parameters: Option<i64>,
+    /// Mixture-of-experts models: the parameters one token runs through.
+    pub active_parameters: Option<i64>,
     pub quantization: Option<String>,
     pub size_bytes: i64,
     pub context_length: Option<i64>,

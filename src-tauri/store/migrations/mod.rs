@@ -9,6 +9,7 @@ mod m0006_pool;
 mod m0007_models_dismissed;
 mod m0008_tokens;
 mod m0009_pool_engine;
+mod m0010_models_active;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_models_dismissed::Migration),
             Box::new(m0008_tokens::Migration),
             Box::new(m0009_pool_engine::Migration),
+            Box::new(m0010_models_active::Migration),
         ]
     }
 }

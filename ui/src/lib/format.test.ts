@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GB, formatBytes, formatDuration, formatParams, timeAgo } from "./format";
+import { GB, formatBytes, formatDuration, formatModelParams, formatParams, timeAgo } from "./format";
 
 describe("formatBytes", () => {
   it.each([
@@ -19,6 +19,11 @@ describe("formatParams", () => {
     expect(formatParams(134_515_008)).toBe("135M");
     expect(formatParams(900)).toBe("900");
     expect(formatParams(null)).toBe("–");
+  });
+  it("shows a mixture of experts' active parameters after the total", () => {
+    expect(formatModelParams(30_532_000_000, 3_340_000_000)).toBe("30.5B-A3.3B");
+    expect(formatModelParams(1_710_000_000, null)).toBe("1.7B");
+    expect(formatModelParams(null, 5)).toBe("–");
   });
 });
 

@@ -20,6 +20,12 @@ export function formatParams(n: number | null): string {
   return String(n);
 }
 
+/** Parameters with a mixture-of-experts model's active ones, as model names say it: `30.5B-A3.3B`. */
+export function formatModelParams(total: number | null, active: number | null): string {
+  if (total === null || active === null) return formatParams(total);
+  return `${formatParams(total)}-A${formatParams(active)}`;
+}
+
 /** How long ago `atMs` was, relative to `nowMs`: `just now`, `5 min ago`, `3 h ago`, `2 d ago`. */
 export function timeAgo(atMs: number, nowMs: number): string {
   const s = Math.max(0, Math.round((nowMs - atMs) / 1000));

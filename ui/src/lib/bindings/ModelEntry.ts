@@ -3,7 +3,11 @@
 /**
  * A registry row as `models list --json` shows it (interfaces.md).
  */
-export type ModelEntry = { id: number, name: string, path: string, format: string, architecture: string, parameters: number | null, quantization: string | null, size_bytes: number, context_length: number | null, pinned: boolean, 
+export type ModelEntry = { id: number, name: string, path: string, format: string, architecture: string, parameters: number | null, 
+/**
+ * Mixture-of-experts models only: the parameters one token runs through.
+ */
+active_parameters: number | null, quantization: string | null, size_bytes: number, context_length: number | null, pinned: boolean, 
 /**
  * In memory in the pool of the process that serves (filled in by the caller that
  * asked the pool; false from the registry alone).
