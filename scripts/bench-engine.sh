@@ -7,8 +7,9 @@
 # chat turn with the cache vs without. Then a request arriving while another generates
 # 512 tokens (its time to first token vs alone + 2 decode steps). Then the prefix cache
 # on disk (a 4,096-token prompt after an unload and a new load, warm vs cold). Then
-# concurrent streams (1, 2, 4, 8) against mlx-lm's batch_generate. One line per
-# measurement, JSON summary last.
+# concurrent streams (1, 2, 4, 8) against mlx-lm's batch_generate. Then a
+# mixture-of-experts model, one stream against mlx-lm. One line per measurement, JSON
+# summary last.
 #
 #   scripts/bench-engine.sh            (make bench-engine)
 #   ROUNDS=5 PROMPT_TOKENS=512 GEN_TOKENS=64 scripts/bench-engine.sh
@@ -17,8 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ROUNDS=${ROUNDS:-3}
 # Which parts to run: single (one stream vs mlx-lm), prefix (cache), disk (prefix cache
-# on disk), arrival (a request arriving mid-generation), streams (concurrent).
-PARTS=${PARTS:-single,prefix,arrival,streams,disk}
+# on disk), arrival (a request arriving mid-generation), streams (concurrent), moe (a
+# mixture-of-experts model, one stream vs mlx-lm).
+PARTS=${PARTS:-single,prefix,arrival,streams,disk,moe}
 has() { [[ ",$PARTS," == *",$1,"* ]]; }
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
@@ -103,6 +105,28 @@ for n in ${STREAMS:-1 2 4 8}; do
   done
 done
 
+# A mixture-of-experts model: a random Qwen3-MoE of ~0.2B parameters, ~40M active (32
+# experts, 4 per token; made by tests/fixtures/families/make_tiny.py --bench), the same
+# prompt ids and token count as the single-stream part, sides alternating.
+if has moe; then
+  moe_model=$root/.fixtures/families/qwen3_moe_bench
+  if [ ! -f "$moe_model/model.safetensors" ]; then
+    "$py" tests/fixtures/families/make_tiny.py "$root/.fixtures/families" "$model" --bench 2>&1 | grep -v '^\[' >&2 || true
+  fi
+  for i in $(seq 1 "$ROUNDS"); do
+    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
+    for side in $order; do
+      if [ "$side" = mlx-lm ]; then
+        out=$("$py" scripts/bench_mlx_lm.py "$moe_model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+      else
+        out=$("$bin" throughput "$moe_model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+      fi
+      echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"moe-\1\"/" >>"$results"
+      line "moe-$side" "$i" "$out"
+    done
+  done
+fi
+
 python3 - "$results" "$PROMPT_TOKENS" "$GEN_TOKENS" <<'PY'
 import json, statistics, sys, datetime
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -145,11 +169,21 @@ for n in sorted({r["streams"] for r in rows if r["side"].startswith("batch-")}):
     print(f"streams {n}: switchyard {o:.2f} tok/s aggregate, mlx-lm batch_generate {p:.2f} tok/s = {o / p:.3f}x (target >= 1.0)")
 if batches:
     targets["batch"] = all(b["ratio"] >= 1.0 for b in batches.values())
+moe = None
+if any(r["side"] == "moe-switchyard" for r in rows):
+    keys = ("prompt_tps", "generation_tps", "peak_memory_bytes")
+    o = {k: med("moe-switchyard", k) for k in keys}
+    p = {k: med("moe-mlx-lm", k) for k in keys}
+    moe = {"switchyard": o, "mlx_lm": p, "ratios": {k: o[k] / p[k] for k in keys}}
+    targets["moe_generation_tps"] = moe["ratios"]["generation_tps"] >= 1.0
+    print(f"moe        switchyard prompt {o['prompt_tps']:.2f} / generation {o['generation_tps']:.2f} tok/s, "
+          f"mlx-lm {p['prompt_tps']:.2f} / {p['generation_tps']:.2f} = {moe['ratios']['prompt_tps']:.3f}x / "
+          f"{moe['ratios']['generation_tps']:.3f}x, memory {moe['ratios']['peak_memory_bytes']:.3f}x")
 print(json.dumps({
     "date": datetime.date.today().isoformat(),
     "prompt_tokens": int(sys.argv[2]), "generation_tokens": int(sys.argv[3]),
     "switchyard": ours, "mlx_lm": peer, "ratios": ratios, "prefix_cache": prefix,
-    "arrival": arrival, "disk_prefix_cache": disk, "concurrent_streams": batches,
+    "arrival": arrival, "disk_prefix_cache": disk, "concurrent_streams": batches, "moe": moe,
     "targets_met": targets,
 }))
 PY

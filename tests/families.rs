@@ -114,6 +114,11 @@ async fn check(name: &str, arch: &str) {
 }
 
 #[tokio::test]
+async fn gemma2_with_soft_capped_scores_and_logits_equals_mlx_lm() {
+    check("gemma2", "gemma2").await;
+}
+
+#[tokio::test]
 async fn gemma3_text_equals_mlx_lm_past_its_sliding_window() {
     check("gemma3", "gemma3_text").await;
 }

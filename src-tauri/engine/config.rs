@@ -23,6 +23,7 @@ pub enum Arch {
     Mistral,
     Qwen2,
     Qwen3,
+    Gemma2,
     #[serde(rename = "gemma3_text")]
     Gemma3,
     Phi3,
@@ -31,8 +32,9 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, qwen3, gemma3_text, phi3, mixtral, qwen3_moe \
-         (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 3, Phi-3/Phi-4, Qwen3-30B-A3B)";
+    pub const SUPPORTED: &'static str = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, mixtral, \
+         qwen3_moe (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, Gemma 3, Phi-3/Phi-4, \
+         Qwen3-30B-A3B)";
 
     /// GGUF loading: llama.cpp names tensors per family; these four share the llama names.
     pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3";
@@ -43,6 +45,7 @@ impl Arch {
             "mistral" => Arch::Mistral,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
+            "gemma2" => Arch::Gemma2,
             "gemma3_text" => Arch::Gemma3,
             "phi3" => Arch::Phi3,
             "mixtral" => Arch::Mixtral,
@@ -57,6 +60,7 @@ impl Arch {
             Arch::Mistral => "mistral",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3_text",
             Arch::Phi3 => "phi3",
             Arch::Mixtral => "mixtral",
@@ -170,6 +174,9 @@ pub struct ModelConfig {
     #[serde(skip)]
     pub sliding_layers: Vec<bool>,
     pub rope_local_theta: Option<f32>,
+    /// Gemma 2: attention scores and final logits squashed by `cap * tanh(x / cap)`.
+    pub attn_softcap: Option<f32>,
+    pub final_softcap: Option<f32>,
     /// Norm weights are stored as `w - 1` (Gemma): the norm multiplies by `1 + w`.
     pub norm_plus_one: bool,
     /// Embeddings multiplied by `sqrt(hidden_size)` (rounded to bfloat16, as Gemma does).
@@ -386,6 +393,8 @@ impl ModelConfig {
             sliding_window: None,
             sliding_layers: Vec::new(),
             rope_local_theta: None,
+            attn_softcap: None,
+            final_softcap: None,
             norm_plus_one: false,
             scale_embeddings: false,
             activation: Activation::Silu,
@@ -398,14 +407,33 @@ impl ModelConfig {
             quantization,
         };
         let float = |k: &str| v.get(k).and_then(Value::as_f64);
+        let softcap = |k: &str| -> Result<Option<f32>> {
+            match v.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => match x.as_f64() {
+                    Some(c) if c.is_finite() && c > 0.0 => Ok(Some(c as f32)),
+                    _ => Err(invalid(format!("{k} {x} is not a positive number"))),
+                },
+            }
+        };
         match arch {
+            Arch::Gemma2 => {
+                c.norm_plus_one = true;
+                c.scale_embeddings = true;
+                c.activation = Activation::GeluTanh;
+                c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(144.0) as f32).powf(-0.5);
+                c.sliding_window = Some(int("sliding_window").unwrap_or(4096));
+                c.sliding_layers = gemma_sliding_layers(v, num_layers, 2)?;
+                c.attn_softcap = softcap("attn_logit_softcapping")?;
+                c.final_softcap = softcap("final_logit_softcapping")?;
+            }
             Arch::Gemma3 => {
                 c.norm_plus_one = true;
                 c.scale_embeddings = true;
                 c.activation = Activation::GeluTanh;
                 c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(256.0) as f32).powf(-0.5);
                 c.sliding_window = Some(int("sliding_window").unwrap_or(512));
-                c.sliding_layers = gemma_sliding_layers(v, num_layers)?;
+                c.sliding_layers = gemma_sliding_layers(v, num_layers, 6)?;
                 // transformers >= 5: one RoPE setting per layer type.
                 let per_type =
                     |t: &str| rope_params.and_then(|p| p.get(t)).filter(|p| p.is_object());
@@ -421,14 +449,9 @@ impl ModelConfig {
                         .or_else(|| per_type("sliding_attention")?.get("rope_theta")?.as_f64())
                         .unwrap_or(10000.0) as f32,
                 );
-                for k in ["final_logit_softcapping", "attn_logit_softcapping"] {
-                    if v.get(k).is_some_and(|x| !x.is_null()) {
-                        return Err(Error::new(
-                            Code::ModelUnsupportedArch,
-                            format!("{model_type} with {k} is not supported"),
-                        ));
-                    }
-                }
+                // Null in the published configs; honoured when set, as transformers does.
+                c.attn_softcap = softcap("attn_logit_softcapping")?;
+                c.final_softcap = softcap("final_logit_softcapping")?;
             }
             Arch::Phi3 | Arch::Mixtral => {
                 // Both derive the head size from the hidden size, whatever else is stored.
@@ -565,6 +588,8 @@ impl ModelConfig {
             sliding_window: None,
             sliding_layers: Vec::new(),
             rope_local_theta: None,
+            attn_softcap: None,
+            final_softcap: None,
             norm_plus_one: false,
             scale_embeddings: false,
             activation: Activation::Silu,
@@ -577,9 +602,9 @@ impl ModelConfig {
     }
 }
 
-/// Which Gemma 3 layers slide: `layer_types` (transformers >= 4.53) or, in older
-/// configs, every layer but each `sliding_window_pattern`-th.
-fn gemma_sliding_layers(v: &Value, num_layers: i32) -> Result<Vec<bool>> {
+/// Which Gemma layers slide: `layer_types` (transformers >= 4.53) or, in older configs,
+/// every layer but each `sliding_window_pattern`-th (Gemma 2: every other, from layer 0).
+fn gemma_sliding_layers(v: &Value, num_layers: i32, pattern: i64) -> Result<Vec<bool>> {
     if let Some(types) = v.get("layer_types").and_then(Value::as_array) {
         if types.len() != num_layers.max(0) as usize {
             return Err(invalid(format!(
@@ -599,7 +624,7 @@ fn gemma_sliding_layers(v: &Value, num_layers: i32) -> Result<Vec<bool>> {
     let pattern = v
         .get("sliding_window_pattern")
         .and_then(Value::as_i64)
-        .unwrap_or(6)
+        .unwrap_or(pattern)
         .max(1);
     Ok((0..num_layers as i64)
         .map(|i| (i + 1) % pattern != 0)
@@ -901,9 +926,18 @@ mod tests {
         );
         let mut v = gemma.clone();
         v["final_logit_softcapping"] = json!(30.0);
-        let e = ModelConfig::from_hf(&v).unwrap_err();
-        assert_eq!(e.code, Code::ModelUnsupportedArch);
-        assert!(e.message.contains("final_logit_softcapping"));
+        assert_eq!(ModelConfig::from_hf(&v).unwrap().final_softcap, Some(30.0));
+        v["attn_logit_softcapping"] = json!(-1.0);
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
+        let mut v = gemma.clone();
+        v["model_type"] = json!("gemma2");
+        v.as_object_mut().unwrap().remove("sliding_window_pattern");
+        let c = ModelConfig::from_hf(&v).unwrap();
+        assert_eq!(c.sliding_layers, vec![true, false, true]);
+        assert_eq!((c.attn_softcap, c.rope_local_theta), (None, None));
 
         let moe = json!({
             "model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 128,

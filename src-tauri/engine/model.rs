@@ -605,18 +605,33 @@ pub struct Transformer {
 /// Which cached positions a sliding-window layer's queries `[offset, end)` attend:
 /// from `start`, with a mask when some query must not see all of `start..end`.
 fn window_span(window: i32, offset: i32, end: i32) -> MlxResult<(i32, Option<Array>)> {
-    let l = end - offset;
     let start = (offset + 1 - window).max(0);
     // Every query sees every earlier position from `start`: plain causal.
     if end - start <= window {
         return Ok((start, None));
     }
-    let q = ops::arange::<_, i32>(offset, end, None)?.reshape(&[l, 1])?;
+    Ok((
+        start,
+        Some(position_mask(offset, start, end, Some(window))?),
+    ))
+}
+
+/// `[L, end - start]` booleans: query `offset + i` sees key `start + j` when it is not
+/// later and (with a window) fewer than `window` positions earlier.
+fn position_mask(offset: i32, start: i32, end: i32, window: Option<i32>) -> MlxResult<Array> {
+    let q = ops::arange::<_, i32>(offset, end, None)?.reshape(&[end - offset, 1])?;
     let k = ops::arange::<_, i32>(start, end, None)?.reshape(&[1, end - start])?;
-    let mask = q
-        .ge(&k)?
-        .logical_and(q.lt(ops::add(&k, Array::from_int(window))?)?)?;
-    Ok((start, Some(mask)))
+    let causal = q.ge(&k)?;
+    match window {
+        Some(w) => causal.logical_and(q.lt(ops::add(&k, Array::from_int(w))?)?),
+        None => Ok(causal),
+    }
+}
+
+/// `cap * tanh(x / cap)` (Gemma 2's soft-capping of scores and logits).
+fn softcap(x: &Array, cap: f32) -> MlxResult<Array> {
+    let cap = Array::from_f32(cap);
+    ops::multiply(ops::tanh(ops::divide(x, &cap)?)?, &cap)
 }
 
 impl Transformer {
@@ -659,18 +674,23 @@ impl Transformer {
     fn attend(&self, block: &Block, q: Array, k: Array, v: Array) -> MlxResult<Array> {
         let (l, end) = (q.dim(2), k.dim(2));
         let scale = self.config.attn_scale;
-        let (k, v, mask) = match self.window_of(block) {
-            Some(w) => {
-                let (start, mask) = window_span(w, end - l, end)?;
-                if start > 0 {
-                    let tail = |a: &Array| a.try_index((.., .., start.., ..));
-                    (tail(&k)?, tail(&v)?, mask)
-                } else {
-                    (k, v, mask)
-                }
-            }
-            None => (k, v, None),
+        let (start, mask) = match self.window_of(block) {
+            Some(w) => window_span(w, end - l, end)?,
+            None => (0, None),
         };
+        let (k, v) = if start > 0 {
+            let tail = |a: &Array| a.try_index((.., .., start.., ..));
+            (tail(&k)?, tail(&v)?)
+        } else {
+            (k, v)
+        };
+        if let Some(cap) = self.config.attn_softcap {
+            let mask = match mask {
+                None if l > 1 => Some(position_mask(end - l, start, end, None)?),
+                m => m,
+            };
+            return self.softcapped_attention(q, k, v, mask.as_ref(), cap);
+        }
         match (&mask, l > 1) {
             (Some(m), _) => fast::scaled_dot_product_attention(
                 q,
@@ -690,6 +710,34 @@ impl Transformer {
             ),
             (None, false) => fast::scaled_dot_product_attention(q, k, v, scale, None, None),
         }
+    }
+
+    /// Attention with soft-capped scores, step by step as mlx-lm's Gemma 2 computes it
+    /// (MLX's fused kernel has no cap): scaled queries, grouped heads broadcast over
+    /// their key/value head, `cap * tanh(s / cap)`, masked, precise softmax.
+    fn softcapped_attention(
+        &self,
+        q: Array,
+        k: Array,
+        v: Array,
+        mask: Option<&Array>,
+        cap: f32,
+    ) -> MlxResult<Array> {
+        let (b, h, l, d) = (q.dim(0), q.dim(1), q.dim(2), q.dim(3));
+        let kv_heads = k.dim(1);
+        let mut q = ops::multiply(&q, Array::from_f32(self.config.attn_scale))?;
+        let (mut k, mut v) = (k, v);
+        if h > kv_heads {
+            q = q.reshape(&[b, kv_heads, h / kv_heads, l, d])?;
+            k = k.expand_dims(2)?;
+            v = v.expand_dims(2)?;
+        }
+        let mut s = softcap(&ops::matmul(&q, k.swap_axes(-1, -2)?)?, cap)?;
+        if let Some(m) = mask {
+            s = ops::select(m, &s, Array::from_f32(f32::MIN))?;
+        }
+        let o = ops::matmul(ops::softmax_axis(&s, -1, true)?, &v)?;
+        o.reshape(&[b, h, l, d])
     }
 
     fn attention(&self, block: &Block, x: &Array, cache: &mut LayerCache) -> MlxResult<Array> {
@@ -803,9 +851,13 @@ impl Transformer {
     /// The final norm and the LM head over `h`'s positions.
     fn head(&self, h: &Array) -> MlxResult<Array> {
         let x = fast::rms_norm(h, Some(&self.norm), self.config.rms_norm_eps)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&x),
-            None => self.embed.as_linear(&x),
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(&x)?,
+            None => self.embed.as_linear(&x)?,
+        };
+        match self.config.final_softcap {
+            Some(cap) => softcap(&logits, cap),
+            None => Ok(logits),
         }
     }
 

@@ -599,7 +599,7 @@ impl Builder<'_> {
                 Some(m) if !m.dense_layers.contains(&i) => Ffn::Moe(self.moe(&p, c, m)?),
                 _ => Ffn::Dense(self.mlp(&format!("{p}.mlp"))?),
             };
-            let gemma = c.arch == Arch::Gemma3;
+            let gemma = matches!(c.arch, Arch::Gemma2 | Arch::Gemma3);
             let (pre_ffn, attn_out, ffn_out) = if gemma {
                 (
                     "pre_feedforward_layernorm",
@@ -668,10 +668,15 @@ impl Builder<'_> {
             freqs: None,
             pre_scale: None,
         });
-        // Gemma multiplies by sqrt(hidden) as a bfloat16 constant.
-        let embed_scale = c
-            .scale_embeddings
-            .then(|| half::bf16::from_f32((c.hidden_size as f32).sqrt()).to_f32());
+        // Gemma multiplies by sqrt(hidden); Gemma 3 (in mlx-lm as in transformers) as a
+        // bfloat16 constant.
+        let embed_scale = c.scale_embeddings.then(|| {
+            let s = (c.hidden_size as f32).sqrt();
+            match c.arch {
+                Arch::Gemma3 => half::bf16::from_f32(s).to_f32(),
+                _ => s,
+            }
+        });
         Ok(Transformer {
             config,
             embed,
