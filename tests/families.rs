@@ -124,6 +124,11 @@ async fn gemma3_text_equals_mlx_lm_past_its_sliding_window() {
 }
 
 #[tokio::test]
+async fn gemma3_multimodal_checkpoint_runs_its_language_model_like_mlx_lm() {
+    check("gemma3_vlm", "gemma3_text").await;
+}
+
+#[tokio::test]
 async fn phi3_with_fused_projections_and_longrope_equals_mlx_lm() {
     check("phi3", "phi3").await;
 }

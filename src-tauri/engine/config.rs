@@ -183,6 +183,9 @@ pub struct ModelConfig {
     pub scale_embeddings: bool,
     pub activation: Activation,
     pub moe: Option<MoeConfig>,
+    /// The language model of a multimodal checkpoint (Gemma 3 4B+): its tensors are
+    /// under `language_model.` (see [`text_tensor_name`]); the vision tower is not loaded.
+    pub text_of_multimodal: bool,
     pub context_length: u32,
     pub vocab_size: i32,
     #[serde(skip)]
@@ -332,6 +335,11 @@ impl ModelConfig {
 
     /// From a Hugging Face / mlx-lm `config.json`.
     pub fn from_hf(v: &Value) -> Result<Self> {
+        if v.get("model_type").and_then(Value::as_str) == Some("gemma3") {
+            let mut c = Self::from_hf(&gemma3_text_config(v)?)?;
+            c.text_of_multimodal = true;
+            return Ok(c);
+        }
         let model_type = v
             .get("model_type")
             .and_then(Value::as_str)
@@ -399,6 +407,7 @@ impl ModelConfig {
             scale_embeddings: false,
             activation: Activation::Silu,
             moe: None,
+            text_of_multimodal: false,
             context_length: v
                 .get("max_position_embeddings")
                 .and_then(Value::as_u64)
@@ -594,12 +603,73 @@ impl ModelConfig {
             scale_embeddings: false,
             activation: Activation::Silu,
             moe: None,
+            text_of_multimodal: false,
             context_length: h.arch_u64("context_length").map_or(4096, sat_u32),
             vocab_size,
             quantization: QuantConfig::default(),
         }
         .validate()
     }
+}
+
+/// The text model of a multimodal Gemma 3 `config.json` (`model_type: gemma3`, the
+/// language model's keys in `text_config`) as a `gemma3_text` config, with mlx-lm's
+/// defaults for keys the published configs leave out, and the quantization of the text
+/// model's modules under their text-model names.
+fn gemma3_text_config(v: &Value) -> Result<Value> {
+    let mut t = v
+        .get("text_config")
+        .filter(|t| t.is_object())
+        .cloned()
+        .ok_or_else(|| invalid("gemma3 config.json has no text_config"))?;
+    let defaults = serde_json::json!({
+        "hidden_size": 1152, "num_hidden_layers": 26, "intermediate_size": 6912,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+        "rms_norm_eps": 1e-6, "rope_theta": 1_000_000.0, "rope_local_base_freq": 10_000.0,
+        "query_pre_attn_scalar": 256, "sliding_window": 512, "sliding_window_pattern": 6,
+        "max_position_embeddings": 32768,
+    });
+    let obj = t.as_object_mut().ok_or_else(|| invalid("text_config"))?;
+    for (k, d) in defaults.as_object().into_iter().flatten() {
+        obj.entry(k.clone()).or_insert_with(|| d.clone());
+    }
+    obj.insert("model_type".into(), "gemma3_text".into());
+    obj.insert(
+        "vocab_size".into(),
+        v.get("vocab_size").cloned().unwrap_or(262208.into()),
+    );
+    for key in ["quantization", "quantization_config"] {
+        if let Some(Value::Object(q)) = v.get(key) {
+            let renamed: serde_json::Map<String, Value> = q
+                .iter()
+                .filter_map(|(k, x)| match x {
+                    Value::Object(_) | Value::Bool(_) => {
+                        text_tensor_name(k).map(|n| (n, x.clone()))
+                    }
+                    _ => Some((k.clone(), x.clone())),
+                })
+                .collect();
+            obj.insert(key.into(), Value::Object(renamed));
+        }
+    }
+    Ok(t)
+}
+
+/// A multimodal checkpoint's tensor (or module) name as the text model's, or `None` for
+/// the parts a text model does not use (vision tower, projector): `language_model.X` (as
+/// mlx-vlm and transformers < 5 save) -> `X`, `model.language_model.X` (transformers 5)
+/// -> `model.X`.
+pub fn text_tensor_name(name: &str) -> Option<String> {
+    if let Some(rest) = name.strip_prefix("language_model.") {
+        return Some(rest.to_string());
+    }
+    if let Some(rest) = name.strip_prefix("model.language_model.") {
+        return Some(format!("model.{rest}"));
+    }
+    if name == "lm_head" || name.starts_with("lm_head.") {
+        return Some(name.to_string());
+    }
+    None
 }
 
 /// Which Gemma layers slide: `layer_types` (transformers >= 4.53) or, in older configs,

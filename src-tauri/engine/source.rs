@@ -155,6 +155,15 @@ impl Source {
                         if name.ends_with(".scales") || name.ends_with(".biases") {
                             continue;
                         }
+                        // A multimodal checkpoint: the language model's parameters only.
+                        let name = if config.text_of_multimodal {
+                            match super::config::text_tensor_name(&name) {
+                                Some(n) => n,
+                                None => continue,
+                            }
+                        } else {
+                            name
+                        };
                         let module = name.strip_suffix(".weight").unwrap_or(&name);
                         let count = match (t.dtype.as_str(), config.quantization.for_module(module))
                         {

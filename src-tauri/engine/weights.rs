@@ -795,7 +795,16 @@ pub fn load_folder(dir: &Path, config: ModelConfig, streams: usize) -> Result<Tr
         }
         let arrays = Array::load_safetensors(&f)
             .map_err(|e| invalid(format!("MLX cannot load {}: {e}", f.display())))?;
-        tensors.extend(arrays);
+        if config.text_of_multimodal {
+            // The language model only; the vision tower's tensors are dropped unread.
+            tensors.extend(
+                arrays
+                    .into_iter()
+                    .filter_map(|(k, a)| super::config::text_tensor_name(&k).map(|n| (n, a))),
+            );
+        } else {
+            tensors.extend(arrays);
+        }
     }
     let b = Builder {
         tensors,
