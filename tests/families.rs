@@ -129,6 +129,11 @@ async fn gemma3_multimodal_checkpoint_runs_its_language_model_like_mlx_lm() {
 }
 
 #[tokio::test]
+async fn gpt_oss_with_sinks_mxfp4_experts_and_yarn_equals_mlx_lm() {
+    check("gpt_oss", "gpt_oss").await;
+}
+
+#[tokio::test]
 async fn phi3_with_fused_projections_and_longrope_equals_mlx_lm() {
     check("phi3", "phi3").await;
 }

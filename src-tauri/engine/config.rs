@@ -29,12 +29,13 @@ pub enum Arch {
     Phi3,
     Mixtral,
     Qwen3Moe,
+    GptOss,
 }
 
 impl Arch {
     pub const SUPPORTED: &'static str = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, mixtral, \
-         qwen3_moe (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, Gemma 3, Phi-3/Phi-4, \
-         Qwen3-30B-A3B)";
+         qwen3_moe, gpt_oss (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, Gemma 3, \
+         Phi-3/Phi-4, Qwen3-30B-A3B, gpt-oss-20b/120b)";
 
     /// GGUF loading: llama.cpp names tensors per family; these four share the llama names.
     pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3";
@@ -50,6 +51,7 @@ impl Arch {
             "phi3" => Arch::Phi3,
             "mixtral" => Arch::Mixtral,
             "qwen3_moe" => Arch::Qwen3Moe,
+            "gpt_oss" => Arch::GptOss,
             _ => return None,
         })
     }
@@ -65,6 +67,7 @@ impl Arch {
             Arch::Phi3 => "phi3",
             Arch::Mixtral => "mixtral",
             Arch::Qwen3Moe => "qwen3_moe",
+            Arch::GptOss => "gpt_oss",
         }
     }
 }
@@ -76,6 +79,8 @@ impl Arch {
 pub enum Activation {
     Silu,
     GeluTanh,
+    /// gpt-oss: `(clip(up, ±7) + 1) * g * sigmoid(1.702 g)` with `g = min(gate, 7)`.
+    SwigluClamped,
 }
 
 /// How a mixture-of-experts block weighs the experts it picks.
@@ -117,6 +122,17 @@ pub enum RopeScaling {
         long_factor: Vec<f32>,
         mscale: f32,
     },
+    /// YaRN (gpt-oss, long-context Qwen/DeepSeek), as mlx-lm's `YarnRoPE`: frequencies
+    /// blended between interpolated and original by a linear ramp over the dimensions,
+    /// the rotated part scaled by `mscale`.
+    Yarn {
+        factor: f32,
+        original_max_position_embeddings: f32,
+        beta_fast: f32,
+        beta_slow: f32,
+        mscale: f32,
+        mscale_all_dim: f32,
+    },
     /// Llama 3.x frequency-dependent scaling.
     Llama3 {
         factor: f32,
@@ -126,11 +142,31 @@ pub enum RopeScaling {
     },
 }
 
-/// MLX affine quantization of one linear/embedding module.
+/// MLX quantization modes: affine (scales and biases per group) and MXFP4 (4-bit floats
+/// with a shared power-of-two scale per 32 values, no biases; gpt-oss's experts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantMode {
+    #[default]
+    Affine,
+    Mxfp4,
+}
+
+impl QuantMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantMode::Affine => "affine",
+            QuantMode::Mxfp4 => "mxfp4",
+        }
+    }
+}
+
+/// MLX quantization of one linear/embedding module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct QuantSpec {
     pub group_size: i32,
     pub bits: i32,
+    pub mode: QuantMode,
 }
 
 /// `quantization` from config.json: a default plus per-module overrides (mlx-lm's
@@ -312,6 +348,29 @@ impl ModelConfig {
                 long_factor.len()
             )));
         }
+        if let RopeScaling::Yarn {
+            factor,
+            original_max_position_embeddings,
+            beta_fast,
+            beta_slow,
+            mscale,
+            mscale_all_dim,
+        } = self.rope_scaling
+            && !([
+                factor,
+                original_max_position_embeddings,
+                beta_fast,
+                beta_slow,
+            ]
+            .iter()
+            .all(|x| x.is_finite() && *x > 0.0)
+                && [mscale, mscale_all_dim].iter().all(|x| x.is_finite()))
+        {
+            return Err(invalid(
+                "YaRN rope_scaling needs positive factor, beta_fast, beta_slow and \
+                 original_max_position_embeddings",
+            ));
+        }
         if let Some(m) = &self.moe {
             at_most(m.num_experts.into(), 1024, "num_experts")?;
             at_most(m.expert_size.into(), 1 << 19, "moe_intermediate_size")?;
@@ -490,6 +549,18 @@ impl ModelConfig {
                     });
                 }
             }
+            Arch::GptOss => {
+                c.activation = Activation::SwigluClamped;
+                c.sliding_window = Some(int("sliding_window").unwrap_or(128));
+                c.sliding_layers = gemma_sliding_layers(v, num_layers, 2)?;
+                c.moe = Some(MoeConfig {
+                    num_experts: req("num_local_experts")?,
+                    experts_per_token: req("num_experts_per_tok")?,
+                    expert_size: c.intermediate_size,
+                    routing: Routing::TopKThenSoftmax,
+                    dense_layers: Vec::new(),
+                });
+            }
             Arch::Qwen3Moe => {
                 let step = int("decoder_sparse_step").unwrap_or(1).max(1);
                 let only: Vec<i32> = v
@@ -569,7 +640,9 @@ impl ModelConfig {
             Some(other) => {
                 return Err(Error::new(
                     Code::ModelUnsupportedArch,
-                    format!("RoPE scaling '{other}' is not supported (supported: linear, llama3)"),
+                    format!(
+                        "RoPE scaling '{other}' is not supported (supported: linear, llama3, yarn)"
+                    ),
                 ));
             }
         };
@@ -750,6 +823,14 @@ fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
         "linear" => RopeScaling::Linear {
             factor: f("factor", 1.0),
         },
+        "yarn" => RopeScaling::Yarn {
+            factor: f("factor", 1.0),
+            original_max_position_embeddings: f("original_max_position_embeddings", 4096.0),
+            beta_fast: f("beta_fast", 32.0),
+            beta_slow: f("beta_slow", 1.0),
+            mscale: f("mscale", 1.0),
+            mscale_all_dim: f("mscale_all_dim", 0.0),
+        },
         "llama3" => RopeScaling::Llama3 {
             factor: f("factor", 8.0),
             low_freq_factor: f("low_freq_factor", 1.0),
@@ -759,7 +840,9 @@ fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
         other => {
             return Err(Error::new(
                 Code::ModelUnsupportedArch,
-                format!("RoPE scaling '{other}' is not supported (supported: linear, llama3)"),
+                format!(
+                    "RoPE scaling '{other}' is not supported (supported: linear, llama3, yarn)"
+                ),
             ));
         }
     })
@@ -767,18 +850,35 @@ fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
 
 fn parse_spec(v: &Value, what: &str) -> Result<QuantSpec> {
     let unsupported = |msg: String| Error::new(Code::ModelUnsupportedQuant, msg);
-    if let Some(mode) = v.get("mode").and_then(Value::as_str)
-        && mode != "affine"
-    {
-        return Err(unsupported(format!(
-            "quantization mode '{mode}' of {what} is not supported (supported: MLX affine)"
-        )));
-    }
     let bits = v.get("bits").and_then(Value::as_i64).map_or(0, sat_i32);
-    let group_size = v
-        .get("group_size")
-        .and_then(Value::as_i64)
-        .map_or(64, sat_i32);
+    let group = |d: i32| {
+        v.get("group_size")
+            .and_then(Value::as_i64)
+            .map_or(d, sat_i32)
+    };
+    match v.get("mode").and_then(Value::as_str).unwrap_or("affine") {
+        "affine" => {}
+        "mxfp4" => {
+            let group_size = group(32);
+            if (bits, group_size) != (4, 32) {
+                return Err(unsupported(format!(
+                    "MXFP4 quantization of {what} with {bits} bits and group size {group_size} \
+                     is not supported (MXFP4 is 4 bits in groups of 32)"
+                )));
+            }
+            return Ok(QuantSpec {
+                group_size,
+                bits,
+                mode: QuantMode::Mxfp4,
+            });
+        }
+        mode => {
+            return Err(unsupported(format!(
+                "quantization mode '{mode}' of {what} is not supported (supported: MLX affine, mxfp4)"
+            )));
+        }
+    }
+    let group_size = group(64);
     if ![2, 3, 4, 5, 6, 8].contains(&bits) {
         return Err(unsupported(format!(
             "{bits}-bit quantization of {what} is not supported (MLX affine 2, 3, 4, 5, 6 or 8 bits)"
@@ -789,7 +889,11 @@ fn parse_spec(v: &Value, what: &str) -> Result<QuantSpec> {
             "quantization group size {group_size} of {what} is not supported (32, 64 or 128)"
         )));
     }
-    Ok(QuantSpec { group_size, bits })
+    Ok(QuantSpec {
+        group_size,
+        bits,
+        mode: QuantMode::Affine,
+    })
 }
 
 /// mlx-lm's `quantization` object: `{"group_size", "bits", ["mode"], "<module>": {..} | false}`.
@@ -825,7 +929,49 @@ pub fn parse_quant_config(q: &Value) -> Result<QuantConfig> {
 /// The frequencies MLX's `fast::rope` takes for Llama 3 scaling (`base^(2i/d)`, with
 /// low-frequency bands stretched by `factor` and a smooth ramp between), computed as
 /// mlx-lm and transformers do. `None` when plain `base` suffices.
+/// YaRN's scale of the rotated dimensions (mlx-lm's `yarn_get_mscale` ratio).
+pub fn yarn_mscale(factor: f32, mscale: f32, mscale_all_dim: f32) -> f32 {
+    let m = |s: f32| {
+        if factor <= 1.0 {
+            1.0
+        } else {
+            0.1 * s * factor.ln() + 1.0
+        }
+    };
+    m(mscale) / m(mscale_all_dim)
+}
+
 pub fn rope_freqs(cfg: &ModelConfig) -> Option<Vec<f32>> {
+    if let RopeScaling::Yarn {
+        factor,
+        original_max_position_embeddings: original,
+        beta_fast,
+        beta_slow,
+        ..
+    } = cfg.rope_scaling
+    {
+        let dims = cfg.rope_dims as f32;
+        let base = cfg.rope_theta;
+        let correction = |rotations: f32| {
+            (dims * (original / (rotations * 2.0 * std::f32::consts::PI)).ln()) / (2.0 * base.ln())
+        };
+        let low = correction(beta_fast).floor().max(0.0);
+        let mut high = correction(beta_slow).ceil().min(dims - 1.0);
+        if low == high {
+            high += 0.001;
+        }
+        return Some(
+            (0..cfg.rope_dims / 2)
+                .map(|i| {
+                    let extra = base.powf((2 * i) as f32 / dims);
+                    let inter = factor * extra;
+                    let ramp = ((i as f32 - low) / (high - low)).clamp(0.0, 1.0);
+                    let mask = 1.0 - ramp;
+                    (inter * extra) / (inter * mask + extra * (1.0 - mask))
+                })
+                .collect(),
+        );
+    }
     if let RopeScaling::SuScaled { long_factor, .. } = &cfg.rope_scaling {
         let dims = cfg.rope_dims;
         return Some(
@@ -895,14 +1041,16 @@ mod tests {
             q.for_module("model.layers.0.mlp.up_proj"),
             Some(QuantSpec {
                 group_size: 32,
-                bits: 4
+                bits: 4,
+                mode: QuantMode::Affine
             })
         );
         assert_eq!(
             q.for_module("model.embed_tokens"),
             Some(QuantSpec {
                 group_size: 32,
-                bits: 8
+                bits: 8,
+                mode: QuantMode::Affine
             })
         );
     }
@@ -916,10 +1064,15 @@ mod tests {
         assert!(e.message.contains("mamba"));
 
         let mut v = smollm();
-        v["quantization"] = json!({"bits": 4, "group_size": 32, "mode": "mxfp4"});
+        v["quantization"] = json!({"bits": 4, "group_size": 16, "mode": "nvfp4"});
         let e = ModelConfig::from_hf(&v).unwrap_err();
         assert_eq!(e.code, Code::ModelUnsupportedQuant);
-        assert!(e.message.contains("mxfp4"));
+        assert!(e.message.contains("nvfp4"));
+        v["quantization"] = json!({"bits": 8, "group_size": 32, "mode": "mxfp4"});
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelUnsupportedQuant
+        );
 
         let mut v = smollm();
         v["quantization_config"] = json!({"quant_method": "gptq", "bits": 4});
@@ -929,7 +1082,7 @@ mod tests {
         assert!(e.message.contains("gptq"));
 
         let mut v = smollm();
-        v["rope_scaling"] = json!({"type": "yarn", "factor": 4.0});
+        v["rope_scaling"] = json!({"type": "dynamic", "factor": 4.0});
         assert_eq!(
             ModelConfig::from_hf(&v).unwrap_err().code,
             Code::ModelUnsupportedArch
@@ -1032,6 +1185,30 @@ mod tests {
                 "{k} {bad}"
             );
         }
+
+        let oss = json!({
+            "model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 64,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "vocab_size": 100, "num_local_experts": 4, "num_experts_per_tok": 2,
+            "sliding_window": 128, "rope_theta": 150000,
+            "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0,
+                             "beta_slow": 1.0, "original_max_position_embeddings": 4096}
+        });
+        let c = ModelConfig::from_hf(&oss).unwrap();
+        assert_eq!(c.sliding_layers, vec![true, false, true, false]);
+        assert_eq!(c.activation, Activation::SwigluClamped);
+        assert!((yarn_mscale(32.0, 1.0, 0.0) - (0.1 * 32f32.ln() + 1.0)).abs() < 1e-6);
+        let f = rope_freqs(&c).unwrap();
+        // Fast-rotating dimensions keep their frequency, slow ones are interpolated.
+        assert_eq!(f[0], 1.0);
+        let last = 150000f32.powf(14.0 / 16.0);
+        assert!((f[7] - last * 32.0).abs() / (last * 32.0) < 1e-5, "{f:?}");
+        let mut v = oss.clone();
+        v["rope_scaling"]["factor"] = json!(-2.0);
+        assert_eq!(
+            ModelConfig::from_hf(&v).unwrap_err().code,
+            Code::ModelInvalid
+        );
 
         let phi = json!({
             "model_type": "phi3", "hidden_size": 64, "intermediate_size": 128,

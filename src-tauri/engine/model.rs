@@ -8,7 +8,7 @@
 //! positions whose logits are needed. This module never touches threads: the worker
 //! (`worker.rs`) owns the model and calls it from one dedicated thread.
 
-use super::config::{Activation, ModelConfig, MoeConfig, Routing};
+use super::config::{Activation, ModelConfig, MoeConfig, QuantMode, Routing};
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
@@ -26,14 +26,16 @@ pub enum Linear {
         weight: Array,
         bias: Option<Array>,
     },
-    /// MLX affine quantization: `weight` packs `32 / bits` values per u32.
+    /// MLX quantization: `weight` packs `32 / bits` values per u32; affine has `biases`
+    /// per group, MXFP4 none.
     Quantized {
         weight: Array,
         scales: Array,
-        biases: Array,
+        biases: Option<Array>,
         bias: Option<Array>,
         group_size: i32,
         bits: i32,
+        mode: QuantMode,
     },
     /// The output rows cut into parts, each computed on its own MLX stream, outputs
     /// concatenated. MLX's CPU backend runs one matrix-vector product on one thread (a
@@ -69,8 +71,17 @@ impl Linear {
                 bias,
                 group_size,
                 bits,
+                mode,
             } => (
-                ops::quantized_matmul(x, weight, scales, biases, true, *group_size, *bits)?,
+                quant::matmul(
+                    x,
+                    weight,
+                    scales,
+                    biases.as_ref(),
+                    *group_size,
+                    *bits,
+                    *mode,
+                )?,
                 bias,
             ),
         };
@@ -130,13 +141,15 @@ impl Linear {
                 bias,
                 group_size,
                 bits,
+                mode,
             } => Linear::Quantized {
                 weight: rows_of(weight)?,
                 scales: rows_of(scales)?,
-                biases: rows_of(biases)?,
+                biases: biases.as_ref().map(rows_of).transpose()?,
                 bias: bias.as_ref().map(rows_of).transpose()?,
                 group_size: *group_size,
                 bits: *bits,
+                mode: *mode,
             },
             Linear::Split { .. } => {
                 return Err(Exception::custom("a split linear cannot be cut again"));
@@ -153,9 +166,156 @@ impl Linear {
                 biases,
                 bias,
                 ..
-            } => [weight, scales, biases].into_iter().chain(bias).collect(),
+            } => [weight, scales]
+                .into_iter()
+                .chain(biases)
+                .chain(bias)
+                .collect(),
             Linear::Split { parts } => parts.iter().flat_map(|(p, _)| p.arrays()).collect(),
         }
+    }
+}
+
+/// MLX's quantized kernels in both modes. Affine with biases goes through mlx-rs; MXFP4
+/// (no biases) calls mlx-c directly, because mlx-rs 0.33 always asks for "affine".
+pub mod quant {
+    use super::MlxResult;
+    use crate::engine::config::QuantMode;
+    use mlx_rs::error::Exception;
+    use mlx_rs::{Array, Stream, ops};
+
+    fn opt_int(v: i32) -> mlx_sys::mlx_optional_int {
+        mlx_sys::mlx_optional_int {
+            value: v,
+            has_value: true,
+        }
+    }
+
+    /// Run one mlx-c op writing its result array; an empty array stands for "none".
+    fn call(
+        f: impl FnOnce(*mut mlx_sys::mlx_array, mlx_sys::mlx_array, mlx_sys::mlx_stream) -> i32,
+    ) -> MlxResult<Array> {
+        let stream = Stream::thread_local_or_default();
+        // SAFETY: mlx-c's protocol: `res` and `none` are fresh handles, `res` is set by
+        // the op on success (0) and owned by the returned Array; both are freed otherwise.
+        unsafe {
+            let mut res = mlx_sys::mlx_array_new();
+            let none = mlx_sys::mlx_array_new();
+            let rc = f(&mut res, none, stream.as_ptr());
+            mlx_sys::mlx_array_free(none);
+            if rc != 0 {
+                mlx_sys::mlx_array_free(res);
+                return Err(Exception::custom("MLX quantized operation failed"));
+            }
+            Ok(Array::from_ptr(res))
+        }
+    }
+
+    fn mode_name(mode: QuantMode) -> std::ffi::CString {
+        std::ffi::CString::new(mode.as_str()).unwrap_or_default()
+    }
+
+    /// `x Wᵀ` with `W` quantized.
+    pub fn matmul(
+        x: &Array,
+        w: &Array,
+        scales: &Array,
+        biases: Option<&Array>,
+        group_size: i32,
+        bits: i32,
+        mode: QuantMode,
+    ) -> MlxResult<Array> {
+        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
+            return ops::quantized_matmul(x, w, scales, b, true, group_size, bits);
+        }
+        let m = mode_name(mode);
+        // SAFETY: every handle is a live array (or mlx-c's empty "none"); see `call`.
+        call(|res, none, s| unsafe {
+            mlx_sys::mlx_quantized_matmul(
+                res,
+                x.as_ptr(),
+                w.as_ptr(),
+                scales.as_ptr(),
+                biases.map_or(none, Array::as_ptr),
+                true,
+                opt_int(group_size),
+                opt_int(bits),
+                m.as_ptr(),
+                s,
+            )
+        })
+    }
+
+    /// `x` through the stacked experts `experts[...]` of `W` (`[E, out, in]`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gather(
+        x: &Array,
+        w: &Array,
+        scales: &Array,
+        biases: Option<&Array>,
+        experts: &Array,
+        group_size: i32,
+        bits: i32,
+        mode: QuantMode,
+    ) -> MlxResult<Array> {
+        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
+            return ops::gather_qmm(
+                x, w, scales, b, None, experts, true, group_size, bits, false,
+            );
+        }
+        let m = mode_name(mode);
+        // SAFETY: as in `matmul`.
+        call(|res, none, s| unsafe {
+            mlx_sys::mlx_gather_qmm(
+                res,
+                x.as_ptr(),
+                w.as_ptr(),
+                scales.as_ptr(),
+                biases.map_or(none, Array::as_ptr),
+                none,
+                experts.as_ptr(),
+                true,
+                opt_int(group_size),
+                opt_int(bits),
+                m.as_ptr(),
+                false,
+                s,
+            )
+        })
+    }
+
+    /// The float values of quantized rows (embedding lookups).
+    pub fn dequantize(
+        w: &Array,
+        scales: &Array,
+        biases: Option<&Array>,
+        group_size: i32,
+        bits: i32,
+        mode: QuantMode,
+    ) -> MlxResult<Array> {
+        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
+            return ops::dequantize(w, scales, b, group_size, bits);
+        }
+        let m = mode_name(mode);
+        let no_dtype = mlx_sys::mlx_optional_dtype {
+            value: mlx_sys::mlx_dtype__MLX_FLOAT32,
+            has_value: false,
+        };
+        // SAFETY: as in `matmul`.
+        call(|res, none, s| unsafe {
+            mlx_sys::mlx_dequantize(
+                res,
+                w.as_ptr(),
+                scales.as_ptr(),
+                biases.map_or(none, Array::as_ptr),
+                opt_int(group_size),
+                opt_int(bits),
+                m.as_ptr(),
+                none,
+                no_dtype,
+                s,
+            )
+        })
     }
 }
 
@@ -174,13 +334,19 @@ impl Embedding {
                 biases,
                 group_size,
                 bits,
+                mode,
                 ..
-            } => ops::dequantize(
-                weight.take_axis(ids, 0)?,
-                scales.take_axis(ids, 0)?,
-                &biases.take_axis(ids, 0)?,
+            } => quant::dequantize(
+                &weight.take_axis(ids, 0)?,
+                &scales.take_axis(ids, 0)?,
+                biases
+                    .as_ref()
+                    .map(|b| b.take_axis(ids, 0))
+                    .transpose()?
+                    .as_ref(),
                 *group_size,
                 *bits,
+                *mode,
             ),
         }
     }
@@ -346,6 +512,8 @@ pub struct Attention {
     /// Qwen3: RMSNorm over each head's vector before RoPE.
     pub q_norm: Option<Array>,
     pub k_norm: Option<Array>,
+    /// gpt-oss: one learned logit per head that joins every softmax (attention sinks).
+    pub sinks: Option<Array>,
 }
 
 #[derive(Debug)]
@@ -355,26 +523,34 @@ pub struct Mlp {
     pub down_proj: Linear,
 }
 
-/// `silu(g)`, or the tanh approximation of GELU as mlx's `gelu_approx` computes it:
-/// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`.
-fn activate(act: Activation, g: &Array) -> MlxResult<Array> {
-    match act {
-        Activation::Silu => ops::multiply(g, ops::sigmoid(g)?),
+/// The gated product of an MLP: `silu(g) * up`; `gelu(g) * up` with the tanh
+/// approximation as mlx's `gelu_approx` computes it (`0.5 g (1 + tanh(sqrt(2/π) (g +
+/// 0.044715 g³)))`); or gpt-oss's clamped form, as mlx-lm's `swiglu_oai`.
+fn glu(act: Activation, g: &Array, up: &Array) -> MlxResult<Array> {
+    let f = |v: f32| Array::from_f32(v);
+    let gated = match act {
+        Activation::Silu => ops::multiply(g, ops::sigmoid(g)?)?,
         Activation::GeluTanh => {
-            let f = |v: f32| Array::from_f32(v);
             let cube = ops::multiply(f(0.044715), g.power(f(3.0))?)?;
             let inner = ops::multiply(f((2.0 / std::f32::consts::PI).sqrt()), ops::add(g, cube)?)?;
             let t = ops::add(f(1.0), ops::tanh(inner)?)?;
-            ops::multiply(ops::multiply(f(0.5), g)?, t)
+            ops::multiply(ops::multiply(f(0.5), g)?, t)?
         }
-    }
+        Activation::SwigluClamped => {
+            let limit = 7.0;
+            let g = ops::minimum(g, f(limit))?;
+            let up = ops::clip(up, (f(-limit), f(limit)))?;
+            let glu = ops::multiply(&g, ops::sigmoid(ops::multiply(f(1.702), &g)?)?)?;
+            return ops::multiply(ops::add(up, f(1.0))?, glu);
+        }
+    };
+    ops::multiply(gated, up)
 }
 
 impl Mlp {
     fn forward(&self, x: &Array, act: Activation) -> MlxResult<Array> {
-        let g = activate(act, &self.gate_proj.forward(x)?)?;
-        self.down_proj
-            .forward(&ops::multiply(g, self.up_proj.forward(x)?)?)
+        let h = glu(act, &self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&h)
     }
 
     fn arrays(&self) -> Vec<&Array> {
@@ -386,81 +562,96 @@ impl Mlp {
 }
 
 /// The experts' stacked weights `[experts, out, in]`, applied to the chosen experts of
-/// each token only (MLX's gathered matrix products).
+/// each token only (MLX's gathered matrix products), with per-expert output biases
+/// `[experts, out]` where the model has them (gpt-oss).
 #[derive(Debug)]
 pub enum SwitchLinear {
     Dense {
         weight: Array,
+        bias: Option<Array>,
     },
     Quantized {
         weight: Array,
         scales: Array,
-        biases: Array,
+        biases: Option<Array>,
+        bias: Option<Array>,
         group_size: i32,
         bits: i32,
+        mode: QuantMode,
     },
 }
 
 impl SwitchLinear {
     /// `x` `[..., 1, in]` through expert `experts[...]` each: `[..., k, 1, out]`.
     fn forward(&self, x: &Array, experts: &Array) -> MlxResult<Array> {
-        match self {
-            SwitchLinear::Dense { weight } => {
-                ops::gather_mm(x, weight.swap_axes(-1, -2)?, None, experts, false)
-            }
+        let (y, bias) = match self {
+            SwitchLinear::Dense { weight, bias } => (
+                ops::gather_mm(x, weight.swap_axes(-1, -2)?, None, experts, false)?,
+                bias,
+            ),
             SwitchLinear::Quantized {
                 weight,
                 scales,
                 biases,
+                bias,
                 group_size,
                 bits,
-            } => ops::gather_qmm(
-                x,
-                weight,
-                scales,
-                biases,
-                None,
-                experts,
-                true,
-                *group_size,
-                *bits,
-                false,
+                mode,
+            } => (
+                quant::gather(
+                    x,
+                    weight,
+                    scales,
+                    biases.as_ref(),
+                    experts,
+                    *group_size,
+                    *bits,
+                    *mode,
+                )?,
+                bias,
             ),
+        };
+        match bias {
+            Some(b) => ops::add(&y, b.take_axis(experts, 0)?.expand_dims(-2)?),
+            None => Ok(y),
+        }
+    }
+
+    fn weight(&self) -> &Array {
+        match self {
+            SwitchLinear::Dense { weight, .. } | SwitchLinear::Quantized { weight, .. } => weight,
         }
     }
 
     pub fn out_features(&self) -> i32 {
-        match self {
-            SwitchLinear::Dense { weight } | SwitchLinear::Quantized { weight, .. } => {
-                weight.dim(1)
-            }
-        }
+        self.weight().dim(1)
     }
 
     pub fn in_features(&self) -> i32 {
         match self {
-            SwitchLinear::Dense { weight } => weight.dim(2),
+            SwitchLinear::Dense { weight, .. } => weight.dim(2),
             SwitchLinear::Quantized { weight, bits, .. } => weight.dim(2) * 32 / bits,
         }
     }
 
     pub fn experts(&self) -> i32 {
-        match self {
-            SwitchLinear::Dense { weight } | SwitchLinear::Quantized { weight, .. } => {
-                weight.dim(0)
-            }
-        }
+        self.weight().dim(0)
     }
 
     fn arrays(&self) -> Vec<&Array> {
         match self {
-            SwitchLinear::Dense { weight } => vec![weight],
+            SwitchLinear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
             SwitchLinear::Quantized {
                 weight,
                 scales,
                 biases,
+                bias,
                 ..
-            } => vec![weight, scales, biases],
+            } => [weight, scales]
+                .into_iter()
+                .chain(biases)
+                .chain(bias)
+                .collect(),
         }
     }
 }
@@ -500,8 +691,11 @@ impl Moe {
             }
         };
         let xe = x.expand_dims_axes(&[-2, -3])?;
-        let g = activate(act, &self.gate_proj.forward(&xe, &experts)?)?;
-        let h = ops::multiply(g, self.up_proj.forward(&xe, &experts)?)?;
+        let h = glu(
+            act,
+            &self.gate_proj.forward(&xe, &experts)?,
+            &self.up_proj.forward(&xe, &experts)?,
+        )?;
         let y = self.down_proj.forward(&h, &experts)?.squeeze_axes(&[-2])?;
         ops::multiply(y, weights.expand_dims(-1)?)?.sum_axis(-2, false)
     }
@@ -691,6 +885,7 @@ impl Transformer {
             };
             return self.softcapped_attention(q, k, v, mask.as_ref(), cap);
         }
+        let sinks = block.attn.sinks.as_ref();
         match (&mask, l > 1) {
             (Some(m), _) => fast::scaled_dot_product_attention(
                 q,
@@ -698,7 +893,7 @@ impl Transformer {
                 v,
                 scale,
                 ScaledDotProductAttentionMask::Array(m),
-                None,
+                sinks,
             ),
             (None, true) => fast::scaled_dot_product_attention(
                 q,
@@ -706,9 +901,9 @@ impl Transformer {
                 v,
                 scale,
                 ScaledDotProductAttentionMask::Causal,
-                None,
+                sinks,
             ),
-            (None, false) => fast::scaled_dot_product_attention(q, k, v, scale, None, None),
+            (None, false) => fast::scaled_dot_product_attention(q, k, v, scale, None, sinks),
         }
     }
 
@@ -977,10 +1172,11 @@ mod tests {
             Linear::Quantized {
                 weight: wq,
                 scales,
-                biases,
+                biases: Some(biases),
                 bias: None,
                 group_size: 32,
                 bits: 4,
+                mode: QuantMode::Affine,
             },
         ] {
             let whole = lin.forward(&x).unwrap();

@@ -6,7 +6,9 @@
 //! safetensors headers here): missing, truncated or inconsistent files are
 //! `model_invalid`, unknown tensor types `model_unsupported_quant`.
 
-use super::config::{Arch, ModelConfig, MoeConfig, QuantSpec, RopeScaling, rope_freqs};
+use super::config::{
+    Arch, ModelConfig, MoeConfig, QuantMode, QuantSpec, RopeScaling, rope_freqs, yarn_mscale,
+};
 use super::gguf::GgufHeader;
 use super::model::{
     Attention, Block, Embedding, Ffn, Linear, Mlp, Moe, Rope, SwitchLinear, Transformer,
@@ -255,31 +257,39 @@ impl Builder<'_> {
     }
 
     fn linear(&mut self, module: &str) -> Result<Linear> {
-        let scales_name = format!("{module}.scales");
-        if !self.tensors.contains_key(&scales_name) {
+        if !self.tensors.contains_key(&format!("{module}.scales")) {
             return Ok(Linear::Dense {
                 weight: self.take(&format!("{module}.weight"))?,
                 bias: self.take_opt(&format!("{module}.bias"))?,
             });
         }
-        let weight = self
-            .tensors
-            .remove(&format!("{module}.weight"))
-            .ok_or_else(|| invalid(format!("the model has no tensor {module}.weight")))?;
-        let scales = self
-            .tensors
-            .remove(&scales_name)
-            .ok_or_else(|| invalid("scales"))?;
-        let biases = self
-            .tensors
-            .remove(&format!("{module}.biases"))
-            .ok_or_else(|| {
-                Error::new(
-                    Code::ModelUnsupportedQuant,
-                    format!("{module} is quantized without biases (only MLX affine quantization is supported)"),
-                )
-            })?;
-        if weight.dtype() != Dtype::Uint32 || weight.ndim() != 2 || scales.ndim() != 2 {
+        let (weight, scales, biases, spec) = self.quantized(module, 2)?;
+        Ok(Linear::Quantized {
+            weight,
+            scales,
+            biases,
+            bias: self.take_opt(&format!("{module}.bias"))?,
+            group_size: spec.group_size,
+            bits: spec.bits,
+            mode: spec.mode,
+        })
+    }
+
+    /// A quantized module's packed weight, scales and (affine) biases, checked against
+    /// its quantization: `ndim` 2 for a linear, 3 for stacked experts.
+    fn quantized(
+        &mut self,
+        module: &str,
+        ndim: usize,
+    ) -> Result<(Array, Array, Option<Array>, QuantSpec)> {
+        let mut take = |part: &str| {
+            self.tensors
+                .remove(&format!("{module}.{part}"))
+                .ok_or_else(|| invalid(format!("the model has no tensor {module}.{part}")))
+        };
+        let (weight, scales) = (take("weight")?, take("scales")?);
+        let biases = self.tensors.remove(&format!("{module}.biases"));
+        if weight.dtype() != Dtype::Uint32 || weight.ndim() != ndim || scales.ndim() != ndim {
             return Err(invalid(format!(
                 "{module} has an unexpected quantized layout"
             )));
@@ -290,7 +300,7 @@ impl Builder<'_> {
                     "{module} is quantized but config.json has no quantization for it"
                 ))
             })?,
-            QuantSource::Gguf => {
+            QuantSource::Gguf if ndim == 2 => {
                 let group_size = 32;
                 let in_features = scales.dim(1) * group_size;
                 QuantSpec {
@@ -300,29 +310,37 @@ impl Builder<'_> {
                     } else {
                         0
                     },
+                    mode: QuantMode::Affine,
                 }
             }
+            QuantSource::Gguf => return Err(invalid("GGUF experts are not supported")),
         };
-        if weight.dim(1) * 32 != scales.dim(1) * spec.group_size * spec.bits
-            || weight.dim(0) != scales.dim(0)
-            || biases.shape() != scales.shape()
+        let biases_ok = match (spec.mode, &biases) {
+            (QuantMode::Affine, Some(b)) => b.shape() == scales.shape(),
+            (QuantMode::Affine, None) => {
+                return Err(Error::new(
+                    Code::ModelUnsupportedQuant,
+                    format!("{module} is quantized without biases, as no supported mode is"),
+                ));
+            }
+            (QuantMode::Mxfp4, b) => b.is_none() && scales.dtype() == Dtype::Uint8,
+        };
+        let last = ndim - 1;
+        let lead_ok = (0..last).all(|d| weight.shape()[d] == scales.shape()[d]);
+        if !biases_ok
+            || !lead_ok
+            || weight.shape()[last] * 32 != scales.shape()[last] * spec.group_size * spec.bits
         {
             return Err(invalid(format!(
-                "{module}: weight {:?} and scales {:?} do not match {}-bit quantization with group size {}",
+                "{module}: weight {:?} and scales {:?} do not match {} {}-bit quantization with group size {}",
                 weight.shape(),
                 scales.shape(),
+                spec.mode.as_str(),
                 spec.bits,
                 spec.group_size
             )));
         }
-        Ok(Linear::Quantized {
-            weight,
-            scales,
-            biases,
-            bias: self.take_opt(&format!("{module}.bias"))?,
-            group_size: spec.group_size,
-            bits: spec.bits,
-        })
+        Ok((weight, scales, biases, spec))
     }
 
     /// A norm's weight; Gemma stores `w - 1` and multiplies by `1 + w`, added here once.
@@ -405,10 +423,15 @@ impl Builder<'_> {
             Arch::Mixtral => format!("{p}.block_sparse_moe"),
             _ => format!("{p}.mlp"),
         };
-        let router = self.linear(&format!("{block}.gate"))?;
+        // Where the router and the stacked experts live in each family's names.
+        let (router_name, experts_name) = match c.arch {
+            Arch::GptOss => ("router", "experts"),
+            _ => ("gate", "switch_mlp"),
+        };
+        let router = self.linear(&format!("{block}.{router_name}"))?;
         if router.out_features() != m.num_experts || router.in_features() != c.hidden_size {
             return Err(invalid(format!(
-                "{block}.gate is {}x{}, the config implies {}x{}",
+                "{block}.{router_name} is {}x{}, the config implies {}x{}",
                 router.out_features(),
                 router.in_features(),
                 m.num_experts,
@@ -422,7 +445,7 @@ impl Builder<'_> {
         };
         let mut proj = Vec::with_capacity(3);
         for (name, hf_name) in ["gate_proj", "up_proj", "down_proj"].into_iter().zip(hf) {
-            let module = format!("{block}.switch_mlp.{name}");
+            let module = format!("{block}.{experts_name}.{name}");
             if !self.tensors.contains_key(&format!("{module}.weight")) {
                 self.stack_experts(&module, &format!("{block}.experts"), hf_name, m.num_experts)?;
             }
@@ -482,54 +505,34 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The experts' stacked projection `{module}.*`, quantized per the config or dense.
+    /// The experts' stacked projection `{module}.*`, quantized per the config or dense,
+    /// with per-expert output biases `{module}.bias` where present.
     fn switch_linear(&mut self, module: &str) -> Result<SwitchLinear> {
-        let scales_name = format!("{module}.scales");
-        if !self.tensors.contains_key(&scales_name) {
+        let bias = self.take_opt(&format!("{module}.bias"))?;
+        if !self.tensors.contains_key(&format!("{module}.scales")) {
             let weight = self.take(&format!("{module}.weight"))?;
             if weight.ndim() != 3 {
                 return Err(invalid(format!(
                     "{module}.weight is not [experts, out, in]"
                 )));
             }
-            return Ok(SwitchLinear::Dense { weight });
+            return Ok(SwitchLinear::Dense { weight, bias });
         }
-        let mut take = |n: &str| {
-            self.tensors
-                .remove(&format!("{module}.{n}"))
-                .ok_or_else(|| invalid(format!("the model has no tensor {module}.{n}")))
-        };
-        let (weight, scales, biases) = (take("weight")?, take("scales")?, take("biases")?);
-        let spec = match &self.quant {
-            QuantSource::Config(q) => q.for_module(module).ok_or_else(|| {
-                invalid(format!(
-                    "{module} is quantized but config.json has no quantization for it"
-                ))
-            })?,
-            QuantSource::Gguf => return Err(invalid("GGUF experts are not supported")),
-        };
-        if weight.dtype() != Dtype::Uint32
-            || weight.ndim() != 3
-            || scales.ndim() != 3
-            || biases.shape() != scales.shape()
-            || weight.dim(0) != scales.dim(0)
-            || weight.dim(1) != scales.dim(1)
-            || weight.dim(2) * 32 != scales.dim(2) * spec.group_size * spec.bits
+        let (weight, scales, biases, spec) = self.quantized(module, 3)?;
+        if bias
+            .as_ref()
+            .is_some_and(|b| b.shape() != [weight.dim(0), weight.dim(1)])
         {
-            return Err(invalid(format!(
-                "{module}: weight {:?} and scales {:?} do not match {}-bit quantization with group size {}",
-                weight.shape(),
-                scales.shape(),
-                spec.bits,
-                spec.group_size
-            )));
+            return Err(invalid(format!("{module}.bias is not [experts, out]")));
         }
         Ok(SwitchLinear::Quantized {
             weight,
             scales,
             biases,
+            bias,
             group_size: spec.group_size,
             bits: spec.bits,
+            mode: spec.mode,
         })
     }
 
@@ -570,7 +573,17 @@ impl Builder<'_> {
                 o_proj: self.split(o_proj)?,
                 q_norm: self.norm_opt(&format!("{p}.self_attn.q_norm.weight"), c)?,
                 k_norm: self.norm_opt(&format!("{p}.self_attn.k_norm.weight"), c)?,
+                sinks: self.take_opt(&format!("{p}.self_attn.sinks"))?,
             };
+            if attn
+                .sinks
+                .as_ref()
+                .is_some_and(|s| s.shape() != [c.num_heads])
+            {
+                return Err(invalid(format!(
+                    "layer {i} has attention sinks that are not one per head"
+                )));
+            }
             let expect = [
                 (
                     attn.q_proj.out_features(),
@@ -654,8 +667,14 @@ impl Builder<'_> {
             base: c.rope_theta,
             scale,
             freqs: freqs.map(|f| Array::from_slice(&f, &[f.len() as i32])),
-            pre_scale: match &c.rope_scaling {
-                RopeScaling::SuScaled { mscale, .. } if *mscale != 1.0 => Some(*mscale),
+            pre_scale: match c.rope_scaling {
+                RopeScaling::SuScaled { mscale, .. } if mscale != 1.0 => Some(mscale),
+                RopeScaling::Yarn {
+                    factor,
+                    mscale,
+                    mscale_all_dim,
+                    ..
+                } => Some(yarn_mscale(factor, mscale, mscale_all_dim)).filter(|m| *m != 1.0),
                 _ => None,
             },
         };
