@@ -133,6 +133,35 @@ async fn gpt_oss_with_sinks_mxfp4_experts_and_yarn_equals_mlx_lm() {
     check("gpt_oss", "gpt_oss").await;
 }
 
+/// The gpt-oss fixture's tokenizer carries harmony's control tokens and a chat template
+/// in its format (make_tiny.py): the engine reads its answers as harmony.
+#[tokio::test]
+async fn a_harmony_model_keeps_its_control_tokens_and_stops_on_return_and_call() {
+    let (dir, _) = family("gpt_oss");
+    let m = engine::load(dir, LoadOptions::default()).await.unwrap();
+    assert!(m.harmony());
+    let id = |t: &str| m.tokenize(t, false).unwrap()[0];
+    let (ret, call, channel) = (id("<|return|>"), id("<|call|>"), id("<|channel|>"));
+    let eos = &m.info().eos_token_ids;
+    assert!(eos.contains(&ret) && eos.contains(&call), "{eos:?}");
+    assert_eq!(m.detokenize(&[channel]).unwrap(), "<|channel|>");
+    let msgs: Vec<engine::ChatMessage> =
+        serde_json::from_value(serde_json::json!([{"role": "user", "content": "hi"}])).unwrap();
+    assert_eq!(
+        m.render_chat(&msgs, None, true).unwrap(),
+        "<|start|>user<|message|>hi<|end|><|start|>assistant"
+    );
+    // Other models keep skipping their control tokens.
+    let (dir, _) = family("qwen3_moe");
+    let q = engine::load(dir, LoadOptions::default()).await.unwrap();
+    assert!(!q.harmony());
+    assert_eq!(
+        q.detokenize(&[q.tokenize("<|im_end|>", false).unwrap()[0]])
+            .unwrap(),
+        ""
+    );
+}
+
 #[tokio::test]
 async fn phi3_with_fused_projections_and_longrope_equals_mlx_lm() {
     check("phi3", "phi3").await;

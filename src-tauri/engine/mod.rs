@@ -67,6 +67,7 @@
 pub mod config;
 pub mod disk_cache;
 pub mod gguf;
+pub mod harmony;
 pub mod memory;
 pub mod model;
 pub mod prefix;
@@ -81,6 +82,7 @@ pub mod weights;
 mod worker;
 
 pub use config::{Arch, ModelConfig};
+pub use harmony::HarmonyParser;
 pub use reasoning::{Part, ThinkParser};
 pub use sampling::SamplingParams;
 pub use source::{ModelFormat, ModelMetadata, inspect};
@@ -448,6 +450,12 @@ impl ModelHandle {
     /// Whether this model writes its reasoning in `<think>` tags (see [`reasoning`]).
     pub fn thinks(&self) -> bool {
         matches!(&self.inner.template, Some(Ok(t)) if t.thinks())
+    }
+
+    /// Whether the model answers in harmony (gpt-oss): its output is read by
+    /// [`HarmonyParser`], reasoning, answer and tool calls alike.
+    pub fn harmony(&self) -> bool {
+        self.inner.tokenizer.keep_special
     }
 
     /// How this model writes tool calls, when its chat template takes tools in a

@@ -32,6 +32,9 @@ pub struct TextTokenizer {
     /// Generation stops on any of these.
     pub eos_ids: Vec<u32>,
     pub chat_template: Option<String>,
+    /// Decode control tokens as text too (harmony's markers are the structure of the
+    /// answer; see `harmony.rs`).
+    pub keep_special: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -64,10 +67,22 @@ impl TextTokenizer {
             .map_err(|e| Error::new(Code::Engine, format!("tokenization failed: {e}")))
     }
 
-    /// Decode ids; special tokens (BOS, EOS, control tokens) are left out.
+    /// A model whose chat format is harmony: its control tokens are kept in the text,
+    /// and both of its stop tokens end a generation (some folders name only one EOS).
+    pub fn speak_harmony(&mut self) {
+        self.keep_special = true;
+        for t in super::harmony::STOP_TOKENS {
+            if let Some(id) = self.inner.token_to_id(t) {
+                push_unique(&mut self.eos_ids, id);
+            }
+        }
+    }
+
+    /// Decode ids; special tokens (BOS, EOS, control tokens) are left out unless the
+    /// model's format needs them (`keep_special`).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner
-            .decode(ids, true)
+            .decode(ids, !self.keep_special)
             .map_err(|e| Error::new(Code::Engine, format!("detokenization failed: {e}")))
     }
 
@@ -144,6 +159,7 @@ impl TextTokenizer {
             eos_token,
             eos_ids,
             chat_template,
+            keep_special: false,
         })
     }
 
@@ -173,6 +189,7 @@ impl TextTokenizer {
             eos_token,
             eos_ids,
             chat_template: h.str("tokenizer.chat_template").map(str::to_string),
+            keep_special: false,
         })
     }
 }

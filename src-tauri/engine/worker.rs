@@ -227,7 +227,7 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let t0 = Instant::now();
     let source = Source::open(path)?;
     let config = source.config()?;
-    let (tokenizer, model) = match &source {
+    let (mut tokenizer, model) = match &source {
         Source::Gguf { path, header } => (
             TextTokenizer::from_gguf(header)?,
             weights::load_gguf(path, header, config.clone(), opts.compute_streams)?,
@@ -237,6 +237,13 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
             weights::load_folder(path, config.clone(), opts.compute_streams)?,
         ),
     };
+    if tokenizer
+        .chat_template
+        .as_deref()
+        .is_some_and(super::harmony::is_harmony_template)
+    {
+        tokenizer.speak_harmony();
+    }
     let template = tokenizer.chat_template.clone().map(ChatTemplate::new);
     let rows = match &model.embed.0 {
         Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),

@@ -37,7 +37,8 @@ pub trait LocalModels: Send + Sync + 'static {
 // ---------------------------------------------------------------- the model pool
 
 use crate::engine::{
-    self, ChatMessage, GenerateRequest, ModelHandle, Part, Piece, ThinkParser, ToolCallParser,
+    self, ChatMessage, GenerateRequest, HarmonyParser, ModelHandle, Part, Piece, ThinkParser,
+    ToolCallParser, harmony,
 };
 use crate::error::{Code, Error};
 use crate::pool::Pool;
@@ -94,11 +95,21 @@ impl LocalModels for Pool {
             if req.logprobs {
                 g.logprobs = Some(req.top_logprobs.unwrap_or(0) as usize);
             }
-            let readers = Readers {
-                think: (handle.thinks() && !req.raw_prompt).then(|| ThinkParser::new(in_think)),
-                tools: offered_tools(&req)?
-                    .zip(handle.tool_call_format())
-                    .map(|(names, format)| ToolCallParser::new(format, names)),
+            let offered = offered_tools(&req)?;
+            let readers = if handle.harmony() && !req.raw_prompt {
+                // Harmony carries reasoning, answer and calls in one structure.
+                Readers {
+                    harmony: Some((HarmonyParser::new(), offered.unwrap_or_default())),
+                    ..Readers::default()
+                }
+            } else {
+                Readers {
+                    think: (handle.thinks() && !req.raw_prompt).then(|| ThinkParser::new(in_think)),
+                    tools: offered
+                        .zip(handle.tool_call_format())
+                        .map(|(names, format)| ToolCallParser::new(format, names)),
+                    harmony: None,
+                }
             };
             let prompt_len = g.prompt.len();
             let generation = handle.generate(g)?;
@@ -401,11 +412,14 @@ fn chat_messages(
     Ok((out, tools))
 }
 
-/// How a local model's text is read: reasoning split off first, then tool calls.
+/// How a local model's text is read: reasoning split off first, then tool calls; or,
+/// for a model answering in harmony (gpt-oss), all of it by its parser, with the names
+/// of the tools the request offered (a call to any other is shown as text).
 #[derive(Debug, Default)]
 struct Readers {
     think: Option<ThinkParser>,
     tools: Option<ToolCallParser>,
+    harmony: Option<(HarmonyParser, Vec<String>)>,
 }
 
 /// A token id's text, for logprobs.
@@ -443,6 +457,12 @@ fn events(
     }
     impl St {
         fn text(&mut self, text: &str, out: &mut Vec<Event>) {
+            if let Some((p, _)) = &mut self.readers.harmony {
+                let mut outs = Vec::new();
+                p.push(text, &mut outs);
+                self.harmony(outs, out);
+                return;
+            }
             let parts = match &mut self.readers.think {
                 None => vec![Part::Text(text.to_string())],
                 Some(p) => {
@@ -454,8 +474,37 @@ fn events(
             self.parts(parts, out);
         }
 
+        /// Harmony's pieces: reasoning as thinking, calls to offered tools as tool calls.
+        fn harmony(&mut self, outs: Vec<harmony::Out>, out: &mut Vec<Event>) {
+            for o in outs {
+                match o {
+                    harmony::Out::Thinking(t) => self.parts(vec![Part::Thinking(t)], out),
+                    harmony::Out::Text(t) => self.pieces(vec![Piece::Text(t)], out),
+                    harmony::Out::Call { name, arguments } => {
+                        let offered = self
+                            .readers
+                            .harmony
+                            .as_ref()
+                            .is_some_and(|(_, names)| names.contains(&name));
+                        let piece = if offered {
+                            Piece::Call { name, arguments }
+                        } else {
+                            Piece::Text(arguments)
+                        };
+                        self.pieces(vec![piece], out);
+                    }
+                }
+            }
+        }
+
         /// The end of the text: what the readers held back.
         fn finish_text(&mut self, out: &mut Vec<Event>) {
+            if let Some((p, _)) = &mut self.readers.harmony {
+                let mut outs = Vec::new();
+                p.finish(&mut outs);
+                self.harmony(outs, out);
+                return;
+            }
             let mut parts = Vec::new();
             if let Some(p) = &mut self.readers.think {
                 p.finish(&mut parts);
@@ -675,12 +724,122 @@ mod tests {
 
     fn tagged() -> Readers {
         Readers {
-            think: None,
             tools: Some(ToolCallParser::new(
                 ToolCallFormat::Tagged,
                 vec!["add".into()],
             )),
+            ..Readers::default()
         }
+    }
+
+    /// The canonical stream in short, one line per event (message start and usage left out).
+    fn kinds(got: &[Event]) -> Vec<String> {
+        got.iter()
+            .map(|e| match e {
+                Event::BlockStart { index, block } => format!("start {index} {block:?}"),
+                Event::ThinkingDelta { index, thinking } => format!("thinking {index} {thinking}"),
+                Event::TextDelta { index, text } => format!("text {index} {text}"),
+                Event::ToolInputDelta {
+                    index,
+                    partial_json,
+                } => format!("input {index} {partial_json}"),
+                Event::BlockStop { index } => format!("stop {index}"),
+                Event::Logprobs(_) => "logprobs".into(),
+                Event::MessageStop { stop_reason } => format!("end {stop_reason:?}"),
+                Event::MessageStart { .. } | Event::Usage(_) => String::new(),
+                other => format!("{other:?}"),
+            })
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn harmony_reasoning_answer_and_calls_become_thinking_text_and_tool_use() {
+        let harmony = |tools: &[&str]| Readers {
+            harmony: Some((
+                HarmonyParser::new(),
+                tools.iter().map(|t| t.to_string()).collect(),
+            )),
+            ..Readers::default()
+        };
+        // As gpt-oss writes them, one control token or word per engine token.
+        let call = [
+            "<|channel|>",
+            "analysis",
+            "<|message|>",
+            "Need to add.",
+            "<|end|>",
+            "<|start|>",
+            "assistant",
+            "<|channel|>",
+            "commentary to=functions.add ",
+            "<|constrain|>",
+            "json",
+            "<|message|>",
+            "{\"a\": 1,",
+            " \"b\": 2}",
+        ];
+        let evs = |texts: &[&str]| {
+            let mut v: Vec<engine::Event> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| token(i as u32, t, None))
+                .collect();
+            v.push(done(FinishReason::Stop, texts.len()));
+            v
+        };
+        let got = canonical(evs(&call), harmony(&["add"])).await;
+        assert_eq!(
+            kinds(&got),
+            [
+                "start 0 Thinking",
+                "thinking 0 Need to add.",
+                "stop 0",
+                "start 1 ToolUse { id: \"call_m1_1\", name: \"add\" }",
+                "input 1 {\"a\":1,\"b\":2}",
+                "stop 1",
+                "end ToolUse",
+            ]
+        );
+        // A call to a tool the request did not offer is not run: its text is shown.
+        let got = canonical(evs(&call), harmony(&[])).await;
+        assert_eq!(
+            kinds(&got)[3..],
+            [
+                "start 1 Text",
+                "text 1 {\"a\":1,\"b\":2}",
+                "stop 1",
+                "end EndTurn"
+            ]
+        );
+        let answer = [
+            "<|channel|>",
+            "analysis",
+            "<|message|>",
+            "Greet.",
+            "<|end|>",
+            "<|start|>",
+            "assistant",
+            "<|channel|>",
+            "final",
+            "<|message|>",
+            "Hi",
+            "!",
+        ];
+        let got = canonical(evs(&answer), harmony(&[])).await;
+        assert_eq!(
+            kinds(&got),
+            [
+                "start 0 Thinking",
+                "thinking 0 Greet.",
+                "stop 0",
+                "start 1 Text",
+                "text 1 Hi",
+                "text 1 !",
+                "stop 1",
+                "end EndTurn",
+            ]
+        );
     }
 
     #[tokio::test]
@@ -762,26 +921,8 @@ mod tests {
             done(FinishReason::Stop, 4),
         ];
         let got = canonical(evs, readers).await;
-        let kinds: Vec<String> = got
-            .iter()
-            .map(|e| match e {
-                Event::BlockStart { index, block } => format!("start {index} {block:?}"),
-                Event::ThinkingDelta { index, thinking } => format!("thinking {index} {thinking}"),
-                Event::TextDelta { index, text } => format!("text {index} {text}"),
-                Event::ToolInputDelta {
-                    index,
-                    partial_json,
-                } => format!("input {index} {partial_json}"),
-                Event::BlockStop { index } => format!("stop {index}"),
-                Event::Logprobs(_) => "logprobs".into(),
-                Event::MessageStop { stop_reason } => format!("end {stop_reason:?}"),
-                Event::MessageStart { .. } | Event::Usage(_) => String::new(),
-                other => format!("{other:?}"),
-            })
-            .filter(|k| !k.is_empty())
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(&got),
             [
                 "start 0 Thinking",
                 "thinking 0 I should add.",
