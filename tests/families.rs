@@ -163,6 +163,11 @@ async fn a_harmony_model_keeps_its_control_tokens_and_stops_on_return_and_call()
 }
 
 #[tokio::test]
+async fn glm4_moe_with_grouped_sigmoid_routing_and_a_shared_expert_equals_mlx_lm() {
+    check("glm4_moe", "glm4_moe").await;
+}
+
+#[tokio::test]
 async fn phi3_with_fused_projections_and_longrope_equals_mlx_lm() {
     check("phi3", "phi3").await;
 }

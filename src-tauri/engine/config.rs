@@ -30,12 +30,13 @@ pub enum Arch {
     Mixtral,
     Qwen3Moe,
     GptOss,
+    Glm4Moe,
 }
 
 impl Arch {
     pub const SUPPORTED: &'static str = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, mixtral, \
-         qwen3_moe, gpt_oss (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, Gemma 3, \
-         Phi-3/Phi-4, Qwen3-30B-A3B, gpt-oss-20b/120b)";
+         qwen3_moe, gpt_oss, glm4_moe (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, \
+         Gemma 3, Phi-3/Phi-4, Qwen3-30B-A3B, gpt-oss-20b/120b, GLM-4.5/4.5-Air)";
 
     /// GGUF loading: llama.cpp names tensors per family; these four share the llama names.
     pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3";
@@ -52,6 +53,7 @@ impl Arch {
             "mixtral" => Arch::Mixtral,
             "qwen3_moe" => Arch::Qwen3Moe,
             "gpt_oss" => Arch::GptOss,
+            "glm4_moe" => Arch::Glm4Moe,
             _ => return None,
         })
     }
@@ -68,6 +70,7 @@ impl Arch {
             Arch::Mixtral => "mixtral",
             Arch::Qwen3Moe => "qwen3_moe",
             Arch::GptOss => "gpt_oss",
+            Arch::Glm4Moe => "glm4_moe",
         }
     }
 }
@@ -84,7 +87,7 @@ pub enum Activation {
 }
 
 /// How a mixture-of-experts block weighs the experts it picks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Routing {
     /// Mixtral: the top-k router logits, then a softmax over those k.
@@ -92,6 +95,16 @@ pub enum Routing {
     /// Qwen3-MoE: a softmax over all experts, the top k of it, renormalised to sum 1
     /// when `norm_topk_prob`.
     SoftmaxThenTopK { renormalize: bool },
+    /// GLM-4.5 / DeepSeek-V3 ("noaux_tc"): sigmoid scores; the choice adds the router's
+    /// correction bias and keeps only the `topk_group` best of `n_group` expert groups
+    /// (a group ranked by its two best); the weights are the chosen experts' plain
+    /// scores, renormalised when asked, times `scale`.
+    SigmoidGroups {
+        n_group: i32,
+        topk_group: i32,
+        scale: f32,
+        renormalize: bool,
+    },
 }
 
 /// A sparse mixture-of-experts MLP.
@@ -102,6 +115,8 @@ pub struct MoeConfig {
     /// Hidden width of one expert.
     pub expert_size: i32,
     pub routing: Routing,
+    /// Hidden width of the shared experts every token also runs through (GLM-4.5).
+    pub shared_size: Option<i32>,
     /// Layers with a dense MLP instead (Qwen3-MoE's `mlp_only_layers` and
     /// `decoder_sparse_step`).
     pub dense_layers: Vec<i32>,
@@ -382,6 +397,28 @@ impl ModelConfig {
                     m.experts_per_token, m.num_experts
                 )));
             }
+            if let Routing::SigmoidGroups {
+                n_group,
+                topk_group,
+                scale,
+                ..
+            } = m.routing
+                && (n_group <= 0
+                    || m.num_experts % n_group != 0
+                    || m.num_experts / n_group < 2
+                    || topk_group <= 0
+                    || topk_group > n_group
+                    || topk_group * (m.num_experts / n_group) < m.experts_per_token
+                    || !scale.is_finite())
+            {
+                return Err(invalid(format!(
+                    "{} experts in {n_group} groups, {topk_group} kept, cannot route {} per token",
+                    m.num_experts, m.experts_per_token
+                )));
+            }
+            if let Some(s) = m.shared_size {
+                at_most(s.into(), 1 << 19, "shared experts' size")?;
+            }
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return Err(invalid(format!(
@@ -545,6 +582,7 @@ impl ModelConfig {
                         experts_per_token: req("num_experts_per_tok")?,
                         expert_size: c.intermediate_size,
                         routing: Routing::TopKThenSoftmax,
+                        shared_size: None,
                         dense_layers: Vec::new(),
                     });
                 }
@@ -558,7 +596,50 @@ impl ModelConfig {
                     experts_per_token: req("num_experts_per_tok")?,
                     expert_size: c.intermediate_size,
                     routing: Routing::TopKThenSoftmax,
+                    shared_size: None,
                     dense_layers: Vec::new(),
+                });
+            }
+            Arch::Glm4Moe => {
+                let factor = float("partial_rotary_factor").unwrap_or(1.0);
+                c.rope_dims = (c.head_dim as f64 * factor) as i32;
+                if v.get("scoring_func")
+                    .and_then(Value::as_str)
+                    .unwrap_or("sigmoid")
+                    != "sigmoid"
+                    || v.get("topk_method")
+                        .and_then(Value::as_str)
+                        .unwrap_or("noaux_tc")
+                        != "noaux_tc"
+                {
+                    return Err(Error::new(
+                        Code::ModelUnsupportedArch,
+                        format!(
+                            "{model_type} routing other than sigmoid noaux_tc is not supported"
+                        ),
+                    ));
+                }
+                let expert_size = req("moe_intermediate_size")?;
+                let dense = int("first_k_dense_replace")
+                    .unwrap_or(0)
+                    .clamp(0, num_layers);
+                c.moe = Some(MoeConfig {
+                    num_experts: req("n_routed_experts")?,
+                    experts_per_token: req("num_experts_per_tok")?,
+                    expert_size,
+                    routing: Routing::SigmoidGroups {
+                        n_group: int("n_group").unwrap_or(1),
+                        topk_group: int("topk_group").unwrap_or(1),
+                        scale: float("routed_scaling_factor").unwrap_or(1.0) as f32,
+                        renormalize: v
+                            .get("norm_topk_prob")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true),
+                    },
+                    shared_size: int("n_shared_experts")
+                        .filter(|n| *n > 0)
+                        .map(|n| n.saturating_mul(expert_size)),
+                    dense_layers: (0..dense).collect(),
                 });
             }
             Arch::Qwen3Moe => {
@@ -578,6 +659,7 @@ impl ModelConfig {
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
                     },
+                    shared_size: None,
                     dense_layers: (0..num_layers)
                         .filter(|i| only.contains(i) || (i + 1) % step != 0)
                         .collect(),

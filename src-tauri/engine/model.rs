@@ -657,13 +657,17 @@ impl SwitchLinear {
 }
 
 /// A sparse mixture-of-experts MLP: the router picks `experts_per_token` experts per
-/// token, whose SwiGLU outputs are summed with the routing weights.
+/// token, whose SwiGLU outputs are summed with the routing weights (plus, in GLM-4.5,
+/// shared experts every token runs through).
 #[derive(Debug)]
 pub struct Moe {
     pub router: Linear,
+    /// GLM-4.5's per-expert bias on the choice (not on the weights).
+    pub correction: Option<Array>,
     pub gate_proj: SwitchLinear,
     pub up_proj: SwitchLinear,
     pub down_proj: SwitchLinear,
+    pub shared: Option<Mlp>,
 }
 
 impl Moe {
@@ -689,6 +693,41 @@ impl Moe {
                 }
                 (experts, w)
             }
+            Routing::SigmoidGroups {
+                n_group,
+                topk_group,
+                scale,
+                renormalize,
+            } => {
+                let scores = ops::sigmoid(&logits)?;
+                let mut choice = match &self.correction {
+                    Some(b) => ops::add(&scores, b)?,
+                    None => scores.clone(),
+                };
+                let drop = n_group - topk_group;
+                if n_group > 1 && drop > 0 {
+                    // Groups ranked by their two best experts; the worst `drop` zeroed.
+                    let (b, l) = (x.dim(0), x.dim(1));
+                    let grouped = choice.reshape(&[b, l, n_group, e / n_group])?;
+                    let rank = ops::indexing::topk_axis(&grouped, 2, -1)?.sum_axis(-1, true)?;
+                    let worst = ops::argpartition_axis(&rank, drop - 1, -2)?.try_index((
+                        ..,
+                        ..,
+                        ..drop,
+                        ..,
+                    ))?;
+                    choice = grouped
+                        .put_along_axis(&worst, Array::from_f32(0.0), -2)?
+                        .reshape(&[b, l, e])?;
+                }
+                let top = ops::argpartition_axis(choice.negative()?, k - 1, -1)?;
+                let experts = top.try_index((.., .., ..k))?;
+                let mut w = scores.take_along_axis(&experts, -1)?;
+                if k > 1 && renormalize {
+                    w = ops::divide(&w, w.sum_axis(-1, true)?)?;
+                }
+                (experts, ops::multiply(&w, Array::from_f32(scale))?)
+            }
         };
         let xe = x.expand_dims_axes(&[-2, -3])?;
         let h = glu(
@@ -697,13 +736,21 @@ impl Moe {
             &self.up_proj.forward(&xe, &experts)?,
         )?;
         let y = self.down_proj.forward(&h, &experts)?.squeeze_axes(&[-2])?;
-        ops::multiply(y, weights.expand_dims(-1)?)?.sum_axis(-2, false)
+        let y = ops::multiply(y, weights.expand_dims(-1)?)?.sum_axis(-2, false)?;
+        match &self.shared {
+            Some(mlp) => ops::add(&y, mlp.forward(x, act)?),
+            None => Ok(y),
+        }
     }
 
     fn arrays(&self) -> Vec<&Array> {
         let mut v = self.router.arrays();
+        v.extend(self.correction.iter());
         for s in [&self.gate_proj, &self.up_proj, &self.down_proj] {
             v.extend(s.arrays());
+        }
+        if let Some(mlp) = &self.shared {
+            v.extend(mlp.arrays());
         }
         v
     }
@@ -713,7 +760,7 @@ impl Moe {
 #[derive(Debug)]
 pub enum Ffn {
     Dense(Mlp),
-    Moe(Moe),
+    Moe(Box<Moe>),
 }
 
 #[derive(Debug)]

@@ -469,11 +469,35 @@ impl Builder<'_> {
                 )));
             }
         }
+        let correction = self.take_opt(&format!("{block}.gate.e_score_correction_bias"))?;
+        if correction
+            .as_ref()
+            .is_some_and(|b| b.shape() != [m.num_experts])
+        {
+            return Err(invalid(format!(
+                "{block}.gate.e_score_correction_bias is not one per expert"
+            )));
+        }
+        let shared = match m.shared_size {
+            Some(size) => {
+                let mlp = self.mlp(&format!("{block}.shared_experts"))?;
+                if mlp.gate_proj.out_features() != size {
+                    return Err(invalid(format!(
+                        "{block}.shared_experts is {} wide, the config implies {size}",
+                        mlp.gate_proj.out_features()
+                    )));
+                }
+                Some(mlp)
+            }
+            None => None,
+        };
         Ok(Moe {
             router,
+            correction,
             gate_proj,
             up_proj,
             down_proj,
+            shared,
         })
     }
 
@@ -609,7 +633,7 @@ impl Builder<'_> {
                 }
             }
             let ffn = match &c.moe {
-                Some(m) if !m.dense_layers.contains(&i) => Ffn::Moe(self.moe(&p, c, m)?),
+                Some(m) if !m.dense_layers.contains(&i) => Ffn::Moe(Box::new(self.moe(&p, c, m)?)),
                 _ => Ffn::Dense(self.mlp(&format!("{p}.mlp"))?),
             };
             let gemma = matches!(c.arch, Arch::Gemma2 | Arch::Gemma3);
