@@ -24,6 +24,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolCallFormat {
     Tagged,
+    /// GLM-4.5: `<tool_call>NAME` then `<arg_key>K</arg_key><arg_value>V</arg_value>`
+    /// pairs, `</tool_call>`; a value is JSON when it parses as JSON, else a string.
+    TaggedArgs,
     BareJson,
     JsonArray,
 }
@@ -32,11 +35,17 @@ const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
 const PYTHON_TAG: &str = "<|python_tag|>";
 const TOOL_CALLS: &str = "[TOOL_CALLS]";
+const ARG_KEY: &str = "<arg_key>";
+const ARG_KEY_END: &str = "</arg_key>";
+const ARG_VALUE: &str = "<arg_value>";
+const ARG_VALUE_END: &str = "</arg_value>";
 
 impl ToolCallFormat {
     /// The format a chat template asks for, if any we know.
     pub fn detect(template_source: &str) -> Option<Self> {
-        if template_source.contains(OPEN) {
+        if template_source.contains(OPEN) && template_source.contains(ARG_KEY) {
+            Some(ToolCallFormat::TaggedArgs)
+        } else if template_source.contains(OPEN) {
             Some(ToolCallFormat::Tagged)
         } else if template_source.contains("\"parameters\"")
             && (template_source.contains("<|python_tag|>")
@@ -93,7 +102,7 @@ impl ToolCallParser {
     /// `tools`: the names of the offered tools; a "call" to anything else is text.
     pub fn new(format: ToolCallFormat, tools: Vec<String>) -> Self {
         let state = match format {
-            ToolCallFormat::Tagged => State::Text,
+            ToolCallFormat::Tagged | ToolCallFormat::TaggedArgs => State::Text,
             ToolCallFormat::BareJson | ToolCallFormat::JsonArray => State::MaybeJson,
         };
         ToolCallParser {
@@ -108,7 +117,12 @@ impl ToolCallParser {
         self.buf.push_str(text);
         loop {
             match self.state {
-                State::Text if self.format == ToolCallFormat::Tagged => {
+                State::Text
+                    if matches!(
+                        self.format,
+                        ToolCallFormat::Tagged | ToolCallFormat::TaggedArgs
+                    ) =>
+                {
                     if let Some(at) = self.buf.find(OPEN) {
                         let before: String = self.buf.drain(..at).collect();
                         self.text(before, out);
@@ -199,8 +213,41 @@ impl ToolCallParser {
         }
     }
 
+    /// GLM's `NAME <arg_key>K</arg_key> <arg_value>V</arg_value> …`, naming an offered tool.
+    fn args_call(&self, body: &str) -> Option<Piece> {
+        let (name, mut rest) = match body.find(ARG_KEY) {
+            Some(i) => (body[..i].trim(), &body[i..]),
+            None => (body.trim(), ""),
+        };
+        if !self.tools.iter().any(|t| t == name) {
+            return None;
+        }
+        let mut args = serde_json::Map::new();
+        loop {
+            rest = rest.trim_start();
+            if rest.is_empty() {
+                break;
+            }
+            let key_start = rest.strip_prefix(ARG_KEY)?;
+            let (key, after) = key_start.split_once(ARG_KEY_END)?;
+            let value_start = after.trim_start().strip_prefix(ARG_VALUE)?;
+            let (value, after) = value_start.split_once(ARG_VALUE_END)?;
+            let v = serde_json::from_str::<Value>(value.trim())
+                .unwrap_or_else(|_| Value::String(value.to_string()));
+            args.insert(key.trim().to_string(), v);
+            rest = after;
+        }
+        Some(Piece::Call {
+            name: name.to_string(),
+            arguments: Value::Object(args).to_string(),
+        })
+    }
+
     /// `{"name": …, "arguments"|"parameters": {…} | "…json…"}` naming an offered tool.
     fn call(&self, body: &str) -> Option<Piece> {
+        if self.format == ToolCallFormat::TaggedArgs {
+            return self.args_call(body);
+        }
         let v: Value = serde_json::from_str(body.trim()).ok()?;
         let obj = v.as_object()?;
         let name = obj.get("name")?.as_str()?;
@@ -449,6 +496,43 @@ mod tests {
         assert_eq!(
             ToolCallFormat::detect("{% for m in messages %}{{ m.content }}{% endfor %}"),
             None
+        );
+    }
+
+    #[test]
+    fn glm_calls_carry_their_arguments_as_key_value_tags() {
+        let glm = "{% if tools %}<tool_call>{{ name }}<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>{% endif %}";
+        assert_eq!(
+            ToolCallFormat::detect(glm),
+            Some(ToolCallFormat::TaggedArgs)
+        );
+        let got = run(
+            ToolCallFormat::TaggedArgs,
+            &[
+                "Checking.<tool_",
+                "call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>",
+                "\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+                "<tool_call>add</tool_call>",
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Piece::Text("Checking.".into()),
+                call("get_weather", r#"{"city":"Paris","days":3}"#),
+                call("add", "{}"),
+            ]
+        );
+        // Not an offered tool, or a broken pair: the text as written.
+        let got = run(
+            ToolCallFormat::TaggedArgs,
+            &["<tool_call>rm<arg_key>path</arg_key></tool_call>"],
+        );
+        assert_eq!(
+            got,
+            vec![Piece::Text(
+                "<tool_call>rm<arg_key>path</arg_key></tool_call>".into()
+            )]
         );
     }
 }
