@@ -86,7 +86,7 @@ pub use harmony::HarmonyParser;
 pub use reasoning::{Part, ThinkParser};
 pub use sampling::SamplingParams;
 pub use source::{ModelFormat, ModelMetadata, inspect};
-pub use template::ChatMessage;
+pub use template::{ChatMessage, PromptSwitches};
 pub use tool_calls::{Piece, ToolCallFormat, ToolCallParser};
 
 use crate::error::{Code, Error, Result};
@@ -409,7 +409,12 @@ impl ModelHandle {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
-        self.render_chat_with(messages, tools, add_generation_prompt, None)
+        self.render_chat_with(
+            messages,
+            tools,
+            add_generation_prompt,
+            PromptSwitches::default(),
+        )
     }
 
     fn render_chat_with(
@@ -417,7 +422,7 @@ impl ModelHandle {
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
-        enable_thinking: Option<bool>,
+        switches: PromptSwitches,
     ) -> Result<String> {
         let t = match &self.inner.template {
             Some(Ok(t)) => t,
@@ -443,7 +448,7 @@ impl ModelHandle {
             add_generation_prompt,
             tk.bos_token.as_deref(),
             tk.eos_token.as_deref(),
-            enable_thinking,
+            switches,
         )
     }
 
@@ -474,18 +479,20 @@ impl ModelHandle {
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
     ) -> Result<Vec<u32>> {
-        Ok(self.chat_prompt_with(messages, tools, None)?.0)
+        Ok(self
+            .chat_prompt_with(messages, tools, PromptSwitches::default())?
+            .0)
     }
 
-    /// [`ModelHandle::chat_prompt`] with `enable_thinking` for templates that read it;
-    /// also says whether the prompt leaves the model inside a `<think>` block.
+    /// [`ModelHandle::chat_prompt`] with the request's switches for templates that read
+    /// them; also says whether the prompt leaves the model inside a `<think>` block.
     pub fn chat_prompt_with(
         &self,
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
-        enable_thinking: Option<bool>,
+        switches: PromptSwitches,
     ) -> Result<(Vec<u32>, bool)> {
-        let text = self.render_chat_with(messages, tools, true, enable_thinking)?;
+        let text = self.render_chat_with(messages, tools, true, switches)?;
         let in_think = self.thinks() && reasoning::opens_thinking(&text);
         Ok((self.tokenize(&text, false)?, in_think))
     }

@@ -32,6 +32,16 @@ impl ChatMessage {
 }
 
 /// A compiled chat template.
+/// Variables a request sets for templates that read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PromptSwitches {
+    /// Qwen3 / GLM-4.5's thinking switch.
+    pub enable_thinking: Option<bool>,
+    /// gpt-oss's `reasoning_effort` (`low`, `medium`, `high`), written into its system
+    /// message.
+    pub reasoning_effort: Option<&'static str>,
+}
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     /// Whether the template reads `tools` at all (else offered tools would be dropped).
@@ -140,8 +150,8 @@ impl ChatTemplate {
     /// Render the conversation. `tools` is the OpenAI-style list of tool definitions
     /// (passed as `tools` to templates that support them). A template that raises
     /// (e.g. "roles must alternate") is the caller's fault: `invalid_request`.
-    /// `enable_thinking` is passed to templates that read it (Qwen3's switch); `None`
-    /// leaves it undefined, the template's own default.
+    /// `switches` are passed to templates that read them; `None` leaves a variable
+    /// undefined, the template's own default.
     pub fn render(
         &self,
         messages: &[ChatMessage],
@@ -149,7 +159,7 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         bos_token: Option<&str>,
         eos_token: Option<&str>,
-        enable_thinking: Option<bool>,
+        switches: PromptSwitches,
     ) -> Result<String> {
         let tmpl = self
             .env
@@ -162,8 +172,11 @@ impl ChatTemplate {
             bos_token => bos_token.unwrap_or(""),
             eos_token => eos_token.unwrap_or(""),
         };
-        if let Some(on) = enable_thinking {
+        if let Some(on) = switches.enable_thinking {
             ctx = minijinja::context! { enable_thinking => on, ..ctx };
+        }
+        if let Some(effort) = switches.reasoning_effort {
+            ctx = minijinja::context! { reasoning_effort => effort, ..ctx };
         }
         // A panic inside the template engine (a bug it has, reached by a hostile
         // template) is this request's error, not the end of the serving thread.
@@ -505,7 +518,7 @@ mod tests {
                 true,
                 None,
                 None,
-                None,
+                PromptSwitches::default(),
             )
             .unwrap();
         assert_eq!(
@@ -522,7 +535,7 @@ mod tests {
                 false,
                 None,
                 None,
-                None,
+                PromptSwitches::default(),
             )
             .unwrap();
         assert_eq!(
@@ -537,11 +550,39 @@ mod tests {
         let src = "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}[{{ enable_thinking is defined }}]<think>";
         let t = ChatTemplate::new(src.into()).unwrap();
         assert!(t.thinks());
-        let render = |on| t.render(&[], None, true, None, None, on).unwrap();
+        let render = |on| {
+            let switches = PromptSwitches {
+                enable_thinking: on,
+                ..Default::default()
+            };
+            t.render(&[], None, true, None, None, switches).unwrap()
+        };
         assert_eq!(render(None), "[False]<think>");
         assert_eq!(render(Some(true)), "[True]<think>");
         assert_eq!(render(Some(false)), "<think>\n\n</think>\n\n[True]<think>");
         assert!(!ChatTemplate::new("{{ messages }}".into()).unwrap().thinks());
+    }
+
+    #[test]
+    fn reasoning_effort_reaches_templates_that_read_it() {
+        // gpt-oss's system message, with its default when the request says nothing.
+        let src = "<|start|>system<|message|>Reasoning: {{ reasoning_effort | default('medium') }}<|end|>";
+        let t = ChatTemplate::new(src.into()).unwrap();
+        let render = |effort| {
+            let switches = PromptSwitches {
+                reasoning_effort: effort,
+                ..Default::default()
+            };
+            t.render(&[], None, true, None, None, switches).unwrap()
+        };
+        assert_eq!(
+            render(None),
+            "<|start|>system<|message|>Reasoning: medium<|end|>"
+        );
+        assert_eq!(
+            render(Some("high")),
+            "<|start|>system<|message|>Reasoning: high<|end|>"
+        );
     }
 
     #[test]
@@ -578,7 +619,7 @@ mod tests {
                 false,
                 None,
                 None,
-                None,
+                PromptSwitches::default(),
             )
             .unwrap();
         assert_eq!(
@@ -593,7 +634,9 @@ mod tests {
         let mut m = ChatMessage::new("user", "");
         m.extra
             .insert("extra".into(), json!({"a": [1, {}], "b": null, "c": []}));
-        let out = t.render(&[m], None, false, None, None, None).unwrap();
+        let out = t
+            .render(&[m], None, false, None, None, PromptSwitches::default())
+            .unwrap();
         assert_eq!(
             out,
             "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": null,\n  \"c\": []\n}"
@@ -613,7 +656,7 @@ mod tests {
                 true,
                 None,
                 None,
-                None,
+                PromptSwitches::default(),
             )
             .unwrap_err();
         assert_eq!(e.code, Code::InvalidRequest);
@@ -633,7 +676,7 @@ mod tests {
             true,
             None,
             None,
-            None,
+            PromptSwitches::default(),
         )
     }
 
@@ -681,7 +724,7 @@ mod tests {
             .collect();
         let out = ChatTemplate::new(SMOLLM2.into())
             .unwrap()
-            .render(&long, None, true, None, None, None)
+            .render(&long, None, true, None, None, PromptSwitches::default())
             .unwrap();
         assert!(out.len() > 2000 * 1000, "{}", out.len());
     }

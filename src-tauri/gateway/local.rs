@@ -205,7 +205,9 @@ async fn prompt_off_executor(
 /// or the raw text of a legacy completion; and whether it leaves the model inside a
 /// `<think>` block. An Anthropic `thinking` setting becomes the template's
 /// `enable_thinking`; a model that does not reason simply answers (a thinking budget is
-/// an upper bound, so an answer without reasoning keeps the contract).
+/// an upper bound, so an answer without reasoning keeps the contract). The request's
+/// effort (`reasoning_effort`, `reasoning.effort`, `output_config.effort`) becomes the
+/// template's `reasoning_effort` (gpt-oss: low, medium or high).
 fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Vec<u32>, bool)> {
     if req.raw_prompt {
         let text = req
@@ -253,8 +255,17 @@ fn prompt_tokens(handle: &ModelHandle, model: &str, req: &Request) -> Result<(Ve
         Some(ThinkingConfig::Adaptive) => None,
         None => None,
     };
-    let (mut ids, in_think) =
-        handle.chat_prompt_with(&messages, tools.as_ref(), enable_thinking)?;
+    // gpt-oss's template takes low / medium / high.
+    let reasoning_effort = req.reasoning_effort.as_deref().map(|e| match e {
+        "none" | "minimal" | "low" => "low",
+        "high" | "xhigh" | "max" => "high",
+        _ => "medium",
+    });
+    let switches = engine::PromptSwitches {
+        enable_thinking,
+        reasoning_effort,
+    };
+    let (mut ids, in_think) = handle.chat_prompt_with(&messages, tools.as_ref(), switches)?;
     if let Some(text) = prefill.filter(|t| !t.is_empty()) {
         ids.extend(handle.tokenize(&text, false)?);
     }
