@@ -271,6 +271,39 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 impl ModelConfig {
+    /// A Llama-shaped model with heads of `head_dim`: every family trait off, shapes
+    /// zero (the constructors fill them in).
+    fn plain(head_dim: i32) -> Self {
+        ModelConfig {
+            arch: Arch::Llama,
+            hidden_size: 0,
+            intermediate_size: 0,
+            num_layers: 0,
+            num_heads: 0,
+            num_kv_heads: 0,
+            head_dim,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10000.0,
+            rope_traditional: false,
+            rope_scaling: RopeScaling::None,
+            rope_dims: head_dim,
+            attn_scale: (head_dim.max(1) as f32).powf(-0.5),
+            sliding_window: None,
+            sliding_layers: Vec::new(),
+            rope_local_theta: None,
+            attn_softcap: None,
+            final_softcap: None,
+            norm_plus_one: false,
+            scale_embeddings: false,
+            activation: Activation::Silu,
+            moe: None,
+            text_of_multimodal: false,
+            context_length: 4096,
+            vocab_size: 0,
+            quantization: QuantConfig::default(),
+        }
+    }
+
     /// Check the shapes hang together; called by both constructors.
     fn validate(self) -> Result<Self> {
         let pos = |v: i32, what: &str| {
@@ -492,24 +525,13 @@ impl ModelConfig {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             rope_scaling,
-            rope_dims: head_dim,
-            attn_scale: (head_dim.max(1) as f32).powf(-0.5),
-            sliding_window: None,
-            sliding_layers: Vec::new(),
-            rope_local_theta: None,
-            attn_softcap: None,
-            final_softcap: None,
-            norm_plus_one: false,
-            scale_embeddings: false,
-            activation: Activation::Silu,
-            moe: None,
-            text_of_multimodal: false,
             context_length: v
                 .get("max_position_embeddings")
                 .and_then(Value::as_u64)
                 .map_or(4096, sat_u32),
             vocab_size: req("vocab_size")?,
             quantization,
+            ..ModelConfig::plain(head_dim)
         };
         let float = |k: &str| v.get(k).and_then(Value::as_f64);
         let softcap = |k: &str| -> Result<Option<f32>> {
@@ -747,21 +769,10 @@ impl ModelConfig {
             // interleaved ("normal") RoPE; Qwen models keep the halves layout (NEOX).
             rope_traditional: matches!(arch, Arch::Llama | Arch::Mistral),
             rope_scaling,
-            rope_dims: head_dim,
-            attn_scale: (head_dim.max(1) as f32).powf(-0.5),
-            sliding_window: None,
-            sliding_layers: Vec::new(),
-            rope_local_theta: None,
-            attn_softcap: None,
-            final_softcap: None,
-            norm_plus_one: false,
-            scale_embeddings: false,
-            activation: Activation::Silu,
-            moe: None,
-            text_of_multimodal: false,
             context_length: h.arch_u64("context_length").map_or(4096, sat_u32),
             vocab_size,
             quantization: QuantConfig::default(),
+            ..ModelConfig::plain(head_dim)
         }
         .validate()
     }
