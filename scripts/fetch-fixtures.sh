@@ -15,6 +15,7 @@ set -euo pipefail
 MLX_PY_VERSION=0.32.4 # python `mlx[cpu]`: the wheels the reference outputs were made with
 MLX_LM_VERSION=0.32.2
 NUMPY_VERSION=2.3.5
+GGUF_PY_VERSION=0.17.1 # llama.cpp's gguf-py: writes the family models' GGUF fixtures
 SAFETENSORS_SHA256=5151570597abf0dc1f1af9a9583993e816441e1bf3f376734d54e6eea40732da
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ venv=$root/.tools/venv
 py=$venv/bin/python
 
 stamp=$venv/.switchyard-pins
-want="mlx[cpu]==$MLX_PY_VERSION mlx-lm==$MLX_LM_VERSION numpy==$NUMPY_VERSION"
+want="mlx[cpu]==$MLX_PY_VERSION mlx-lm==$MLX_LM_VERSION numpy==$NUMPY_VERSION gguf==$GGUF_PY_VERSION"
 if [ ! -x "$py" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "fetch-fixtures: creating $venv ($want)" >&2
   mkdir -p "$root/.tools"
@@ -41,7 +42,7 @@ families() {
   # Remade when the generator changes (its sha256 is the stamp); ~10 s.
   local dir=$fixtures/families stamp want
   stamp=$dir/.made-by
-  want="$(sha256sum tests/fixtures/families/make_tiny.py | cut -d' ' -f1) $MLX_LM_VERSION"
+  want="$(cat tests/fixtures/families/make_tiny.py tests/fixtures/families/to_gguf.py | sha256sum | cut -d' ' -f1) $MLX_LM_VERSION"
   if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     echo "fetch-fixtures: family models at $dir" >&2
     return
@@ -49,8 +50,12 @@ families() {
   rm -rf "$dir"
   mkdir -p "$dir"
   "$py" tests/fixtures/families/make_tiny.py "$dir" "$mlx_dir" 2>&1 | grep -v '^\[' >&2 || true
-  for f in gemma2 gemma3 gemma3_vlm glm4_moe gpt_oss phi3 mixtral qwen3_moe; do
+  for f in gemma2 gemma3 gemma3_1b gemma3_vlm glm4_moe gpt_oss phi3 mixtral qwen3_moe; do
     [ -f "$dir/$f/reference.json" ] || { echo "fetch-fixtures: family model $f was not made" >&2; exit 1; }
+  done
+  # The same weights as llama.cpp writes these families' GGUF files.
+  for f in gemma3_1b phi3 qwen3_moe; do
+    "$py" tests/fixtures/families/to_gguf.py "$dir/$f" "$gguf" "$dir/$f.gguf"
   done
   echo "$want" >"$stamp"
 }

@@ -67,10 +67,29 @@ async fn greedy(m: &ModelHandle, c: &Case) -> Vec<u32> {
 
 async fn check(name: &str, arch: &str) {
     let (dir, cases) = family(name);
+    check_file(name, dir, &cases, arch).await;
+}
+
+/// `name`'s GGUF file (tests/fixtures/families/to_gguf.py: its weights dequantized, named
+/// and described as llama.cpp writes the family) against the same mlx-lm outputs.
+async fn check_gguf(name: &str, arch: &str) {
+    let (dir, cases) = family(name);
+    let file = dir.with_extension("gguf");
+    assert!(
+        file.exists(),
+        "{} is missing: run scripts/fetch-fixtures.sh",
+        file.display()
+    );
+    check_file(name, file, &cases, arch).await;
+}
+
+async fn check_file(name: &str, dir: PathBuf, cases: &[Case], arch: &str) {
     let m = engine::load(dir.clone(), LoadOptions::default())
         .await
         .unwrap();
     assert_eq!(m.info().config.arch.as_str(), arch);
+    let gguf = dir.extension().is_some_and(|e| e == "gguf");
+    assert_eq!(m.info().format == engine::ModelFormat::Gguf, gguf);
     let mut worst = 0f32;
     for (i, c) in cases.iter().enumerate() {
         let logits = m.logits(c.prompt.clone()).await.unwrap();
@@ -107,7 +126,7 @@ async fn check(name: &str, arch: &str) {
         .iter()
         .map(|c| m.generate(request(c)).unwrap())
         .collect();
-    for (i, (s, c)) in streams.into_iter().zip(&cases).enumerate() {
+    for (i, (s, c)) in streams.into_iter().zip(cases).enumerate() {
         let got = s.collect().await.unwrap().token_ids;
         assert_eq!(got, c.greedy, "{name} prompt {i}: batched greedy tokens");
     }
@@ -165,6 +184,18 @@ async fn a_harmony_model_keeps_its_control_tokens_and_stops_on_return_and_call()
 #[tokio::test]
 async fn glm4_moe_with_grouped_sigmoid_routing_and_a_shared_expert_equals_mlx_lm() {
     check("glm4_moe", "glm4_moe").await;
+}
+
+#[tokio::test]
+async fn gemma3_1b_shape_equals_mlx_lm_from_the_folder_and_from_gguf() {
+    check("gemma3_1b", "gemma3_text").await;
+    check_gguf("gemma3_1b", "gemma3_text").await;
+}
+
+#[tokio::test]
+async fn phi3_and_qwen3_moe_gguf_files_equal_mlx_lm() {
+    check_gguf("phi3", "phi3").await;
+    check_gguf("qwen3_moe", "qwen3_moe").await;
 }
 
 #[tokio::test]

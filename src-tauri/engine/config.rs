@@ -38,8 +38,22 @@ impl Arch {
          qwen3_moe, gpt_oss, glm4_moe (incl. SmolLM/SmolLM2, Llama 2/3, Qwen2.5, Gemma 2, \
          Gemma 3, Phi-3/Phi-4, Qwen3-30B-A3B, gpt-oss-20b/120b, GLM-4.5/4.5-Air)";
 
-    /// GGUF loading: llama.cpp names tensors per family; these four share the llama names.
-    pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3";
+    /// GGUF loading (llama.cpp's architecture names).
+    pub const SUPPORTED_GGUF: &'static str = "llama, mistral, qwen2, qwen3, gemma3, phi3, qwen3moe";
+
+    /// An architecture as llama.cpp names it in GGUF files.
+    pub fn parse_gguf(name: &str) -> Option<Arch> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "llama" | "smollm" | "smollm2" => Arch::Llama,
+            "mistral" => Arch::Mistral,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            "gemma3" => Arch::Gemma3,
+            "phi3" => Arch::Phi3,
+            "qwen3moe" => Arch::Qwen3Moe,
+            _ => return None,
+        })
+    }
 
     pub fn parse(name: &str) -> Option<Arch> {
         Some(match name.to_ascii_lowercase().as_str() {
@@ -133,6 +147,7 @@ pub enum RopeScaling {
     },
     /// Phi-3's LongRoPE ("su"/"longrope"), as mlx-lm applies it: the long factors
     /// divide the frequencies, and the rotated part of q and k is scaled by `mscale`.
+    /// Empty `long_factor`: in a GGUF file's `rope_factors_long` tensor.
     SuScaled {
         long_factor: Vec<f32>,
         mscale: f32,
@@ -386,7 +401,7 @@ impl ModelConfig {
             long_factor,
             mscale,
         } = &self.rope_scaling
-            && (long_factor.len() != (self.rope_dims / 2) as usize
+            && ((!long_factor.is_empty() && long_factor.len() != (self.rope_dims / 2) as usize)
                 || long_factor.iter().any(|f| !(f.is_finite() && *f > 0.0))
                 || !(mscale.is_finite() && *mscale > 0.0))
         {
@@ -697,19 +712,17 @@ impl ModelConfig {
         let arch_name = h
             .architecture()
             .ok_or_else(|| invalid("GGUF has no general.architecture"))?;
-        let arch = Arch::parse(arch_name)
-            .filter(|a| matches!(a, Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3))
-            .ok_or_else(|| {
-                Error::new(
-                    Code::ModelUnsupportedArch,
-                    format!(
-                        "GGUF model architecture '{arch_name}' is not supported (GGUF: {}; \
+        let arch = Arch::parse_gguf(arch_name).ok_or_else(|| {
+            Error::new(
+                Code::ModelUnsupportedArch,
+                format!(
+                    "GGUF model architecture '{arch_name}' is not supported (GGUF: {}; \
                          other families load from an MLX folder: {})",
-                        Arch::SUPPORTED_GGUF,
-                        Arch::SUPPORTED
-                    ),
-                )
-            })?;
+                    Arch::SUPPORTED_GGUF,
+                    Arch::SUPPORTED
+                ),
+            )
+        })?;
         let req = |k: &str| {
             h.arch_u64(k)
                 .map(sat_i32)
@@ -717,15 +730,17 @@ impl ModelConfig {
         };
         let hidden_size = req("embedding_length")?;
         let num_heads = req("attention.head_count")?;
-        let head_dim = h
-            .arch_u64("attention.key_length")
-            .or_else(|| h.arch_u64("rope.dimension_count"))
-            .map(sat_i32)
-            .unwrap_or(if num_heads > 0 {
-                hidden_size / num_heads
-            } else {
-                0
-            });
+        // As llama.cpp: the head size from key_length, else n_embd / n_head; RoPE's
+        // dimensions from rope.dimension_count, else the whole head.
+        let head_dim =
+            h.arch_u64("attention.key_length")
+                .map(sat_i32)
+                .unwrap_or(if num_heads > 0 {
+                    hidden_size / num_heads
+                } else {
+                    0
+                });
+        let rope_dims = h.arch_u64("rope.dimension_count").map_or(head_dim, sat_i32);
         let vocab_size = h
             .arch_u64("vocab_size")
             .map(sat_i32)
@@ -750,7 +765,7 @@ impl ModelConfig {
                 ));
             }
         };
-        ModelConfig {
+        let mut c = ModelConfig {
             arch,
             hidden_size,
             intermediate_size: req("feed_forward_length")?,
@@ -769,12 +784,82 @@ impl ModelConfig {
             // interleaved ("normal") RoPE; Qwen models keep the halves layout (NEOX).
             rope_traditional: matches!(arch, Arch::Llama | Arch::Mistral),
             rope_scaling,
+            rope_dims,
             context_length: h.arch_u64("context_length").map_or(4096, sat_u32),
             vocab_size,
             quantization: QuantConfig::default(),
             ..ModelConfig::plain(head_dim)
+        };
+        c.gguf_family(h)?;
+        c.validate()
+    }
+
+    /// What llama.cpp's GGUF files of the Gemma 3, Phi-3 and Qwen3-MoE families say (or
+    /// its loader assumes) beyond the shared keys.
+    fn gguf_family(&mut self, h: &GgufHeader) -> Result<()> {
+        let f = |k: &str| h.arch_f64(k);
+        match self.arch {
+            Arch::Gemma3 => {
+                // The converter stores norm weights already shifted by one.
+                self.scale_embeddings = true;
+                self.activation = Activation::GeluTanh;
+                // llama.cpp's rule (no query scalar in the file): n_embd / n_head for the
+                // 62-layer 27B, the head size otherwise.
+                let scalar = if self.num_layers == 62 && self.num_heads > 0 {
+                    (self.hidden_size / self.num_heads) as f32
+                } else {
+                    self.head_dim as f32
+                };
+                self.attn_scale = scalar.max(1.0).powf(-0.5);
+                let window = h
+                    .arch_u64("attention.sliding_window")
+                    .ok_or_else(|| invalid("GGUF gemma3 has no attention.sliding_window"))?;
+                self.sliding_window = Some(sat_i32(window));
+                let pattern = h
+                    .arch_u64("attention.sliding_window_pattern")
+                    .map_or(6, |p| p.clamp(1, 1024) as i64);
+                self.sliding_layers = (0..self.num_layers as i64)
+                    .map(|i| (i + 1) % pattern != 0)
+                    .collect();
+                self.rope_local_theta = Some(f("rope.freq_base_swa").unwrap_or(10000.0) as f32);
+                self.final_softcap = f("final_logit_softcapping").map(|c| c as f32);
+                self.attn_softcap = f("attn_logit_softcapping").map(|c| c as f32);
+            }
+            Arch::Phi3 if h.tensor("rope_factors_long.weight").is_some() => {
+                // LongRoPE: the long factors are a tensor the loader reads.
+                let original = h
+                    .arch_u64("rope.scaling.original_context_length")
+                    .unwrap_or(4096) as f64;
+                let scale = self.context_length as f64 / original;
+                let computed = if scale > 1.0 {
+                    (1.0 + scale.ln() / original.ln()).sqrt()
+                } else {
+                    1.0
+                };
+                self.rope_scaling = RopeScaling::SuScaled {
+                    long_factor: Vec::new(),
+                    mscale: f("rope.scaling.attn_factor").unwrap_or(computed) as f32,
+                };
+            }
+            Arch::Qwen3Moe => {
+                let req = |k: &str| {
+                    h.arch_u64(k)
+                        .map(sat_i32)
+                        .ok_or_else(|| invalid(format!("GGUF qwen3moe has no {k}")))
+                };
+                self.moe = Some(MoeConfig {
+                    num_experts: req("expert_count")?,
+                    experts_per_token: req("expert_used_count")?,
+                    expert_size: req("expert_feed_forward_length")?,
+                    // llama.cpp's qwen3moe always renormalises the chosen weights.
+                    routing: Routing::SoftmaxThenTopK { renormalize: true },
+                    shared_size: None,
+                    dense_layers: Vec::new(),
+                });
+            }
+            _ => {}
         }
-        .validate()
+        Ok(())
     }
 }
 

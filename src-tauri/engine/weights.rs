@@ -177,23 +177,36 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// GGUF tensor name -> Hugging Face name (`blk.3.attn_q.scales` ->
-/// `model.layers.3.self_attn.q_proj.scales`). Unknown names are kept as they are.
-pub fn gguf_to_hf_name(name: &str) -> String {
+/// `model.layers.3.self_attn.q_proj.scales`), llama.cpp's names per family (Gemma's
+/// `ffn_norm` is its pre-feed-forward norm, Phi-3's `ffn_up` the fused gate and up).
+/// Unknown names are kept as they are.
+pub fn gguf_to_hf_name(arch: Arch, name: &str) -> String {
     let parts: Vec<&str> = name.splitn(4, '.').collect();
     if parts.len() == 4 && parts[0] == "blk" {
-        let module = match parts[2] {
-            "attn_q" => "self_attn.q_proj",
-            "attn_k" => "self_attn.k_proj",
-            "attn_v" => "self_attn.v_proj",
-            "attn_output" => "self_attn.o_proj",
-            "attn_q_norm" => "self_attn.q_norm",
-            "attn_k_norm" => "self_attn.k_norm",
-            "ffn_gate" => "mlp.gate_proj",
-            "ffn_up" => "mlp.up_proj",
-            "ffn_down" => "mlp.down_proj",
-            "attn_norm" => "input_layernorm",
-            "ffn_norm" => "post_attention_layernorm",
-            _ => return name.to_string(),
+        let module = match (arch, parts[2]) {
+            (Arch::Gemma3, "post_attention_norm") => "post_attention_layernorm",
+            (Arch::Gemma3, "ffn_norm") => "pre_feedforward_layernorm",
+            (Arch::Gemma3, "post_ffw_norm") => "post_feedforward_layernorm",
+            (Arch::Phi3, "ffn_up") => "mlp.gate_up_proj",
+            (_, other) => match other {
+                "attn_q" => "self_attn.q_proj",
+                "attn_k" => "self_attn.k_proj",
+                "attn_v" => "self_attn.v_proj",
+                "attn_output" => "self_attn.o_proj",
+                "attn_q_norm" => "self_attn.q_norm",
+                "attn_k_norm" => "self_attn.k_norm",
+                "ffn_gate" => "mlp.gate_proj",
+                "ffn_up" => "mlp.up_proj",
+                "ffn_down" => "mlp.down_proj",
+                "attn_norm" => "input_layernorm",
+                "ffn_norm" => "post_attention_layernorm",
+                "attn_qkv" => "self_attn.qkv_proj",
+                "ffn_gate_inp" => "mlp.gate",
+                "ffn_gate_exps" => "mlp.switch_mlp.gate_proj",
+                "ffn_up_exps" => "mlp.switch_mlp.up_proj",
+                "ffn_down_exps" => "mlp.switch_mlp.down_proj",
+                _ => return name.to_string(),
+            },
         };
         return format!("model.layers.{}.{module}.{}", parts[1], parts[3]);
     }
@@ -205,6 +218,16 @@ pub fn gguf_to_hf_name(name: &str) -> String {
         _ => return name.to_string(),
     };
     format!("{module}.{leaf}")
+}
+
+/// Where a layer's MoE block, its router and its stacked experts live in each family's
+/// names.
+fn moe_names(p: &str, arch: Arch) -> (String, &'static str, &'static str) {
+    match arch {
+        Arch::Mixtral => (format!("{p}.block_sparse_moe"), "gate", "switch_mlp"),
+        Arch::GptOss => (format!("{p}.mlp"), "router", "experts"),
+        _ => (format!("{p}.mlp"), "gate", "switch_mlp"),
+    }
 }
 
 /// Where the quantization parameters of a module come from.
@@ -300,20 +323,19 @@ impl Builder<'_> {
                     "{module} is quantized but config.json has no quantization for it"
                 ))
             })?,
-            QuantSource::Gguf if ndim == 2 => {
+            QuantSource::Gguf => {
                 let group_size = 32;
-                let in_features = scales.dim(1) * group_size;
+                let in_features = scales.shape()[ndim - 1] * group_size;
                 QuantSpec {
                     group_size,
                     bits: if in_features > 0 {
-                        weight.dim(1) * 32 / in_features
+                        weight.shape()[ndim - 1] * 32 / in_features
                     } else {
                         0
                     },
                     mode: QuantMode::Affine,
                 }
             }
-            QuantSource::Gguf => return Err(invalid("GGUF experts are not supported")),
         };
         let biases_ok = match (spec.mode, &biases) {
             (QuantMode::Affine, Some(b)) => b.shape() == scales.shape(),
@@ -419,15 +441,7 @@ impl Builder<'_> {
     /// (mlx-lm's `switch_mlp`), stacked here from per-expert tensors when the folder
     /// holds Hugging Face's layout.
     fn moe(&mut self, p: &str, c: &ModelConfig, m: &MoeConfig) -> Result<Moe> {
-        let block = match c.arch {
-            Arch::Mixtral => format!("{p}.block_sparse_moe"),
-            _ => format!("{p}.mlp"),
-        };
-        // Where the router and the stacked experts live in each family's names.
-        let (router_name, experts_name) = match c.arch {
-            Arch::GptOss => ("router", "experts"),
-            _ => ("gate", "switch_mlp"),
-        };
+        let (block, router_name, experts_name) = moe_names(p, c.arch);
         let router = self.linear(&format!("{block}.{router_name}"))?;
         if router.out_features() != m.num_experts || router.in_features() != c.hidden_size {
             return Err(invalid(format!(
@@ -499,6 +513,14 @@ impl Builder<'_> {
             down_proj,
             shared,
         })
+    }
+
+    /// Whether layer `p` has a router (GGUF files of a MoE family mark their dense
+    /// layers only by its absence).
+    fn has_router(&self, p: &str, c: &ModelConfig) -> bool {
+        let (block, router, _) = moe_names(p, c.arch);
+        self.tensors
+            .contains_key(&format!("{block}.{router}.weight"))
     }
 
     /// `{experts}.{e}.{hf_name}.{weight,scales,biases}` for every expert, stacked into
@@ -633,7 +655,9 @@ impl Builder<'_> {
                 }
             }
             let ffn = match &c.moe {
-                Some(m) if !m.dense_layers.contains(&i) => Ffn::Moe(Box::new(self.moe(&p, c, m)?)),
+                Some(m) if !m.dense_layers.contains(&i) && self.has_router(&p, c) => {
+                    Ffn::Moe(Box::new(self.moe(&p, c, m)?))
+                }
                 _ => Ffn::Dense(self.mlp(&format!("{p}.mlp"))?),
             };
             let gemma = matches!(c.arch, Arch::Gemma2 | Arch::Gemma3);
@@ -671,14 +695,26 @@ impl Builder<'_> {
             Some(self.split(head)?)
         };
         let freqs = match (gguf_rope_factors, rope_freqs(c)) {
-            (Some(factors), _) => Some(
-                (0..c.head_dim / 2)
-                    .map(|i| {
-                        c.rope_theta.powf(2.0 * i as f32 / c.head_dim as f32)
-                            * factors.get(i as usize).copied().unwrap_or(1.0)
-                    })
-                    .collect::<Vec<f32>>(),
-            ),
+            (Some(factors), _) => {
+                if factors.len() != (c.rope_dims / 2) as usize {
+                    return Err(invalid(format!(
+                        "the file has {} RoPE factors for {} frequencies",
+                        factors.len(),
+                        c.rope_dims / 2
+                    )));
+                }
+                Some(
+                    (0..c.rope_dims / 2)
+                        .map(|i| {
+                            c.rope_theta.powf(2.0 * i as f32 / c.rope_dims as f32)
+                                * factors[i as usize]
+                        })
+                        .collect::<Vec<f32>>(),
+                )
+            }
+            (None, Some(f)) if f.is_empty() => {
+                return Err(invalid("LongRoPE factors are missing from the file"));
+            }
             (None, f) => f,
         };
         let scale = match c.rope_scaling {
@@ -788,10 +824,16 @@ pub fn load_gguf(
             .get_array(&k)
             .map_err(|e| invalid(format!("MLX cannot read tensor {k}: {e}")))?
             .ok_or_else(|| invalid(format!("tensor {k} vanished")))?;
-        tensors.insert(gguf_to_hf_name(&k), a);
+        tensors.insert(gguf_to_hf_name(config.arch, &k), a);
     }
     drop(file);
-    let rope_factors = match tensors.remove("rope_freqs.weight") {
+    // Llama 3's frequency factors, or Phi-3's LongRoPE long factors (mlx-lm uses the long
+    // ones at every length; the short ones are not used).
+    tensors.remove("rope_factors_short.weight");
+    let factors = tensors
+        .remove("rope_freqs.weight")
+        .or_else(|| tensors.remove("rope_factors_long.weight"));
+    let rope_factors = match factors {
         Some(a) => {
             let a = a
                 .as_dtype(Dtype::Float32)
@@ -903,7 +945,7 @@ mod tests {
             ("output.weight", "lm_head.weight"),
             ("rope_freqs.weight", "rope_freqs.weight"),
         ] {
-            assert_eq!(gguf_to_hf_name(g), hf);
+            assert_eq!(gguf_to_hf_name(Arch::Llama, g), hf);
         }
     }
 
