@@ -50,7 +50,7 @@ families() {
   rm -rf "$dir"
   mkdir -p "$dir"
   "$py" tests/fixtures/families/make_tiny.py "$dir" "$mlx_dir" 2>&1 | grep -v '^\[' >&2 || true
-  for f in gemma2 gemma3 gemma3_1b gemma3_vlm glm4_moe gpt_oss phi3 mixtral qwen3_moe; do
+  for f in gemma2 gemma3 gemma3_1b gemma3_vlm glm4_moe gpt_oss phi3 mixtral mixtral_hf qwen3_moe; do
     [ -f "$dir/$f/reference.json" ] || { echo "fetch-fixtures: family model $f was not made" >&2; exit 1; }
   done
   # The same weights as llama.cpp writes these families' GGUF files.

@@ -209,6 +209,11 @@ async fn mixtral_top2_of_4_experts_equals_mlx_lm() {
 }
 
 #[tokio::test]
+async fn mixtral_as_hugging_face_stores_it_one_tensor_per_expert_equals_mlx_lm() {
+    check("mixtral_hf", "mixtral").await;
+}
+
+#[tokio::test]
 async fn qwen3_moe_with_a_dense_layer_equals_mlx_lm() {
     check("qwen3_moe", "qwen3_moe").await;
 }
