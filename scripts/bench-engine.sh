@@ -40,20 +40,26 @@ results=$tmp/results.jsonl
 line() { # side round json
   python3 -c 'import json,sys; r=json.loads(sys.argv[3]); r["peak_mb"]=r["peak_memory_bytes"]/1e6; print("{0:<10} round {1}: prompt {2[prompt_tps]:7.2f} tok/s  generation {2[generation_tps]:6.2f} tok/s  peak {2[peak_mb]:7.1f} MB".format(sys.argv[1], sys.argv[2], r))' "$1" "$2" "$3"
 }
-for i in $(seq 1 "$ROUNDS"); do
-  has single || break
-  # Alternate which side goes first so neither always gets the warmer machine.
-  if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
-  for side in $order; do
-    if [ "$side" = mlx-lm ]; then
-      out=$("$py" scripts/bench_mlx_lm.py "$model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-    else
-      out=$("$bin" throughput "$model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-    fi
-    echo "$out" >>"$results"
-    line "$side" "$i" "$out"
+# One stream, ours vs mlx-lm on MODEL, ROUNDS rounds; result sides named PREFIX + side.
+single_stream() { # model prefix
+  local i side order out
+  for i in $(seq 1 "$ROUNDS"); do
+    # Alternate which side goes first so neither always gets the warmer machine.
+    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
+    for side in $order; do
+      if [ "$side" = mlx-lm ]; then
+        out=$("$py" scripts/bench_mlx_lm.py "$1" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+      else
+        out=$("$bin" throughput "$1" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
+      fi
+      echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"$2\1\"/" >>"$results"
+      line "$2$side" "$i" "$out"
+    done
   done
-done
+}
+if has single; then
+  single_stream "$model" ""
+fi
 for i in $(seq 1 "$ROUNDS"); do
   has prefix || break
   out=$("$bin" prefix "$model" "$tmp/prompt.json" 32 | tail -1)
@@ -113,18 +119,7 @@ if has moe; then
   if [ ! -f "$moe_model/model.safetensors" ]; then
     "$py" tests/fixtures/families/make_tiny.py "$root/.fixtures/families" "$model" --bench 2>&1 | grep -v '^\[' >&2 || true
   fi
-  for i in $(seq 1 "$ROUNDS"); do
-    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
-    for side in $order; do
-      if [ "$side" = mlx-lm ]; then
-        out=$("$py" scripts/bench_mlx_lm.py "$moe_model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-      else
-        out=$("$bin" throughput "$moe_model" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-      fi
-      echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"moe-\1\"/" >>"$results"
-      line "moe-$side" "$i" "$out"
-    done
-  done
+  single_stream "$moe_model" "moe-"
 fi
 
 python3 - "$results" "$PROMPT_TOKENS" "$GEN_TOKENS" <<'PY'
