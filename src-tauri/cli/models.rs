@@ -287,16 +287,19 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// A parameter count as model names give it: `1.7B`, `135M`, or the number itself.
+fn short_count(n: i64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.1}B", n as f64 / 1e9)
+    } else if n >= 1_000_000 {
+        format!("{:.0}M", n as f64 / 1e6)
+    } else {
+        n.to_string()
+    }
+}
+
 pub fn human_params(p: Option<i64>, active: Option<i64>) -> String {
-    let n = |n: i64| {
-        if n >= 1_000_000_000 {
-            format!("{:.1}B", n as f64 / 1e9)
-        } else if n >= 1_000_000 {
-            format!("{:.0}M", n as f64 / 1e6)
-        } else {
-            n.to_string()
-        }
-    };
+    let n = short_count;
     match (p, active) {
         (Some(p), Some(a)) => format!("{} params ({} active)", n(p), n(a)),
         (Some(p), None) => format!("{} params", n(p)),
@@ -324,13 +327,7 @@ fn render_list(list: &[ModelEntry]) -> String {
         "LAST USED"
     );
     for m in list {
-        let short = |n: i64| {
-            if n >= 1_000_000_000 {
-                format!("{:.1}B", n as f64 / 1e9)
-            } else {
-                format!("{:.0}M", n as f64 / 1e6)
-            }
-        };
+        let short = short_count;
         // Mixture of experts: total and active, as model names say it ("30B-A3B").
         let params = match (m.parameters, m.active_parameters) {
             (Some(n), Some(a)) => format!("{}-A{}", short(n), short(a)),

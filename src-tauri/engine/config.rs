@@ -43,16 +43,17 @@ impl Arch {
 
     /// An architecture as llama.cpp names it in GGUF files.
     pub fn parse_gguf(name: &str) -> Option<Arch> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "llama" | "smollm" | "smollm2" => Arch::Llama,
-            "mistral" => Arch::Mistral,
-            "qwen2" => Arch::Qwen2,
-            "qwen3" => Arch::Qwen3,
-            "gemma3" => Arch::Gemma3,
-            "phi3" => Arch::Phi3,
-            "qwen3moe" => Arch::Qwen3Moe,
-            _ => return None,
-        })
+        match name.to_ascii_lowercase().as_str() {
+            "gemma3" => Some(Arch::Gemma3),
+            "qwen3moe" => Some(Arch::Qwen3Moe),
+            // The rest share the Hugging Face name.
+            other => Arch::parse(other).filter(|a| {
+                matches!(
+                    a,
+                    Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3
+                )
+            }),
+        }
     }
 
     pub fn parse(name: &str) -> Option<Arch> {
@@ -558,24 +559,40 @@ impl ModelConfig {
                 },
             }
         };
+        // Mixtral's and gpt-oss's experts: `num_local_experts`, as wide as the MLP.
+        let top_k_softmax = |c: &ModelConfig| -> Result<MoeConfig> {
+            Ok(MoeConfig {
+                num_experts: req("num_local_experts")?,
+                experts_per_token: req("num_experts_per_tok")?,
+                expert_size: c.intermediate_size,
+                routing: Routing::TopKThenSoftmax,
+                shared_size: None,
+                dense_layers: Vec::new(),
+            })
+        };
+        let partial_rotary = |c: &ModelConfig| {
+            (c.head_dim as f64 * float("partial_rotary_factor").unwrap_or(1.0)) as i32
+        };
+        if matches!(arch, Arch::Gemma2 | Arch::Gemma3) {
+            // Defaults of the two families' configurations.
+            let (scalar, window, pattern) = if arch == Arch::Gemma2 {
+                (144.0, 4096, 2)
+            } else {
+                (256.0, 512, 6)
+            };
+            c.norm_plus_one = true;
+            c.scale_embeddings = true;
+            c.activation = Activation::GeluTanh;
+            c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(scalar) as f32).powf(-0.5);
+            c.sliding_window = Some(int("sliding_window").unwrap_or(window));
+            c.sliding_layers = sliding_layers_of(v, num_layers, pattern)?;
+            // Gemma 2's caps; null in Gemma 3's published configs, honoured when set,
+            // as transformers does.
+            c.attn_softcap = softcap("attn_logit_softcapping")?;
+            c.final_softcap = softcap("final_logit_softcapping")?;
+        }
         match arch {
-            Arch::Gemma2 => {
-                c.norm_plus_one = true;
-                c.scale_embeddings = true;
-                c.activation = Activation::GeluTanh;
-                c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(144.0) as f32).powf(-0.5);
-                c.sliding_window = Some(int("sliding_window").unwrap_or(4096));
-                c.sliding_layers = gemma_sliding_layers(v, num_layers, 2)?;
-                c.attn_softcap = softcap("attn_logit_softcapping")?;
-                c.final_softcap = softcap("final_logit_softcapping")?;
-            }
             Arch::Gemma3 => {
-                c.norm_plus_one = true;
-                c.scale_embeddings = true;
-                c.activation = Activation::GeluTanh;
-                c.attn_scale = (float("query_pre_attn_scalar").unwrap_or(256.0) as f32).powf(-0.5);
-                c.sliding_window = Some(int("sliding_window").unwrap_or(512));
-                c.sliding_layers = gemma_sliding_layers(v, num_layers, 6)?;
                 // transformers >= 5: one RoPE setting per layer type.
                 let per_type =
                     |t: &str| rope_params.and_then(|p| p.get(t)).filter(|p| p.is_object());
@@ -591,9 +608,6 @@ impl ModelConfig {
                         .or_else(|| per_type("sliding_attention")?.get("rope_theta")?.as_f64())
                         .unwrap_or(10000.0) as f32,
                 );
-                // Null in the published configs; honoured when set, as transformers does.
-                c.attn_softcap = softcap("attn_logit_softcapping")?;
-                c.final_softcap = softcap("final_logit_softcapping")?;
             }
             Arch::Phi3 | Arch::Mixtral => {
                 // Both derive the head size from the hidden size, whatever else is stored.
@@ -605,8 +619,7 @@ impl ModelConfig {
                 c.attn_scale = (c.head_dim.max(1) as f32).powf(-0.5);
                 c.rope_dims = c.head_dim;
                 if arch == Arch::Phi3 {
-                    let factor = float("partial_rotary_factor").unwrap_or(1.0);
-                    c.rope_dims = (c.head_dim as f64 * factor) as i32;
+                    c.rope_dims = partial_rotary(&c);
                     c.rope_scaling = phi3_rope_scaling(v)?;
                     // Phi-3 configs default to a 128k context when the key is absent.
                     c.context_length = v
@@ -614,32 +627,17 @@ impl ModelConfig {
                         .and_then(Value::as_u64)
                         .map_or(131072, sat_u32);
                 } else {
-                    c.moe = Some(MoeConfig {
-                        num_experts: req("num_local_experts")?,
-                        experts_per_token: req("num_experts_per_tok")?,
-                        expert_size: c.intermediate_size,
-                        routing: Routing::TopKThenSoftmax,
-                        shared_size: None,
-                        dense_layers: Vec::new(),
-                    });
+                    c.moe = Some(top_k_softmax(&c)?);
                 }
             }
             Arch::GptOss => {
                 c.activation = Activation::SwigluClamped;
                 c.sliding_window = Some(int("sliding_window").unwrap_or(128));
-                c.sliding_layers = gemma_sliding_layers(v, num_layers, 2)?;
-                c.moe = Some(MoeConfig {
-                    num_experts: req("num_local_experts")?,
-                    experts_per_token: req("num_experts_per_tok")?,
-                    expert_size: c.intermediate_size,
-                    routing: Routing::TopKThenSoftmax,
-                    shared_size: None,
-                    dense_layers: Vec::new(),
-                });
+                c.sliding_layers = sliding_layers_of(v, num_layers, 2)?;
+                c.moe = Some(top_k_softmax(&c)?);
             }
             Arch::Glm4Moe => {
-                let factor = float("partial_rotary_factor").unwrap_or(1.0);
-                c.rope_dims = (c.head_dim as f64 * factor) as i32;
+                c.rope_dims = partial_rotary(&c);
                 if v.get("scoring_func")
                     .and_then(Value::as_str)
                     .unwrap_or("sigmoid")
@@ -702,7 +700,7 @@ impl ModelConfig {
                         .collect(),
                 });
             }
-            Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3 => {}
+            Arch::Llama | Arch::Mistral | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma2 => {}
         }
         c.validate()
     }
@@ -818,9 +816,7 @@ impl ModelConfig {
                 let pattern = h
                     .arch_u64("attention.sliding_window_pattern")
                     .map_or(6, |p| p.clamp(1, 1024) as i64);
-                self.sliding_layers = (0..self.num_layers as i64)
-                    .map(|i| (i + 1) % pattern != 0)
-                    .collect();
+                self.sliding_layers = sliding_pattern(self.num_layers, pattern);
                 self.rope_local_theta = Some(f("rope.freq_base_swa").unwrap_or(10000.0) as f32);
                 self.final_softcap = f("final_logit_softcapping").map(|c| c as f32);
                 self.attn_softcap = f("attn_logit_softcapping").map(|c| c as f32);
@@ -923,9 +919,10 @@ pub fn text_tensor_name(name: &str) -> Option<String> {
     None
 }
 
-/// Which Gemma layers slide: `layer_types` (transformers >= 4.53) or, in older configs,
-/// every layer but each `sliding_window_pattern`-th (Gemma 2: every other, from layer 0).
-fn gemma_sliding_layers(v: &Value, num_layers: i32, pattern: i64) -> Result<Vec<bool>> {
+/// Which layers slide (Gemma, gpt-oss): `layer_types` (transformers >= 4.53) or, in
+/// older configs, every layer but each `sliding_window_pattern`-th (default `pattern`;
+/// 2 = every other, from layer 0).
+fn sliding_layers_of(v: &Value, num_layers: i32, pattern: i64) -> Result<Vec<bool>> {
     if let Some(types) = v.get("layer_types").and_then(Value::as_array) {
         if types.len() != num_layers.max(0) as usize {
             return Err(invalid(format!(
@@ -947,9 +944,14 @@ fn gemma_sliding_layers(v: &Value, num_layers: i32, pattern: i64) -> Result<Vec<
         .and_then(Value::as_i64)
         .unwrap_or(pattern)
         .max(1);
-    Ok((0..num_layers as i64)
+    Ok(sliding_pattern(num_layers, pattern))
+}
+
+/// Every layer slides but each `pattern`-th (which attends globally).
+fn sliding_pattern(num_layers: i32, pattern: i64) -> Vec<bool> {
+    (0..num_layers as i64)
         .map(|i| (i + 1) % pattern != 0)
-        .collect())
+        .collect()
 }
 
 /// Phi-3's `rope_scaling`: none, linear, or LongRoPE ("longrope"/"su") with per-frequency

@@ -58,16 +58,12 @@ enum State {
 
 #[derive(Debug)]
 pub struct HarmonyParser {
+    /// The names of the offered tools; a call to anything else is text.
+    tools: Vec<String>,
     state: State,
     buf: String,
     /// A call's arguments so far.
     args: String,
-}
-
-impl Default for HarmonyParser {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// The first of `markers` in `s`: its position and length.
@@ -79,9 +75,11 @@ fn find_any(s: &str, markers: &[&str]) -> Option<(usize, usize)> {
 }
 
 impl HarmonyParser {
-    /// Ready for the first header: the prompt ends with `<|start|>assistant`.
-    pub fn new() -> Self {
+    /// Ready for the first header: the prompt ends with `<|start|>assistant`. `tools`:
+    /// the names of the offered tools, as for [`super::ToolCallParser`].
+    pub fn new(tools: Vec<String>) -> Self {
         HarmonyParser {
+            tools,
             state: State::Header,
             buf: String::new(),
             args: String::new(),
@@ -164,17 +162,19 @@ impl HarmonyParser {
     }
 
     /// A message ended: a call goes out whole (its arguments must be JSON, or it is
-    /// shown as text rather than sent to a tool half-formed).
+    /// shown as text rather than sent to a tool half-formed); a call to a tool the
+    /// request did not offer is not run: its arguments are shown as text.
     fn close(&mut self, body: &Body, out: &mut Vec<Out>) {
         if let Body::Call(name) = body {
             let args = std::mem::take(&mut self.args);
             let trimmed = args.trim();
             let arguments = if trimmed.is_empty() { "{}" } else { trimmed };
             match serde_json::from_str::<Value>(arguments) {
-                Ok(v @ Value::Object(_)) => out.push(Out::Call {
+                Ok(v @ Value::Object(_)) if self.tools.contains(name) => out.push(Out::Call {
                     name: name.clone(),
                     arguments: v.to_string(),
                 }),
+                Ok(v @ Value::Object(_)) => out.push(Out::Text(v.to_string())),
                 _ => out.push(Out::Text(args)),
             }
         }
@@ -208,7 +208,7 @@ mod tests {
 
     /// Feed `text` in pieces of `n` bytes (on char boundaries).
     fn run(text: &str, n: usize) -> Vec<Out> {
-        let mut p = HarmonyParser::new();
+        let mut p = HarmonyParser::new(vec!["get_weather".into(), "f".into(), "now".into()]);
         let mut out = Vec::new();
         let chars: Vec<char> = text.chars().collect();
         for chunk in chars.chunks(n) {

@@ -26,17 +26,8 @@ pub enum Linear {
         weight: Array,
         bias: Option<Array>,
     },
-    /// MLX quantization: `weight` packs `32 / bits` values per u32; affine has `biases`
-    /// per group, MXFP4 none.
-    Quantized {
-        weight: Array,
-        scales: Array,
-        biases: Option<Array>,
-        bias: Option<Array>,
-        group_size: i32,
-        bits: i32,
-        mode: QuantMode,
-    },
+    /// An MLX-quantized weight `[out, in]`.
+    Quantized { packed: Packed, bias: Option<Array> },
     /// The output rows cut into parts, each computed on its own MLX stream, outputs
     /// concatenated. MLX's CPU backend runs one matrix-vector product on one thread (a
     /// stream's thread), so a decode step uses one core; splitting the big products
@@ -64,26 +55,7 @@ impl Linear {
             Linear::Dense { weight, bias } => {
                 (ops::matmul(x, ops::transpose_axes(weight, &[1, 0])?)?, bias)
             }
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                group_size,
-                bits,
-                mode,
-            } => (
-                quant::matmul(
-                    x,
-                    weight,
-                    scales,
-                    biases.as_ref(),
-                    *group_size,
-                    *bits,
-                    *mode,
-                )?,
-                bias,
-            ),
+            Linear::Quantized { packed, bias } => (packed.matmul(x)?, bias),
         };
         match bias {
             Some(b) => ops::add(&y, b),
@@ -94,7 +66,8 @@ impl Linear {
     /// Output features (rows of the weight).
     pub fn out_features(&self) -> i32 {
         match self {
-            Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
+            Linear::Dense { weight, .. } => weight.dim(0),
+            Linear::Quantized { packed, .. } => packed.weight.dim(0),
             Linear::Split { parts } => parts.iter().map(|(p, _)| p.out_features()).sum(),
         }
     }
@@ -103,7 +76,7 @@ impl Linear {
     pub fn in_features(&self) -> i32 {
         match self {
             Linear::Dense { weight, .. } => weight.dim(1),
-            Linear::Quantized { weight, bits, .. } => weight.dim(1) * 32 / bits,
+            Linear::Quantized { packed, .. } => packed.in_features(),
             Linear::Split { parts } => parts.first().map(|(p, _)| p.in_features()).unwrap_or(0),
         }
     }
@@ -134,22 +107,9 @@ impl Linear {
                 weight: rows_of(weight)?,
                 bias: bias.as_ref().map(rows_of).transpose()?,
             },
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                group_size,
-                bits,
-                mode,
-            } => Linear::Quantized {
-                weight: rows_of(weight)?,
-                scales: rows_of(scales)?,
-                biases: biases.as_ref().map(rows_of).transpose()?,
+            Linear::Quantized { packed, bias } => Linear::Quantized {
+                packed: packed.rows(start, end)?,
                 bias: bias.as_ref().map(rows_of).transpose()?,
-                group_size: *group_size,
-                bits: *bits,
-                mode: *mode,
             },
             Linear::Split { .. } => {
                 return Err(Exception::custom("a split linear cannot be cut again"));
@@ -160,162 +120,183 @@ impl Linear {
     pub fn arrays(&self) -> Vec<&Array> {
         match self {
             Linear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                ..
-            } => [weight, scales]
-                .into_iter()
-                .chain(biases)
-                .chain(bias)
-                .collect(),
+            Linear::Quantized { packed, bias } => packed.arrays().chain(bias).collect(),
             Linear::Split { parts } => parts.iter().flat_map(|(p, _)| p.arrays()).collect(),
         }
     }
 }
 
-/// MLX's quantized kernels in both modes. Affine with biases goes through mlx-rs; MXFP4
-/// (no biases) calls mlx-c directly, because mlx-rs 0.33 always asks for "affine".
-pub mod quant {
-    use super::MlxResult;
-    use crate::engine::config::QuantMode;
-    use mlx_rs::error::Exception;
-    use mlx_rs::{Array, Stream, ops};
+/// An MLX-quantized weight: `weight` packs `32 / bits` values per u32 along its last
+/// axis, with `scales` (and, affine, `biases`) per group of `group_size`; `[out, in]`
+/// for a linear layer, `[experts, out, in]` for stacked experts. Cloning gives another
+/// handle on the same buffers.
+///
+/// Affine with biases runs through mlx-rs; MXFP4 (no biases) calls mlx-c directly,
+/// because mlx-rs 0.33 always asks MLX for "affine".
+#[derive(Debug, Clone)]
+pub struct Packed {
+    pub weight: Array,
+    pub scales: Array,
+    pub biases: Option<Array>,
+    pub group_size: i32,
+    pub bits: i32,
+    pub mode: QuantMode,
+}
 
-    fn opt_int(v: i32) -> mlx_sys::mlx_optional_int {
-        mlx_sys::mlx_optional_int {
-            value: v,
-            has_value: true,
+impl Packed {
+    /// Input features (the unpacked last axis).
+    pub fn in_features(&self) -> i32 {
+        self.weight.dim(-1) * 32 / self.bits
+    }
+
+    /// Rows `start..end` of the first axis (views of the same buffers).
+    fn rows(&self, start: i32, end: i32) -> MlxResult<Packed> {
+        let rows_of = |a: &Array| a.try_index(start..end);
+        Ok(Packed {
+            weight: rows_of(&self.weight)?,
+            scales: rows_of(&self.scales)?,
+            biases: self.biases.as_ref().map(rows_of).transpose()?,
+            ..*self
+        })
+    }
+
+    fn arrays(&self) -> impl Iterator<Item = &Array> {
+        [&self.weight, &self.scales].into_iter().chain(&self.biases)
+    }
+
+    /// The affine biases, when this is the affine form mlx-rs can run.
+    fn affine(&self) -> Option<&Array> {
+        match self.mode {
+            QuantMode::Affine => self.biases.as_ref(),
+            QuantMode::Mxfp4 => None,
         }
     }
 
-    /// Run one mlx-c op writing its result array; an empty array stands for "none".
-    fn call(
-        f: impl FnOnce(*mut mlx_sys::mlx_array, mlx_sys::mlx_array, mlx_sys::mlx_stream) -> i32,
-    ) -> MlxResult<Array> {
-        let stream = Stream::thread_local_or_default();
-        // SAFETY: mlx-c's protocol: `res` and `none` are fresh handles, `res` is set by
-        // the op on success (0) and owned by the returned Array; both are freed otherwise.
-        unsafe {
-            let mut res = mlx_sys::mlx_array_new();
-            let none = mlx_sys::mlx_array_new();
-            let rc = f(&mut res, none, stream.as_ptr());
-            mlx_sys::mlx_array_free(none);
-            if rc != 0 {
-                mlx_sys::mlx_array_free(res);
-                return Err(Exception::custom("MLX quantized operation failed"));
-            }
-            Ok(Array::from_ptr(res))
-        }
+    fn mode_name(&self) -> std::ffi::CString {
+        std::ffi::CString::new(self.mode.as_str()).unwrap_or_default()
     }
 
-    fn mode_name(mode: QuantMode) -> std::ffi::CString {
-        std::ffi::CString::new(mode.as_str()).unwrap_or_default()
-    }
-
-    /// `x Wᵀ` with `W` quantized.
-    pub fn matmul(
-        x: &Array,
-        w: &Array,
-        scales: &Array,
-        biases: Option<&Array>,
-        group_size: i32,
-        bits: i32,
-        mode: QuantMode,
-    ) -> MlxResult<Array> {
-        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
-            return ops::quantized_matmul(x, w, scales, b, true, group_size, bits);
+    /// `x Wᵀ`.
+    fn matmul(&self, x: &Array) -> MlxResult<Array> {
+        let (w, s) = (&self.weight, &self.scales);
+        if let Some(b) = self.affine() {
+            return ops::quantized_matmul(x, w, s, b, true, self.group_size, self.bits);
         }
-        let m = mode_name(mode);
-        // SAFETY: every handle is a live array (or mlx-c's empty "none"); see `call`.
-        call(|res, none, s| unsafe {
+        let m = self.mode_name();
+        // SAFETY: every handle is a live array (or mlx-c's empty "none"); see `mlx_c`.
+        mlx_c(|res, none, st| unsafe {
             mlx_sys::mlx_quantized_matmul(
                 res,
                 x.as_ptr(),
                 w.as_ptr(),
-                scales.as_ptr(),
-                biases.map_or(none, Array::as_ptr),
+                s.as_ptr(),
+                self.biases.as_ref().map_or(none, Array::as_ptr),
                 true,
-                opt_int(group_size),
-                opt_int(bits),
+                opt_int(self.group_size),
+                opt_int(self.bits),
                 m.as_ptr(),
-                s,
+                st,
             )
         })
     }
 
-    /// `x` through the stacked experts `experts[...]` of `W` (`[E, out, in]`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn gather(
-        x: &Array,
-        w: &Array,
-        scales: &Array,
-        biases: Option<&Array>,
-        experts: &Array,
-        group_size: i32,
-        bits: i32,
-        mode: QuantMode,
-    ) -> MlxResult<Array> {
-        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
+    /// `x` through the stacked experts `experts[...]` (`[..., k, 1, out]`).
+    fn gather(&self, x: &Array, experts: &Array) -> MlxResult<Array> {
+        let (w, s) = (&self.weight, &self.scales);
+        if let Some(b) = self.affine() {
             return ops::gather_qmm(
-                x, w, scales, b, None, experts, true, group_size, bits, false,
+                x,
+                w,
+                s,
+                b,
+                None,
+                experts,
+                true,
+                self.group_size,
+                self.bits,
+                false,
             );
         }
-        let m = mode_name(mode);
+        let m = self.mode_name();
         // SAFETY: as in `matmul`.
-        call(|res, none, s| unsafe {
+        mlx_c(|res, none, st| unsafe {
             mlx_sys::mlx_gather_qmm(
                 res,
                 x.as_ptr(),
                 w.as_ptr(),
-                scales.as_ptr(),
-                biases.map_or(none, Array::as_ptr),
+                s.as_ptr(),
+                self.biases.as_ref().map_or(none, Array::as_ptr),
                 none,
                 experts.as_ptr(),
                 true,
-                opt_int(group_size),
-                opt_int(bits),
+                opt_int(self.group_size),
+                opt_int(self.bits),
                 m.as_ptr(),
                 false,
-                s,
+                st,
             )
         })
     }
 
-    /// The float values of quantized rows (embedding lookups).
-    pub fn dequantize(
-        w: &Array,
-        scales: &Array,
-        biases: Option<&Array>,
-        group_size: i32,
-        bits: i32,
-        mode: QuantMode,
-    ) -> MlxResult<Array> {
-        if let (QuantMode::Affine, Some(b)) = (mode, biases) {
-            return ops::dequantize(w, scales, b, group_size, bits);
+    /// The float values of rows `ids` (embedding lookups).
+    fn dequantize_rows(&self, ids: &Array) -> MlxResult<Array> {
+        let w = self.weight.take_axis(ids, 0)?;
+        let s = self.scales.take_axis(ids, 0)?;
+        let biases = self
+            .biases
+            .as_ref()
+            .map(|b| b.take_axis(ids, 0))
+            .transpose()?;
+        if let (QuantMode::Affine, Some(b)) = (self.mode, &biases) {
+            return ops::dequantize(&w, &s, b, self.group_size, self.bits);
         }
-        let m = mode_name(mode);
+        let m = self.mode_name();
         let no_dtype = mlx_sys::mlx_optional_dtype {
             value: mlx_sys::mlx_dtype__MLX_FLOAT32,
             has_value: false,
         };
         // SAFETY: as in `matmul`.
-        call(|res, none, s| unsafe {
+        mlx_c(|res, none, st| unsafe {
             mlx_sys::mlx_dequantize(
                 res,
                 w.as_ptr(),
-                scales.as_ptr(),
-                biases.map_or(none, Array::as_ptr),
-                opt_int(group_size),
-                opt_int(bits),
+                s.as_ptr(),
+                biases.as_ref().map_or(none, Array::as_ptr),
+                opt_int(self.group_size),
+                opt_int(self.bits),
                 m.as_ptr(),
                 none,
                 no_dtype,
-                s,
+                st,
             )
         })
+    }
+}
+
+fn opt_int(v: i32) -> mlx_sys::mlx_optional_int {
+    mlx_sys::mlx_optional_int {
+        value: v,
+        has_value: true,
+    }
+}
+
+/// Run one mlx-c op writing its result array; an empty array stands for "none".
+fn mlx_c(
+    f: impl FnOnce(*mut mlx_sys::mlx_array, mlx_sys::mlx_array, mlx_sys::mlx_stream) -> i32,
+) -> MlxResult<Array> {
+    let stream = Stream::thread_local_or_default();
+    // SAFETY: mlx-c's protocol: `res` and `none` are fresh handles, `res` is set by the
+    // op on success (0) and owned by the returned Array; both are freed otherwise.
+    unsafe {
+        let mut res = mlx_sys::mlx_array_new();
+        let none = mlx_sys::mlx_array_new();
+        let rc = f(&mut res, none, stream.as_ptr());
+        mlx_sys::mlx_array_free(none);
+        if rc != 0 {
+            mlx_sys::mlx_array_free(res);
+            return Err(Exception::custom("MLX quantized operation failed"));
+        }
+        Ok(Array::from_ptr(res))
     }
 }
 
@@ -328,26 +309,7 @@ impl Embedding {
         match &self.0 {
             Linear::Split { .. } => Err(Exception::custom("a split embedding cannot be indexed")),
             Linear::Dense { weight, .. } => weight.take_axis(ids, 0),
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                group_size,
-                bits,
-                mode,
-                ..
-            } => quant::dequantize(
-                &weight.take_axis(ids, 0)?,
-                &scales.take_axis(ids, 0)?,
-                biases
-                    .as_ref()
-                    .map(|b| b.take_axis(ids, 0))
-                    .transpose()?
-                    .as_ref(),
-                *group_size,
-                *bits,
-                *mode,
-            ),
+            Linear::Quantized { packed, .. } => packed.dequantize_rows(ids),
         }
     }
 
@@ -566,19 +528,8 @@ impl Mlp {
 /// `[experts, out]` where the model has them (gpt-oss).
 #[derive(Debug)]
 pub enum SwitchLinear {
-    Dense {
-        weight: Array,
-        bias: Option<Array>,
-    },
-    Quantized {
-        weight: Array,
-        scales: Array,
-        biases: Option<Array>,
-        bias: Option<Array>,
-        group_size: i32,
-        bits: i32,
-        mode: QuantMode,
-    },
+    Dense { weight: Array, bias: Option<Array> },
+    Quantized { packed: Packed, bias: Option<Array> },
 }
 
 impl SwitchLinear {
@@ -589,27 +540,7 @@ impl SwitchLinear {
                 ops::gather_mm(x, weight.swap_axes(-1, -2)?, None, experts, false)?,
                 bias,
             ),
-            SwitchLinear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                group_size,
-                bits,
-                mode,
-            } => (
-                quant::gather(
-                    x,
-                    weight,
-                    scales,
-                    biases.as_ref(),
-                    experts,
-                    *group_size,
-                    *bits,
-                    *mode,
-                )?,
-                bias,
-            ),
+            SwitchLinear::Quantized { packed, bias } => (packed.gather(x, experts)?, bias),
         };
         match bias {
             Some(b) => ops::add(&y, b.take_axis(experts, 0)?.expand_dims(-2)?),
@@ -619,7 +550,8 @@ impl SwitchLinear {
 
     fn weight(&self) -> &Array {
         match self {
-            SwitchLinear::Dense { weight, .. } | SwitchLinear::Quantized { weight, .. } => weight,
+            SwitchLinear::Dense { weight, .. } => weight,
+            SwitchLinear::Quantized { packed, .. } => &packed.weight,
         }
     }
 
@@ -630,7 +562,7 @@ impl SwitchLinear {
     pub fn in_features(&self) -> i32 {
         match self {
             SwitchLinear::Dense { weight, .. } => weight.dim(2),
-            SwitchLinear::Quantized { weight, bits, .. } => weight.dim(2) * 32 / bits,
+            SwitchLinear::Quantized { packed, .. } => packed.in_features(),
         }
     }
 
@@ -641,17 +573,7 @@ impl SwitchLinear {
     fn arrays(&self) -> Vec<&Array> {
         match self {
             SwitchLinear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
-            SwitchLinear::Quantized {
-                weight,
-                scales,
-                biases,
-                bias,
-                ..
-            } => [weight, scales]
-                .into_iter()
-                .chain(biases)
-                .chain(bias)
-                .collect(),
+            SwitchLinear::Quantized { packed, bias } => packed.arrays().chain(bias).collect(),
         }
     }
 }
@@ -678,8 +600,7 @@ impl Moe {
         let last_k = |a: &Array, from: i32| a.try_index((.., .., from..));
         let (experts, weights) = match cfg.routing {
             Routing::TopKThenSoftmax => {
-                let top = ops::argpartition_axis(logits.negative()?, k - 1, -1)?;
-                let experts = top.try_index((.., .., ..k))?;
+                let experts = largest_k(&logits, k)?;
                 let w = logits.take_along_axis(&experts, -1)?;
                 let w = ops::softmax_axis(&w, -1, true)?;
                 (experts, w)
@@ -720,8 +641,7 @@ impl Moe {
                         .put_along_axis(&worst, Array::from_f32(0.0), -2)?
                         .reshape(&[b, l, e])?;
                 }
-                let top = ops::argpartition_axis(choice.negative()?, k - 1, -1)?;
-                let experts = top.try_index((.., .., ..k))?;
+                let experts = largest_k(&choice, k)?;
                 let mut w = scores.take_along_axis(&experts, -1)?;
                 if k > 1 && renormalize {
                     w = ops::divide(&w, w.sum_axis(-1, true)?)?;
@@ -754,6 +674,12 @@ impl Moe {
         }
         v
     }
+}
+
+/// Indices of the `k` largest of `a`'s last axis (`[B, L, E]`), in the order mlx-lm's
+/// `argpartition(-a, k - 1)[..., :k]` gives them (the order the weighted sum follows).
+fn largest_k(a: &Array, k: i32) -> MlxResult<Array> {
+    ops::argpartition_axis(a.negative()?, k - 1, -1)?.try_index((.., .., ..k))
 }
 
 /// The second half of a layer: a dense MLP or a mixture of experts.
@@ -1179,6 +1105,7 @@ impl Transformer {
             }
             v.extend(b.attn.q_norm.iter());
             v.extend(b.attn.k_norm.iter());
+            v.extend(b.attn.sinks.iter());
             v.push(&b.input_norm);
             v.push(&b.pre_ffn_norm);
             v.extend(b.attn_out_norm.iter());
@@ -1217,13 +1144,15 @@ mod tests {
                 bias: Some(ops::ones::<f32>(&[64]).unwrap()),
             },
             Linear::Quantized {
-                weight: wq,
-                scales,
-                biases: Some(biases),
+                packed: Packed {
+                    weight: wq,
+                    scales,
+                    biases: Some(biases),
+                    group_size: 32,
+                    bits: 4,
+                    mode: QuantMode::Affine,
+                },
                 bias: None,
-                group_size: 32,
-                bits: 4,
-                mode: QuantMode::Affine,
             },
         ] {
             let whole = lin.forward(&x).unwrap();

@@ -11,7 +11,7 @@ use super::config::{
 };
 use super::gguf::GgufHeader;
 use super::model::{
-    Attention, Block, Embedding, Ffn, Linear, Mlp, Moe, Rope, SwitchLinear, Transformer,
+    Attention, Block, Embedding, Ffn, Linear, Mlp, Moe, Packed, Rope, SwitchLinear, Transformer,
 };
 use crate::error::{Code, Error, Result};
 use mlx_rs::{Array, Dtype, ops};
@@ -286,25 +286,15 @@ impl Builder<'_> {
                 bias: self.take_opt(&format!("{module}.bias"))?,
             });
         }
-        let (weight, scales, biases, spec) = self.quantized(module, 2)?;
         Ok(Linear::Quantized {
-            weight,
-            scales,
-            biases,
+            packed: self.quantized(module, 2)?,
             bias: self.take_opt(&format!("{module}.bias"))?,
-            group_size: spec.group_size,
-            bits: spec.bits,
-            mode: spec.mode,
         })
     }
 
     /// A quantized module's packed weight, scales and (affine) biases, checked against
     /// its quantization: `ndim` 2 for a linear, 3 for stacked experts.
-    fn quantized(
-        &mut self,
-        module: &str,
-        ndim: usize,
-    ) -> Result<(Array, Array, Option<Array>, QuantSpec)> {
+    fn quantized(&mut self, module: &str, ndim: usize) -> Result<Packed> {
         let mut take = |part: &str| {
             self.tensors
                 .remove(&format!("{module}.{part}"))
@@ -362,7 +352,14 @@ impl Builder<'_> {
                 spec.group_size
             )));
         }
-        Ok((weight, scales, biases, spec))
+        Ok(Packed {
+            weight,
+            scales,
+            biases,
+            group_size: spec.group_size,
+            bits: spec.bits,
+            mode: spec.mode,
+        })
     }
 
     /// A norm's weight; Gemma stores `w - 1` and multiplies by `1 + w`, added here once.
@@ -564,22 +561,15 @@ impl Builder<'_> {
             }
             return Ok(SwitchLinear::Dense { weight, bias });
         }
-        let (weight, scales, biases, spec) = self.quantized(module, 3)?;
+        let packed = self.quantized(module, 3)?;
+        let w = &packed.weight;
         if bias
             .as_ref()
-            .is_some_and(|b| b.shape() != [weight.dim(0), weight.dim(1)])
+            .is_some_and(|b| b.shape() != [w.dim(0), w.dim(1)])
         {
             return Err(invalid(format!("{module}.bias is not [experts, out]")));
         }
-        Ok(SwitchLinear::Quantized {
-            weight,
-            scales,
-            biases,
-            bias,
-            group_size: spec.group_size,
-            bits: spec.bits,
-            mode: spec.mode,
-        })
+        Ok(SwitchLinear::Quantized { packed, bias })
     }
 
     /// Split a big product over the streams (see `Linear::Split`).

@@ -3,7 +3,7 @@
 //! a model lives and dies on this thread.
 
 use super::disk_cache::{DiskCache, Layout};
-use super::model::{KvCache, Linear, Transformer};
+use super::model::{KvCache, Transformer};
 use super::prefix::{Kv, PrefixCache, Taken, common_prefix};
 use super::sampling::{self, Sampler};
 use super::source::Source;
@@ -245,10 +245,7 @@ fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
         tokenizer.speak_harmony();
     }
     let template = tokenizer.chat_template.clone().map(ChatTemplate::new);
-    let rows = match &model.embed.0 {
-        Linear::Dense { weight, .. } | Linear::Quantized { weight, .. } => weight.dim(0),
-        Linear::Split { .. } => model.embed.0.out_features(),
-    };
+    let rows = model.embed.0.out_features();
     let info = ModelInfo {
         path: source.path().to_path_buf(),
         format: source.format(),

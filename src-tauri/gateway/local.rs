@@ -99,7 +99,7 @@ impl LocalModels for Pool {
             let readers = if handle.harmony() && !req.raw_prompt {
                 // Harmony carries reasoning, answer and calls in one structure.
                 Readers {
-                    harmony: Some((HarmonyParser::new(), offered.unwrap_or_default())),
+                    harmony: Some(HarmonyParser::new(offered.unwrap_or_default())),
                     ..Readers::default()
                 }
             } else {
@@ -424,13 +424,12 @@ fn chat_messages(
 }
 
 /// How a local model's text is read: reasoning split off first, then tool calls; or,
-/// for a model answering in harmony (gpt-oss), all of it by its parser, with the names
-/// of the tools the request offered (a call to any other is shown as text).
+/// for a model answering in harmony (gpt-oss), all of it by its parser.
 #[derive(Debug, Default)]
 struct Readers {
     think: Option<ThinkParser>,
     tools: Option<ToolCallParser>,
-    harmony: Option<(HarmonyParser, Vec<String>)>,
+    harmony: Option<HarmonyParser>,
 }
 
 /// A token id's text, for logprobs.
@@ -468,7 +467,7 @@ fn events(
     }
     impl St {
         fn text(&mut self, text: &str, out: &mut Vec<Event>) {
-            if let Some((p, _)) = &mut self.readers.harmony {
+            if let Some(p) = &mut self.readers.harmony {
                 let mut outs = Vec::new();
                 p.push(text, &mut outs);
                 self.harmony(outs, out);
@@ -485,24 +484,14 @@ fn events(
             self.parts(parts, out);
         }
 
-        /// Harmony's pieces: reasoning as thinking, calls to offered tools as tool calls.
+        /// Harmony's pieces: reasoning as thinking, then text and tool calls.
         fn harmony(&mut self, outs: Vec<harmony::Out>, out: &mut Vec<Event>) {
             for o in outs {
                 match o {
                     harmony::Out::Thinking(t) => self.parts(vec![Part::Thinking(t)], out),
                     harmony::Out::Text(t) => self.pieces(vec![Piece::Text(t)], out),
                     harmony::Out::Call { name, arguments } => {
-                        let offered = self
-                            .readers
-                            .harmony
-                            .as_ref()
-                            .is_some_and(|(_, names)| names.contains(&name));
-                        let piece = if offered {
-                            Piece::Call { name, arguments }
-                        } else {
-                            Piece::Text(arguments)
-                        };
-                        self.pieces(vec![piece], out);
+                        self.pieces(vec![Piece::Call { name, arguments }], out)
                     }
                 }
             }
@@ -510,7 +499,7 @@ fn events(
 
         /// The end of the text: what the readers held back.
         fn finish_text(&mut self, out: &mut Vec<Event>) {
-            if let Some((p, _)) = &mut self.readers.harmony {
+            if let Some(p) = &mut self.readers.harmony {
                 let mut outs = Vec::new();
                 p.finish(&mut outs);
                 self.harmony(outs, out);
@@ -767,8 +756,7 @@ mod tests {
     #[tokio::test]
     async fn harmony_reasoning_answer_and_calls_become_thinking_text_and_tool_use() {
         let harmony = |tools: &[&str]| Readers {
-            harmony: Some((
-                HarmonyParser::new(),
+            harmony: Some(HarmonyParser::new(
                 tools.iter().map(|t| t.to_string()).collect(),
             )),
             ..Readers::default()
