@@ -111,7 +111,7 @@ for n in ${STREAMS:-1 2 4 8}; do
   done
 done
 
-# A mixture-of-experts model: a random Qwen3-MoE of ~0.2B parameters, ~40M active (32
+# A mixture-of-experts model: a random Qwen3-MoE of 0.16B parameters, 68M active (32
 # experts, 4 per token; made by tests/fixtures/families/make_tiny.py --bench), the same
 # prompt ids and token count as the single-stream part, sides alternating.
 if has moe; then
