@@ -11,12 +11,13 @@ SHELL := /bin/bash
 DESKTOP := --features tauri/custom-protocol
 
 .PHONY: help run test deps system-deps mlx ui-deps ui-build fixtures clients tauri-driver \
-        lint ui-test desktop rust-test e2e serve soak fuzz bench bench-engine bench-routing bench-vault bench-tokens bench-gateway
+        lint ui-test desktop bundle bundle-test rust-test e2e serve soak fuzz bench bench-engine bench-routing bench-vault bench-tokens bench-gateway
 
 help:
 	@echo "make run    install what is missing, build, and start the Switchyard app"
 	@echo "make test   install what is missing and run every test (Rust, UI, e2e)"
 	@echo "make serve  the headless gateway (switchyard serve)"
+	@echo "make bundle the Linux package of the app (.deb, release build) in target/release/bundle/deb/"
 	@echo "make bench  all benchmarks (engine, routing, vault, tokens, gateway)"
 	@echo "make soak   the reliability suite at full size (10,000 requests, 64 connections)"
 	@echo "make fuzz   the model-file parsers (GGUF header, safetensors header and index) under mutation fuzzing (FUZZ_SECS each, default 300)"
@@ -28,7 +29,7 @@ run: deps ui-build
 serve: deps
 	cargo run --release --no-default-features -- serve
 
-test: deps ui-build fixtures clients tauri-driver lint ui-test desktop rust-test e2e
+test: deps ui-build fixtures clients tauri-driver lint ui-test desktop bundle-test rust-test e2e
 	@echo "make test: all passed"
 
 deps: system-deps mlx ui-deps
@@ -69,6 +70,15 @@ ui-test: ui-deps
 desktop: ui-build
 	cargo build $(DESKTOP)
 	mkdir -p target/desktop && cp target/debug/switchyard target/desktop/switchyard
+
+# The Linux package (.deb) of the release build: binary, desktop entry, icons, libmlx.
+bundle: deps ui-build
+	scripts/bundle.sh
+
+# make test packages the debug build the same way, installs it into a scratch root
+# (dpkg -x) and checks what is there and that the installed binary runs.
+bundle-test: desktop
+	scripts/bundle.sh --debug --check
 
 # Every Rust test runs on the core alone: proof that nothing but desktop/ needs tauri.
 rust-test:

@@ -16,7 +16,10 @@ fn main() {
             );
         }
         println!("cargo:rustc-link-search=native={}", lib.display());
+        // The installed package's copy first (the .deb puts libmlx.so in
+        // /usr/lib/switchyard/mlx/lib, see tauri.conf.json), then the build tree's.
         // libmlx.so finds its bundled BLAS through its own RPATH ($ORIGIN/../../mlx_cpu.libs).
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib/switchyard/mlx/lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
     #[cfg(feature = "desktop")]
@@ -67,6 +70,10 @@ fn desktop() {
         "logs_tail",
         "logs_minutes",
         "gateway_status",
+        "gateway_start",
+        "gateway_stop",
+        "autostart_get",
+        "autostart_set",
         "prefs_get",
         "prefs_set",
     ];

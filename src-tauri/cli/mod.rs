@@ -55,6 +55,11 @@ pub struct Cli {
     )]
     pub vault: BackendKind,
 
+    /// Start the desktop app in the menu bar without opening its window (launch at
+    /// login uses this)
+    #[arg(long)]
+    pub background: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -164,7 +169,7 @@ fn run_desktop(cli: &Cli, out: &Output) -> i32 {
         Ok(f) => init_logging("info", Some(f)),
         Err(e) => return out.error(&e),
     }
-    match crate::desktop::run(cli.app_options()) {
+    match crate::desktop::run(cli.app_options(), cli.background) {
         Ok(()) => 0,
         Err(e) => out.error(&e),
     }

@@ -352,9 +352,52 @@ pub async fn gateway_status(gateway: State<'_, GatewayHandle>) -> Res<GatewaySta
     Ok(gateway.status())
 }
 
+/// Start the app's gateway (as the tray's Start Gateway does); its new status.
+#[tauri::command]
+pub async fn gateway_start(handle: tauri::AppHandle, app: App<'_>) -> Res<GatewayStatus> {
+    Ok(super::gateway::launch(&handle, app.inner().clone()).await)
+}
+
+/// Stop the app's gateway: the port closes and the pool's models are unloaded.
+#[tauri::command]
+pub async fn gateway_stop(handle: tauri::AppHandle) -> Res<GatewayStatus> {
+    Ok(super::gateway::halt(&handle).await)
+}
+
+// ------------------------------------------------------------------ launch at login
+
+/// Whether the app starts (in the background) when the user logs in.
+#[tauri::command]
+pub async fn autostart_get(handle: tauri::AppHandle) -> Res<bool> {
+    use tauri_plugin_autostart::ManagerExt;
+    handle.autolaunch().is_enabled().map_err(autostart_error)
+}
+
+/// Turn launch at login on or off; returns the setting as the system now has it.
+#[tauri::command]
+pub async fn autostart_set(handle: tauri::AppHandle, on: bool) -> Res<bool> {
+    use tauri_plugin_autostart::ManagerExt;
+    let launcher = handle.autolaunch();
+    if on {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    }
+    .map_err(autostart_error)?;
+    tracing::info!(on, "launch at login changed");
+    launcher.is_enabled().map_err(autostart_error)
+}
+
+fn autostart_error(e: impl std::fmt::Display) -> Error {
+    Error::new(
+        crate::error::Code::Io,
+        format!("cannot change launch at login: {e}"),
+    )
+}
+
 // ------------------------------------------------------------------ UI preferences
 
-/// One of the UI's own view preferences (`lastPage`), from `ui-prefs.json`.
+/// One of the UI's own view preferences (`lastPage`, `locale`), from `ui-prefs.json`.
 #[tauri::command]
 pub async fn prefs_get(handle: tauri::AppHandle, key: String) -> Res<Option<String>> {
     super::prefs::ui_get(&handle, &key)

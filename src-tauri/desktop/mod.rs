@@ -4,7 +4,9 @@
 //! This is the ONLY module that uses tauri (architecture invariant 2): everything
 //! it does is call the core through [`commands`] and show the result. Closing the
 //! window keeps the app running in the tray; Quit in the tray menu ends it. On macOS
-//! the app has no Dock icon (Accessory activation policy + `LSUIElement`).
+//! the app has no Dock icon (Accessory activation policy + `LSUIElement`); opening the
+//! app again while it runs (a double click in Finder: the `Reopen` event; elsewhere a
+//! second launch, handed over by the single-instance plugin) shows the window.
 
 mod commands;
 mod gateway;
@@ -18,8 +20,9 @@ use tauri::Manager;
 
 pub const MAIN_WINDOW: &str = "main";
 
-/// Start the desktop app; returns when the user quits.
-pub fn run(opts: AppOptions) -> Result<()> {
+/// Start the desktop app; returns when the user quits. `background`: only the menu-bar
+/// icon, the window stays closed until asked for (launch at login).
+pub fn run(opts: AppOptions, background: bool) -> Result<()> {
     let app = tauri::async_runtime::block_on(App::open(opts))?;
     tracing::info!(data_dir = %app.data_dir().display(), "starting the desktop app");
 
@@ -33,6 +36,13 @@ pub fn run(opts: AppOptions) -> Result<()> {
             show_main_window(handle);
         }))
         .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .app_name("Switchyard")
+                .arg("--background")
+                .build(),
+        )
         .manage(app.clone())
         .manage(gateway::GatewayHandle::starting())
         .manage(Pulls::default())
@@ -77,6 +87,10 @@ pub fn run(opts: AppOptions) -> Result<()> {
             commands::logs_tail,
             commands::logs_minutes,
             commands::gateway_status,
+            commands::gateway_start,
+            commands::gateway_stop,
+            commands::autostart_get,
+            commands::autostart_set,
             commands::prefs_get,
             commands::prefs_set,
         ])
@@ -85,7 +99,10 @@ pub fn run(opts: AppOptions) -> Result<()> {
             tauri_app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::build(tauri_app.handle())?;
             if let Some(window) = tauri_app.get_webview_window(MAIN_WINDOW) {
-                prefs::restore_window_size(tauri_app.handle(), &window);
+                prefs::restore_window(tauri_app.handle(), &window);
+                if !background {
+                    let _ = window.show();
+                }
             }
             gateway::start(tauri_app.handle().clone(), app.clone());
             Ok(())
@@ -99,14 +116,19 @@ pub fn run(opts: AppOptions) -> Result<()> {
             tauri::WindowEvent::Resized(size) if window.label() == MAIN_WINDOW => {
                 prefs::remember_window_size(window, *size);
             }
+            tauri::WindowEvent::Moved(at) if window.label() == MAIN_WINDOW => {
+                prefs::remember_window_position(window, *at);
+            }
             _ => {}
         })
         .build(tauri::generate_context!())
         .map_err(|e| Error::new(Code::Internal, format!("the desktop app failed: {e}")))?
-        .run(|handle, event| {
-            if let tauri::RunEvent::Exit = event {
-                gateway::stop(handle);
-            }
+        .run(|handle, event| match event {
+            tauri::RunEvent::Exit => gateway::stop(handle),
+            // The app opened again from Finder or the Dock while it runs.
+            #[cfg(target_os = "macos")]
+            tauri::RunEvent::Reopen { .. } => show_main_window(handle),
+            _ => {}
         });
     Ok(())
 }

@@ -55,6 +55,15 @@ impl ClientLimits {
         };
         sem.try_acquire_owned().ok()
     }
+
+    /// Requests in flight across every client (read by the app's tray once a second;
+    /// the request path itself keeps no extra counter).
+    pub fn in_flight(&self) -> usize {
+        let map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .map(|s| self.max.saturating_sub(s.available_permits()))
+            .sum()
+    }
 }
 
 /// Who a request is from, as far as limits go: its credential (the client token, once
@@ -125,7 +134,9 @@ mod tests {
         assert!(l.try_acquire(&with("a")).is_none(), "a is at its limit");
         let _b = l.try_acquire(&with("b")).unwrap();
         let _none = l.try_acquire(&HeaderMap::new()).unwrap();
+        assert_eq!(l.in_flight(), 4);
         drop(a1);
+        assert_eq!(l.in_flight(), 3);
         assert!(l.try_acquire(&with("a")).is_some());
     }
 }

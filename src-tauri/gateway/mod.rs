@@ -280,6 +280,7 @@ pub struct Server {
     control: Option<crate::pool::control::Control>,
     /// The request log, for watching requests as they finish.
     pub requests: log::RequestLog,
+    state: GatewayState,
 }
 
 impl Server {
@@ -290,6 +291,11 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Requests being answered now (a streaming answer counts until its last byte).
+    pub fn in_flight(&self) -> usize {
+        self.state.client_limits.in_flight()
     }
 
     /// Stop accepting, let in-flight requests finish, and wait.
@@ -321,7 +327,7 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
     state.port.store(addr.port(), Ordering::Relaxed);
     let header_timeout = state.options.header_read_timeout;
     let requests = state.log.clone();
-    let app = router(state);
+    let app = router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(listener, app, header_timeout, rx));
     tracing::info!(%addr, "gateway listening");
@@ -331,5 +337,6 @@ pub async fn serve(state: GatewayState, host: IpAddr, port: u16) -> Result<Serve
         task,
         control: None,
         requests,
+        state,
     })
 }

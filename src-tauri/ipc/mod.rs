@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 mod bindings;
+pub mod tray;
 
 use crate::app::{App, SharedApp};
 use crate::error::{Code, Error, Result};
@@ -385,6 +386,8 @@ pub enum GatewayStatus {
         port: u16,
         error: Error,
     },
+    /// Stopped by the user (tray or window); `port` is where it will listen again.
+    Stopped { host: String, port: u16 },
 }
 
 /// The desktop gateway's port: `SWITCHYARD_GATEWAY_PORT` (0 = any free port), else 8399.
@@ -412,6 +415,7 @@ pub fn tray_line(s: &GatewayStatus, tokens_off: bool) -> String {
             format!("Gateway: port {port} in use")
         }
         GatewayStatus::Failed { error, .. } => format!("Gateway: not running ({})", error.code),
+        GatewayStatus::Stopped { .. } => "Gateway: stopped".into(),
     }
 }
 
@@ -656,6 +660,11 @@ mod tests {
             error: Error::new(Code::PortInUse, "in use"),
         };
         assert_eq!(tray_line(&busy, false), "Gateway: port 8399 in use");
+        let stopped = GatewayStatus::Stopped {
+            host: "127.0.0.1".into(),
+            port: 8399,
+        };
+        assert_eq!(tray_line(&stopped, false), "Gateway: stopped");
         let bad = GatewayStatus::Failed {
             host: "127.0.0.1".into(),
             port: 8399,

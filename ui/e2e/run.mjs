@@ -120,6 +120,35 @@ class Session {
     await wd("POST", `/session/${this.id}/actions`, { actions: [{ type: "key", id: "keyboard", actions }] });
     await wd("DELETE", `/session/${this.id}/actions`);
   }
+  /**
+   * Drag by pointer, as a person does with the mouse (W3C pointer actions): press on
+   * `fromCss`, glide in small steps to `dy` px below the top edge of `toCss`, hold,
+   * release. The steps and pauses give the drag library's position checks time to run.
+   */
+  async drag(fromCss, toCss, dy) {
+    const rect = (css) => this.exec(`const r = document.querySelector(arguments[0]).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2, r.y];`, [css]);
+    const [x, y0] = await rect(fromCss);
+    const [, , top] = await rect(toCss);
+    const y1 = top + dy;
+    const moves = [];
+    const steps = Math.max(4, Math.ceil(Math.abs(y1 - y0) / 6));
+    for (let i = 1; i <= steps; i++) {
+      moves.push({ type: "pointerMove", duration: 30, origin: "viewport", x: Math.round(x), y: Math.round(y0 + ((y1 - y0) * i) / steps) });
+      moves.push({ type: "pause", duration: 40 });
+    }
+    const actions = [
+      { type: "pointerMove", duration: 0, origin: "viewport", x: Math.round(x), y: Math.round(y0) },
+      { type: "pointerDown", button: 0 },
+      { type: "pause", duration: 200 },
+      ...moves,
+      { type: "pause", duration: 600 },
+      { type: "pointerUp", button: 0 },
+    ];
+    await wd("POST", `/session/${this.id}/actions`, {
+      actions: [{ type: "pointer", id: "mouse", parameters: { pointerType: "mouse" }, actions }],
+    });
+    await wd("DELETE", `/session/${this.id}/actions`);
+  }
   /** Call a Tauri command from the page, as the UI does; resolves to {ok} or {err}. */
   invoke = async (cmd, a = {}) =>
     wd("POST", `/session/${this.id}/execute/async`, {
@@ -430,14 +459,38 @@ async function addRules(s, dataDir) {
   assert.deepEqual(stored.map((r) => r.pattern), ["gamma-.*", "alpha-", "beta"]);
   console.log(`  ok three rules added and reordered by keyboard to [${[c, a, b]}]; the CLI agrees`);
 
+  // Pointer drag and drop: press on the third rule's handle, move above the first, release.
+  const handle = (id) => `#rule-list > li[data-rule-id="${id}"] .handle`;
+  await s.drag(handle(b), `#rule-list > li[data-rule-id="${c}"]`, 8);
+  await waitFor("the UI to show the dragged order", async () => JSON.stringify(await ruleIdsInUi(s)) === JSON.stringify([b, c, a]), 10000);
+  await waitFor("the dragged order to be stored", async () => JSON.stringify(cli(dataDir, "rule", "list").map((r) => r.id)) === JSON.stringify([b, c, a]), 10000);
+  console.log(`  ok rule ${b} dragged by pointer from position 2 above rule ${c}: [${[b, c, a]}]; the CLI agrees`);
+
+  // Another process changes the rules while this list is shown: the drag's order is
+  // refused (rule_order_conflict), the page says so and reloads the list.
+  const other = cli(dataDir, "rule", "add", "--pattern", "delta", "--match", "exact", "--to", "local");
+  assert.equal((await ruleIdsInUi(s)).length, 3, "the page has not seen the new rule yet");
+  await s.drag(handle(a), `#rule-list > li[data-rule-id="${b}"]`, 8);
+  await waitFor("the conflict notice", () => s.exists("#rule-notice"), 10000);
+  await waitFor("the list to be reloaded with the other process's rule", async () => (await ruleIdsInUi(s)).includes(other.id), 10000);
+  assert.deepEqual(cli(dataDir, "rule", "list").map((r) => r.id), [b, c, a, other.id], "the refused order changed nothing");
+  await s.screenshot("routing-conflict.png");
+  cli(dataDir, "rule", "remove", String(other.id));
+  await s.goto("pool");
+  await s.goto("routing");
+  await waitFor("the list without it", async () => JSON.stringify(await ruleIdsInUi(s)) === JSON.stringify([b, c, a]));
+  console.log("  ok a drag while another process added a rule is refused as a conflict, shown, and the list reloaded");
+
   await s.type("#rule-test-input", "gamma-7");
   await s.click("#rule-test-run");
   const t = await waitFor("the rule test's result", async () => (await s.exists("#rule-test-result")) && s.text("#rule-test-result"));
-  assert.match(t, new RegExp(`Rule #${c} at position 0`), t);
+  assert.match(t, new RegExp(`Rule #${c} at position 1`), t);
   assert.match(t, /fake/, t);
   await s.screenshot("routing.png");
   console.log("  ok the rule tester names the matching rule and its position");
-  return [c, a, b];
+  const order = cli(dataDir, "rule", "list").map((r) => r.pattern);
+  assert.deepEqual(order, ["beta", "gamma-.*", "alpha-"], "the order after the pointer drag");
+  return order;
 }
 
 async function providerInUse(s) {
@@ -628,9 +681,53 @@ async function noSecretInResponses(s, dataDir, fake) {
   console.log(`  ok ${calls.length} read commands (${all.length} bytes) and every file of the data dir are free of the planted key`);
 }
 
+/**
+ * Stop and start the gateway from the Dashboard (the tray's Start / Stop item calls the
+ * same code): /health stops and starts answering, the tray's line and icon follow.
+ * Returns the gateway's URL after the restart (the port is picked anew).
+ */
+async function startStop(s, dataDir, url) {
+  const log = () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8");
+  await s.goto("dashboard");
+  await sleep(2600); // past the time a finished request keeps the icon busy
+  let from = log().length;
+  const asked = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(TOKENS.default) },
+    body: JSON.stringify({ model: "e2e-no-such-model", messages: [{ role: "user", content: "Hi" }] }),
+  });
+  assert.equal(asked.status, 404);
+  await waitFor("the tray icon to show a request being served", async () => log().slice(from).includes("tray icon: serving"), 5000);
+  from = log().length;
+  await s.click("#dash-gateway-toggle");
+  await waitFor("the Dashboard to show the gateway stopped", () => s.exists("#dash-gateway-stopped"));
+  await assert.rejects(fetch(`${url}/health`), "nothing answers on the gateway's port once stopped");
+  await waitFor("the tray to say the gateway is stopped", async () => log().slice(from).includes("tray status: Gateway: stopped\n"), 5000);
+  await waitFor("the tray icon to show it", async () => log().slice(from).includes("tray icon: stopped"), 5000);
+  await s.screenshot("dashboard-stopped.png");
+  from = log().length;
+  await s.click("#dash-gateway-toggle");
+  const again = await waitFor("the Dashboard to show the gateway's URL again", async () => (await s.exists("#dash-gateway-url")) && s.text("#dash-gateway-url"));
+  const health = await fetch(`${again}/health`);
+  assert.equal(health.status, 200);
+  await waitFor("the tray to show the URL again", async () => log().slice(from).includes(`tray status: Gateway: ${again}`), 5000);
+  await waitFor("the tray icon to go back to idle", async () => log().slice(from).includes("tray icon: idle"), 5000);
+  console.log(`  ok the gateway stopped from the Dashboard (/health refused, tray "Gateway: stopped") and started again at ${again}`);
+  return again;
+}
+
+/**
+ * A second app on a busy port, in a dark desktop with a home of its own: the busy port
+ * is shown on the Dashboard and in the tray while the app runs on; the window follows
+ * the system's dark theme; the language switch turns it to Japanese and back (this
+ * machine has no Japanese locale to start it in; `detectLocale` is unit-tested); launch
+ * at login writes and removes the desktop's autostart entry.
+ */
 async function portInUse(busyPort) {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-e2e-busy-"));
-  const driver = await startDriver(PORT + 2, { ...APP_ENV, SWITCHYARD_GATEWAY_PORT: String(busyPort) });
+  const home = mkdtempSync(join(tmpdir(), "switchyard-e2e-home-"));
+  const env = { ...APP_ENV, SWITCHYARD_GATEWAY_PORT: String(busyPort), GTK_THEME: "Adwaita:dark", HOME: home };
+  const driver = await startDriver(PORT + 2, env);
   try {
     const s = await Session.start(dataDir);
     const code = await waitFor("the Dashboard to show the busy port", async () =>
@@ -642,14 +739,42 @@ async function portInUse(busyPort) {
       async () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8").includes(`tray status: Gateway: port ${busyPort} in use`),
       10000,
     );
+    await waitFor("the tray icon to show the error", async () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8").includes("tray icon: error"), 5000);
     assert.ok(await s.exists("#dash-facts"), "the rest of the app works without a gateway");
-    await s.screenshot("dashboard-port-in-use.png");
+    console.log(`  ok a busy port ${busyPort} shows port_in_use on the Dashboard and in the tray (text and icon); the app runs on`);
+
+    // The system's dark theme; the language switch.
+    const look = await s.exec(`return [matchMedia("(prefers-color-scheme: dark)").matches, getComputedStyle(document.documentElement).backgroundColor, document.documentElement.lang]`);
+    assert.deepEqual(look, [true, "rgb(30, 30, 32)", "en"], "dark colours from the system, English from its C locale");
+    await s.screenshot("dashboard-dark.png");
+    await s.select("#locale-select", "ja");
+    await waitFor("the Japanese navigation", async () => (await s.text("#nav-dashboard")) === "ダッシュボード");
+    assert.equal(await s.text("main h1"), "ダッシュボード");
+    assert.equal(await s.exec(`return document.documentElement.lang`), "ja");
+    assert.deepEqual(await s.invoke("prefs_get", { key: "locale" }), { ok: "ja" }, "the choice is saved");
+    await s.screenshot("dashboard-dark-ja.png");
+    await s.select("#locale-select", "en");
+    await waitFor("the English navigation", async () => (await s.text("#nav-dashboard")) === "Dashboard");
+    console.log("  ok the window follows the system's dark theme; the language switch turns it to Japanese (saved) and back");
+
+    // Launch at login: off by default; on writes the autostart entry (starting in the background), off removes it.
+    const entry = join(home, ".config", "autostart", "Switchyard.desktop");
+    await waitFor("the launch-at-login switch", () => s.exists("#autostart-toggle"));
+    assert.equal(await s.exec(`return document.querySelector("#autostart-toggle").checked`), false, "off on a new install");
+    await s.click("#autostart-toggle");
+    const written = await waitFor("the autostart entry", async () => statSync(entry, { throwIfNoEntry: false }) && readFileSync(entry, "utf8"), 5000);
+    assert.match(written, /^Exec=.*switchyard.* --background$/m, written);
+    assert.equal(await s.exec(`return document.querySelector("#autostart-toggle").checked`), true);
+    await s.click("#autostart-toggle");
+    await waitFor("the autostart entry to go", async () => !statSync(entry, { throwIfNoEntry: false }), 5000);
+    assert.ok(!(await s.exists("#autostart-error")), "no error shown");
+    console.log("  ok launch at login writes the autostart entry (Exec … --background) and removes it");
     await s.end();
-    console.log(`  ok a busy port ${busyPort} shows port_in_use on the Dashboard and in the tray; the app runs on`);
   } finally {
     driver.kill("SIGTERM");
     await sleep(300);
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
   }
 }
 
@@ -698,7 +823,7 @@ async function main() {
 
     // 2. Settings through the UI, checked through the CLI; secrets stay secret.
     await addProvider(s, dataDir, fake);
-    await addRules(s, dataDir);
+    const ruleOrder = await addRules(s, dataDir);
     await providerInUse(s);
     await pool(s, dataDir);
     await poolLoaded(s, dataDir, gatewayUrl);
@@ -707,6 +832,7 @@ async function main() {
     await security(s, dataDir);
     await backupRestore(s, dataDir);
     await noSecretInResponses(s, dataDir, fake);
+    await startStop(s, dataDir, gatewayUrl);
 
     await s.goto("pool");
     await sleep(600); // the store saves with a 200 ms debounce
@@ -733,6 +859,12 @@ async function main() {
     assert.equal((await s.invoke("token_first_run")).ok, null, "the first-run token is not issued or shown again");
     await s.screenshot("restart-last-page.png");
     console.log("  ok the last page survived a restart");
+    // The backup restored above gave the rules new ids: the order is checked by pattern.
+    const stored = cli(dataDir, "rule", "list");
+    assert.deepEqual(stored.map((r) => r.pattern), ruleOrder, "the dragged order is stored");
+    await s.goto("routing");
+    await waitFor("the rules in their dragged order after the restart", async () => JSON.stringify(await ruleIdsInUi(s)) === JSON.stringify(stored.map((r) => r.id)));
+    console.log(`  ok the dragged rule order [${ruleOrder}] survived the restart (UI and CLI)`);
     await s.click("#nav-dashboard");
     await dashboardFacts(s);
     // Provider, rules, a tool's request with a token, a backup: the checklist is done and gone.

@@ -91,6 +91,9 @@ export function isCode(e: unknown, code: ErrorCode): boolean {
   return toCoreError(e).code === code;
 }
 
+/** The UI preferences the core keeps (prefs_get / prefs_set accept only these). */
+export type PrefKey = "lastPage" | "locale";
+
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
@@ -102,9 +105,13 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   appInfo: () => call<AppInfo>("app_info"),
   gatewayStatus: () => call<GatewayStatus>("gateway_status"),
+  gatewayStart: () => call<GatewayStatus>("gateway_start"),
+  gatewayStop: () => call<GatewayStatus>("gateway_stop"),
+  autostartGet: () => call<boolean>("autostart_get"),
+  autostartSet: (on: boolean) => call<boolean>("autostart_set", { on }),
 
-  prefsGet: (key: "lastPage") => call<string | null>("prefs_get", { key }),
-  prefsSet: (key: "lastPage", value: string) => call<null>("prefs_set", { key, value }),
+  prefsGet: (key: PrefKey) => call<string | null>("prefs_get", { key }),
+  prefsSet: (key: PrefKey, value: string) => call<null>("prefs_set", { key, value }),
 
   providerList: () => call<Provider[]>("provider_list"),
   providerUpsert: (input: ProviderUpsert) => call<UpsertOutcome>("provider_upsert", { input }),

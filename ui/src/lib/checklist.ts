@@ -1,6 +1,7 @@
 // The Dashboard's getting-started checklist: what a new install still lacks before it
 // answers a first request and survives the loss of this Mac. Each step is decided from
 // what the core reports; the list goes away once every step is done.
+import type { MessageKey } from "./i18n";
 import type { PageId } from "./pages";
 
 export interface InstallState {
@@ -15,7 +16,8 @@ export interface InstallState {
 
 export interface Step {
   id: string;
-  label: string;
+  /** Looked up when shown, so the list follows a change of language. */
+  label: MessageKey;
   done: boolean;
   page: PageId;
 }
@@ -24,25 +26,25 @@ export function checklist(s: InstallState): Step[] {
   return [
     {
       id: "backend",
-      label: "Add a cloud provider, or import or pull a local model",
+      label: "checklist.backend",
       done: s.providers > 0 || s.models > 0,
       page: s.providers > 0 || s.models === 0 ? "providers" : "models",
     },
     {
       id: "rule",
-      label: "Make a routing rule for the model names your tools send",
+      label: "checklist.rule",
       done: s.rules > 0,
       page: "routing",
     },
     {
       id: "client",
-      label: "Give a tool a client token and its settings (its first request ticks this)",
+      label: "checklist.client",
       done: s.clientRequests > 0,
       page: "clients",
     },
     {
       id: "backup",
-      label: "Export a backup of your keys and settings",
+      label: "checklist.backup",
       done: s.lastBackupAt !== null,
       page: "security",
     },

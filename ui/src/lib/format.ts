@@ -1,4 +1,6 @@
-// Display helpers shared by the pages. Pure functions: tested in format.test.ts.
+// Display helpers shared by the pages. Pure functions (but for the language): tested in
+// format.test.ts. Units and the CLI's duration syntax are the same in every language.
+import { t } from "./i18n";
 
 /** 2^30 bytes: the core's "GB" (settings/pool.rs), the unit RAM is sold in. */
 export const GB = 1024 ** 3;
@@ -29,12 +31,12 @@ export function formatModelParams(total: number | null, active: number | null): 
 /** How long ago `atMs` was, relative to `nowMs`: `just now`, `5 min ago`, `3 h ago`, `2 d ago`. */
 export function timeAgo(atMs: number, nowMs: number): string {
   const s = Math.max(0, Math.round((nowMs - atMs) / 1000));
-  if (s < 45) return "just now";
+  if (s < 45) return t("time.justNow");
   const m = Math.round(s / 60);
-  if (m < 60) return `${m} min ago`;
+  if (m < 60) return t("time.minutesAgo", { n: m });
   const h = Math.round(m / 60);
-  if (h < 48) return `${h} h ago`;
-  return `${Math.round(h / 24)} d ago`;
+  if (h < 48) return t("time.hoursAgo", { n: h });
+  return t("time.daysAgo", { n: Math.round(h / 24) });
 }
 
 /** `900` → `15m`, like the CLI (the largest unit that divides evenly). */

@@ -9,15 +9,17 @@ import type { ProviderUpsert } from "./bindings/ProviderUpsert";
 import type { Rule } from "./bindings/Rule";
 import type { RuleInput } from "./bindings/RuleInput";
 import type { RuleUpdate } from "./bindings/RuleUpdate";
+import { t } from "./i18n";
 
 /** Field name → message; empty when the form can be sent. */
 export type Problems = Partial<Record<string, string>>;
 
-export const KIND_LABELS: Record<ProviderKind, string> = {
-  openai: "OpenAI",
-  anthropic: "Anthropic",
-  "openai-compatible": "OpenAI-compatible",
-};
+export const PROVIDER_KINDS: readonly ProviderKind[] = ["openai", "anthropic", "openai-compatible"];
+
+/** A kind as the form's menu and the list name it. */
+export function kindLabel(kind: ProviderKind): string {
+  return kind === "openai" ? "OpenAI" : kind === "anthropic" ? "Anthropic" : t("providers.kindCompatible");
+}
 
 export const DEFAULT_BASE_URLS: Record<ProviderKind, string | null> = {
   openai: "https://api.openai.com",
@@ -58,39 +60,39 @@ export function providerProblems(f: ProviderForm): Problems {
   const p: Problems = {};
   const name = f.name.trim();
   if (!NAME_RE.test(name)) {
-    p.name = "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.";
+    p.name = t("providers.nameInvalid");
   } else if (name.toLowerCase() === "local") {
-    p.name = "`local` is reserved for the local engine in routing rules.";
+    p.name = t("providers.nameLocal");
   }
   const raw = f.baseUrl.trim();
   if (!raw) {
-    if (f.kind === "openai-compatible") p.baseUrl = "An OpenAI-compatible provider needs a base URL.";
+    if (f.kind === "openai-compatible") p.baseUrl = t("providers.baseUrlNeeded");
   } else {
     let url: URL | null = null;
     try {
       url = new URL(raw);
     } catch {
-      p.baseUrl = "Not a URL (e.g. https://openrouter.ai/api).";
+      p.baseUrl = t("providers.notUrl");
     }
     if (url) {
       if (url.protocol !== "https:" && url.protocol !== "http:") {
-        p.baseUrl = "Use https://.";
+        p.baseUrl = t("providers.useHttps");
       } else if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
-        p.baseUrl = "Plain http is only accepted for this machine (localhost, 127.0.0.1, [::1]); use https://.";
+        p.baseUrl = t("providers.plainHttp");
       } else if (url.username || url.password) {
-        p.baseUrl = "No user name or password in the URL; the key has its own field.";
+        p.baseUrl = t("providers.credentials");
       } else if (url.search || url.hash) {
-        p.baseUrl = "No query (?…) or fragment (#…).";
+        p.baseUrl = t("providers.query");
       }
     }
   }
   const key = f.apiKey;
   if (key && !/^[\x21-\x7e]+$/.test(key)) {
-    p.apiKey = "Paste only the key: no spaces or other characters.";
+    p.apiKey = t("providers.keyChars");
   } else if (key.length > 4096) {
-    p.apiKey = "That is longer than any API key.";
+    p.apiKey = t("providers.keyLong");
   }
-  if (key && f.clearKey) p.apiKey = "Enter a new key or remove the stored one, not both.";
+  if (key && f.clearKey) p.apiKey = t("providers.keyBoth");
   return p;
 }
 
@@ -137,12 +139,12 @@ export function ruleFormFor(r: Rule): RuleForm {
 export function ruleProblems(f: RuleForm, targets: readonly string[]): Problems {
   const p: Problems = {};
   const chars = [...f.pattern].length;
-  if (chars === 0) p.pattern = "The pattern must not be empty.";
-  else if (chars > MAX_PATTERN_CHARS) p.pattern = `At most ${MAX_PATTERN_CHARS} characters (this is ${chars}).`;
-  if (!targets.includes(f.target)) p.target = "Pick `local` or a provider.";
-  if (f.fallback && !targets.includes(f.fallback)) p.fallback = "Pick `local`, a provider, or none.";
-  if (f.fallback && f.fallback === f.target) p.fallback = "The fallback is the same as the target.";
-  if ([...f.model].length > 512) p.model = "At most 512 characters.";
+  if (chars === 0) p.pattern = t("routing.patternEmpty");
+  else if (chars > MAX_PATTERN_CHARS) p.pattern = t("routing.patternLong", { max: MAX_PATTERN_CHARS, n: chars });
+  if (!targets.includes(f.target)) p.target = t("routing.pickTarget");
+  if (f.fallback && !targets.includes(f.fallback)) p.fallback = t("routing.pickFallback");
+  if (f.fallback && f.fallback === f.target) p.fallback = t("routing.fallbackSame");
+  if ([...f.model].length > 512) p.model = t("routing.modelLong");
   return p;
 }
 

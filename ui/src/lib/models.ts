@@ -1,5 +1,6 @@
 // Helpers of the Models page. Pure functions: tested in models.test.ts.
 import { formatBytes } from "./format";
+import { t } from "./i18n";
 import type { PullProgress } from "./bindings/PullProgress";
 import type { PullSpec } from "./bindings/PullSpec";
 
@@ -17,7 +18,7 @@ export function repoProblem(repo: string): string | null {
   const part = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$/;
   const parts = r.split("/");
   if (parts.length !== 2 || !parts.every((p) => part.test(p) && !p.includes("..") && !p.includes("--"))) {
-    return "Give ORG/NAME as on huggingface.co, e.g. mlx-community/SmolLM2-135M-Instruct-4bit";
+    return t("models.repoProblem");
   }
   return null;
 }
@@ -36,9 +37,12 @@ export function pullSpec(f: PullForm): PullSpec {
 
 /** `2/4 model.safetensors · 45 MB of 270 MB · 12.3 MB/s · 18s left` */
 export function progressLine(p: PullProgress): string {
-  const parts = [`${p.file_index}/${p.files} ${p.file}`, `${formatBytes(p.bytes_done)} of ${formatBytes(p.bytes_total)}`];
+  const parts = [
+    `${p.file_index}/${p.files} ${p.file}`,
+    t("models.progressBytes", { done: formatBytes(p.bytes_done), total: formatBytes(p.bytes_total) }),
+  ];
   if (p.rate_bps > 0) parts.push(`${(p.rate_bps / 1e6).toFixed(1)} MB/s`);
-  if (p.eta_secs !== null) parts.push(`${p.eta_secs}s left`);
+  if (p.eta_secs !== null) parts.push(t("models.progressLeft", { secs: p.eta_secs }));
   return parts.join(" · ");
 }
 

@@ -1,17 +1,18 @@
 // The navigation of the main window. Page ids are persisted (last page) in the
 // UI preferences store, so parsing must accept only known ids.
+import { t } from "./i18n";
 
-export const PAGES = [
-  { id: "dashboard", label: "Dashboard" },
-  { id: "models", label: "Models" },
-  { id: "providers", label: "Providers" },
-  { id: "routing", label: "Routing" },
-  { id: "pool", label: "Pool" },
-  { id: "clients", label: "Clients" },
-  { id: "security", label: "Security" },
-] as const;
+const IDS = ["dashboard", "models", "providers", "routing", "pool", "clients", "security"] as const;
 
-export type PageId = (typeof PAGES)[number]["id"];
+export type PageId = (typeof IDS)[number];
+
+/** The pages in order; a label is read in the current language each time it is shown. */
+export const PAGES: readonly { id: PageId; readonly label: string }[] = IDS.map((id) => ({
+  id,
+  get label() {
+    return pageLabel(id);
+  },
+}));
 
 export const DEFAULT_PAGE: PageId = "dashboard";
 
@@ -21,5 +22,5 @@ export function parsePage(value: unknown): PageId {
 }
 
 export function pageLabel(id: PageId): string {
-  return PAGES.find((p) => p.id === id)?.label ?? id;
+  return t(`page.${id}`);
 }

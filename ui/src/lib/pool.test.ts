@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { GB } from "./format";
 import type { PoolView } from "./bindings/PoolView";
+import type { LoadedModel } from "./bindings/LoadedModel";
 import {
   budgetBytes,
+  memoryRows,
   formatLimit,
   limitProblem,
   parsePreload,
@@ -129,5 +131,39 @@ describe("the pool form", () => {
     expect(poolProblems({ ...f, value: 0 }, RAM).limit).toMatch(/1%/);
     expect(poolProblems({ ...f, ttl: "5x" }, RAM).ttl).toMatch(/unit/);
     expect(poolProblems({ ...f, eviction: "ttl" }, RAM).ttl).toMatch(/idle time/);
+  });
+});
+
+describe("memoryRows", () => {
+  const model = (name: string, estimated: number, measured: number, pinned = false): LoadedModel => ({
+    id: 1,
+    name,
+    pinned,
+    bytes_estimated: estimated,
+    bytes_measured: measured,
+    busy: false,
+    in_flight: 0,
+    uses: 0,
+    last_used_ms: 0,
+    loaded_ms: 0,
+    context: 4096,
+  });
+
+  it("counts each model at the larger of its estimate and measurement, largest first", () => {
+    const { rows, used } = memoryRows({
+      budget_bytes: 4 * GB,
+      loaded: [model("small", GB, 0.5 * GB), model("big", 1.5 * GB, 2 * GB, true)],
+    });
+    expect(rows.map((r) => [r.name, r.bytes, r.percent, r.pinned])).toEqual([
+      ["big", 2 * GB, 50, true],
+      ["small", GB, 25, false],
+    ]);
+    expect(used).toBe(3 * GB);
+  });
+
+  it("fills the bar of a model larger than the budget and survives a zero budget", () => {
+    expect(memoryRows({ budget_bytes: GB, loaded: [model("huge", 3 * GB, 0)] }).rows[0]?.percent).toBe(100);
+    expect(memoryRows({ budget_bytes: 0, loaded: [model("m", 10, 0)] }).rows[0]?.percent).toBe(100);
+    expect(memoryRows({ budget_bytes: GB, loaded: [] })).toEqual({ rows: [], used: 0 });
   });
 });

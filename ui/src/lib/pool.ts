@@ -5,6 +5,7 @@ import type { Eviction } from "./bindings/Eviction";
 import type { PoolSet } from "./bindings/PoolSet";
 import type { PoolView } from "./bindings/PoolView";
 import { GB, formatDuration } from "./format";
+import { t } from "./i18n";
 
 export type LimitKind = "percent" | "gb";
 
@@ -27,16 +28,16 @@ export function formatLimit(limit: LimitInput): string {
 
 /** Why the limit is out of range on a machine with `ramBytes`, or null when it is fine. */
 export function limitProblem(limit: LimitInput, ramBytes: number): string | null {
-  if (!Number.isFinite(limit.value)) return "Enter a number.";
+  if (!Number.isFinite(limit.value)) return t("pool.enterNumber");
   if (limit.kind === "percent") {
     if (limit.value < MIN_PERCENT || limit.value > MAX_PERCENT) {
-      return `A share of RAM must be between ${MIN_PERCENT}% and ${MAX_PERCENT}% (the system needs the rest).`;
+      return t("pool.percentRange", { min: MIN_PERCENT, max: MAX_PERCENT });
     }
     return null;
   }
-  if (limit.value <= 0) return "The limit must be more than 0 GB.";
+  if (limit.value <= 0) return t("pool.limitPositive");
   if (limit.value * GB > ramBytes) {
-    return `This machine has ${(ramBytes / GB).toFixed(1)} GB of RAM; the limit cannot be more.`;
+    return t("pool.limitOverRam", { ram: (ramBytes / GB).toFixed(1) });
   }
   return null;
 }
@@ -50,11 +51,11 @@ export function budgetBytes(limit: LimitInput, ramBytes: number): number {
 /** `30s`, `15m`, `2h`, `1d` → seconds (1 s to 30 d), or an error message. */
 export function parseTtl(text: string): { seconds: number } | { error: string } {
   const m = /^(\d+)([smhd])$/.exec(text.trim().toLowerCase());
-  if (!m) return { error: "Use a whole number and a unit: 30s, 15m, 2h or 1d." };
+  if (!m) return { error: t("pool.ttlFormat") };
   const size = { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
   const seconds = Number(m[1]) * size;
-  if (seconds < 1) return { error: "The idle time must be at least 1s." };
-  if (seconds > MAX_TTL_SECONDS) return { error: "The idle time must be at most 30d." };
+  if (seconds < 1) return { error: t("pool.ttlMin") };
+  if (seconds > MAX_TTL_SECONDS) return { error: t("pool.ttlMax") };
   return { seconds };
 }
 
@@ -109,18 +110,18 @@ export function poolProblems(f: PoolForm, ramBytes: number): Partial<Record<Fiel
     const t = parseTtl(f.ttl);
     if ("error" in t) p.ttl = t.error;
   } else if (f.eviction === "ttl") {
-    p.ttl = "TTL eviction needs an idle time (e.g. 15m).";
+    p.ttl = t("pool.ttlNeeded");
   }
   if (!Number.isInteger(f.batch) || f.batch < 1 || f.batch > MAX_BATCH) {
-    p.batch = `A whole number from 1 to ${MAX_BATCH}.`;
+    p.batch = t("pool.wholeNumber", { max: MAX_BATCH });
   }
   if (!Number.isInteger(f.queue) || f.queue < 1 || f.queue > MAX_QUEUE) {
-    p.queue = `A whole number from 1 to ${MAX_QUEUE}.`;
+    p.queue = t("pool.wholeNumber", { max: MAX_QUEUE });
   } else if (!p.batch && f.queue < f.batch) {
-    p.queue = "At least the batch: the queue counts the running generations too.";
+    p.queue = t("pool.queueBelowBatch");
   }
   if (!Number.isFinite(f.diskCacheGb) || f.diskCacheGb < 0 || f.diskCacheGb > MAX_DISK_CACHE_GB) {
-    p.disk = `From 0 (off) to ${MAX_DISK_CACHE_GB} GB.`;
+    p.disk = t("pool.diskRange", { max: MAX_DISK_CACHE_GB });
   }
   return p;
 }
@@ -140,4 +141,30 @@ export function poolChangeFrom(v: PoolView, f: PoolForm): PoolSet {
   if (f.queue !== v.queue) change.queue = f.queue;
   if (f.diskCacheGb !== poolFormFor(v).diskCacheGb) change.disk_cache = f.diskCacheGb > 0 ? `${f.diskCacheGb}GB` : "off";
   return change;
+}
+
+// ------------------------------------------------------------------ memory bars
+
+export interface MemoryRow {
+  name: string;
+  pinned: boolean;
+  bytes: number;
+  /** The model's share of the budget, 0–100 (a model larger than the budget fills its bar). */
+  percent: number;
+}
+
+/**
+ * The loaded models as bars against the pool's budget (the Dashboard): each model's
+ * memory — the larger of the estimate and the measurement, as the pool counts it — and
+ * the total. Largest first.
+ */
+export function memoryRows(view: Pick<PoolView, "loaded" | "budget_bytes">): { rows: MemoryRow[]; used: number } {
+  const budget = Math.max(1, view.budget_bytes);
+  const rows = view.loaded
+    .map((m) => {
+      const bytes = Math.max(m.bytes_estimated, m.bytes_measured);
+      return { name: m.name, pinned: m.pinned, bytes, percent: Math.min(100, (bytes / budget) * 100) };
+    })
+    .sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+  return { rows, used: rows.reduce((n, r) => n + r.bytes, 0) };
 }

@@ -1,5 +1,6 @@
 // Client tokens in the window: the issue form's model patterns, and the settings a
 // user's tools need to reach the gateway with a token.
+import { t } from "./i18n";
 
 /** "gpt-4*, claude-*" → ["gpt-4*", "claude-*"]; blanks dropped. */
 export function scopesFromText(text: string): string[] {
@@ -23,18 +24,18 @@ export interface Setup {
 export function clientSetups(url: string, token: string): Setup[] {
   return [
     {
-      label: "OpenAI SDKs and tools",
+      label: t("setup.openai"),
       text: `export OPENAI_BASE_URL=${url}/v1\nexport OPENAI_API_KEY=${token}`,
     },
     {
-      label: "Anthropic SDKs and Claude Code",
+      label: t("setup.anthropic"),
       text: `export ANTHROPIC_BASE_URL=${url}\nexport ANTHROPIC_API_KEY=${token}`,
     },
     {
-      label: "Codex (~/.codex/config.toml)",
+      label: t("setup.codex"),
       text:
         `[model_providers.switchyard]\nname = "Switchyard"\nbase_url = "${url}/v1"\n` +
-        `env_key = "SWITCHYARD_TOKEN"\nwire_api = "responses"\n\n# and in the shell:\nexport SWITCHYARD_TOKEN=${token}`,
+        `env_key = "SWITCHYARD_TOKEN"\nwire_api = "responses"\n\n${t("setup.codexShell")}\nexport SWITCHYARD_TOKEN=${token}`,
     },
   ];
 }

@@ -4,4 +4,4 @@ import type { CoreError } from "./CoreError";
 /**
  * The desktop app's gateway, as the Dashboard and the tray show it.
  */
-export type GatewayStatus = { "state": "starting", host: string, port: number, } | { "state": "running", url: string, host: string, port: number, } | { "state": "failed", host: string, port: number, error: CoreError, };
+export type GatewayStatus = { "state": "starting", host: string, port: number, } | { "state": "running", url: string, host: string, port: number, } | { "state": "failed", host: string, port: number, error: CoreError, } | { "state": "stopped", host: string, port: number, };
