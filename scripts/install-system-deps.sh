@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages Switchyard needs to build, test and run, if missing.
 # Debian/Ubuntu: apt packages (webkit for the window, Xvfb + WebKitWebDriver for the
-# end-to-end test, cmake/clang for mlx-sys, keyring backends, a Japanese font for the
-# window's Japanese text). macOS: Xcode command line tools, cmake and node via
+# end-to-end test, with a system tray, pointer and screen capture for the tray menu's
+# test; cmake/clang for mlx-sys, keyring backends, a Japanese font for the window's
+# Japanese text). macOS: Xcode command line tools, cmake and node via
 # Homebrew. Idempotent: installs nothing when all is there.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ DEBIAN_PACKAGES=(
   libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
   libdbus-1-dev webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring keyutils
   cmake libclang-dev clang python3-pip python3-venv nodejs npm
-  fonts-ipafont-gothic
+  fonts-ipafont-gothic trayer xdotool imagemagick
 )
 
 if [ "$(uname -s)" = Darwin ]; then

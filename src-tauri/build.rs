@@ -74,6 +74,7 @@ fn desktop() {
         "gateway_stop",
         "autostart_get",
         "autostart_set",
+        "ui_locale",
         "prefs_get",
         "prefs_set",
     ];

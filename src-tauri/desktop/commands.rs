@@ -364,6 +364,14 @@ pub async fn gateway_stop(handle: tauri::AppHandle) -> Res<GatewayStatus> {
     Ok(super::gateway::halt(&handle).await)
 }
 
+/// The language the window speaks now (`en`, `ja`), for the tray menu to speak it too.
+/// Sent by the window whenever it picks one (from the system or the user's choice).
+#[tauri::command]
+pub async fn ui_locale(handle: tauri::AppHandle, locale: String) -> Res<()> {
+    super::tray::set_locale(&handle, &locale);
+    Ok(())
+}
+
 // ------------------------------------------------------------------ launch at login
 
 /// Whether the app starts (in the background) when the user logs in.

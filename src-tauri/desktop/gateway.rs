@@ -135,7 +135,7 @@ fn configured_port() -> u16 {
 
 /// Tell the window and the tray what the gateway's status is now.
 fn publish<R: Runtime>(handle: &AppHandle<R>, status: &GatewayStatus, tokens_off: bool) {
-    super::tray::set_status(handle, &ipc::tray_line(status, tokens_off), status);
+    super::tray::set_status(handle, status, tokens_off);
     if let Err(e) = handle.emit(STATUS_EVENT, status) {
         tracing::warn!("could not send the gateway status to the window: {e}");
     }
@@ -217,7 +217,7 @@ pub async fn halt<R: Runtime>(handle: &AppHandle<R>) -> GatewayStatus {
     gw.loading.store(0, Ordering::Relaxed);
     gw.set(stopped.clone(), None);
     publish(handle, &stopped, false);
-    super::tray::set_models(handle, &super::tray::models_line(&[]));
+    super::tray::set_models(handle, Vec::new());
     stopped
 }
 
@@ -245,7 +245,7 @@ fn watch_token_setting<R: Runtime>(
             };
             if on == tokens_off {
                 tokens_off = !on;
-                super::tray::set_status(&handle, &ipc::tray_line(&status, tokens_off), &status);
+                super::tray::set_status(&handle, &status, tokens_off);
             }
         }
     });
@@ -287,7 +287,7 @@ fn forward_pool_events<R: Runtime>(
                     }
                     let _ = handle.emit(POOL_EVENT, &ev);
                     if let Some(p) = weak.upgrade() {
-                        super::tray::set_models(&handle, &super::tray::models_line(&p.loaded()));
+                        super::tray::set_models(&handle, p.loaded());
                     }
                 }
                 Err(RecvError::Lagged(_)) => continue,

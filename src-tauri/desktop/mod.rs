@@ -91,13 +91,17 @@ pub fn run(opts: AppOptions, background: bool) -> Result<()> {
             commands::gateway_stop,
             commands::autostart_get,
             commands::autostart_set,
+            commands::ui_locale,
             commands::prefs_get,
             commands::prefs_set,
         ])
         .setup(move |tauri_app| {
             #[cfg(target_os = "macos")]
             tauri_app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-            tray::build(tauri_app.handle())?;
+            tray::build(
+                tauri_app.handle(),
+                tauri_app.state::<gateway::GatewayHandle>().status(),
+            )?;
             if let Some(window) = tauri_app.get_webview_window(MAIN_WINDOW) {
                 prefs::restore_window(tauri_app.handle(), &window);
                 if !background {

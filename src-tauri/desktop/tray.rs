@@ -1,10 +1,13 @@
 //! The menu-bar (tray) icon and its menu: Open Switchyard, a status line (where the
 //! gateway listens — a click copies the URL — or why it does not), the models the pool
 //! has loaded (with their memory, following the pool's events), Start / Stop Gateway,
-//! Quit. The icon's badge shows the state (see [`crate::ipc::tray`]).
+//! Quit. The icon's badge shows the state, and the menu speaks the window's language
+//! (see [`crate::ipc::tray`]).
 
 use crate::ipc::GatewayStatus;
-use crate::ipc::tray::{TrayState, tray_icon};
+use crate::ipc::tray::{self, TrayState, Words, tray_icon};
+use crate::pool::LoadedModel;
+use std::sync::Mutex;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -14,28 +17,40 @@ use tauri_plugin_clipboard_manager::ClipboardExt;
 const TRAY_ICON: &[u8] = include_bytes!("../../icons/tray.png");
 const TRAY_ID: &str = "main";
 
-/// The menu's items whose text or state follows the gateway, and the idle icon's pixels.
+/// The menu's items whose text or state follows the gateway or the language, what they
+/// show, and the idle icon's pixels.
 struct TrayItems<R: Runtime> {
+    open: MenuItem<R>,
     status: MenuItem<R>,
     models: MenuItem<R>,
     toggle: MenuItem<R>,
-    /// The URL the status line copies (empty while the gateway does not run).
-    url: std::sync::Mutex<String>,
+    quit: MenuItem<R>,
+    shown: Mutex<Shown>,
     base: Image<'static>,
 }
 
-pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
-    let open = MenuItem::with_id(app, "open", "Open Switchyard", true, None::<&str>)?;
-    let status = MenuItem::with_id(app, "status", "Gateway: starting…", false, None::<&str>)?;
-    let models = MenuItem::with_id(app, "models", "No model loaded", false, None::<&str>)?;
-    let toggle = MenuItem::with_id(app, "toggle", "Stop Gateway", false, None::<&str>)?;
-    let quit = MenuItem::with_id(app, "quit", "Quit Switchyard", true, Some("CmdOrCtrl+Q"))?;
+/// What the menu shows, kept to say it again in another language.
+struct Shown {
+    words: &'static Words,
+    status: GatewayStatus,
+    tokens_off: bool,
+    loaded: Vec<LoadedModel>,
+}
+
+pub fn build<R: Runtime>(app: &AppHandle<R>, status: GatewayStatus) -> tauri::Result<()> {
+    let w = &tray::EN;
+    let line = w.status_line(&status, false);
+    let open = MenuItem::with_id(app, "open", w.open, true, None::<&str>)?;
+    let status_item = MenuItem::with_id(app, "status", line, false, None::<&str>)?;
+    let models = MenuItem::with_id(app, "models", w.models_line(&[]), false, None::<&str>)?;
+    let toggle = MenuItem::with_id(app, "toggle", w.stop, false, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", w.quit, true, Some("CmdOrCtrl+Q"))?;
     let menu = Menu::with_items(
         app,
         &[
             &open,
             &PredefinedMenuItem::separator(app)?,
-            &status,
+            &status_item,
             &models,
             &toggle,
             &PredefinedMenuItem::separator(app)?,
@@ -59,23 +74,33 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         })
         .build(app)?;
     app.manage(TrayItems {
-        status,
+        open,
+        status: status_item,
         models,
         toggle,
-        url: Default::default(),
+        quit,
+        shown: Mutex::new(Shown {
+            words: w,
+            status,
+            tokens_off: false,
+            loaded: Vec::new(),
+        }),
         base,
     });
     Ok(())
+}
+
+fn shown<R: Runtime>(items: &TrayItems<R>) -> std::sync::MutexGuard<'_, Shown> {
+    items.shown.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn copy_url<R: Runtime>(app: &AppHandle<R>) {
     let Some(items) = app.try_state::<TrayItems<R>>() else {
         return;
     };
-    let url = items.url.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if url.is_empty() {
+    let GatewayStatus::Running { url, .. } = shown(&items).status.clone() else {
         return;
-    }
+    };
     match app.clipboard().write_text(url) {
         Ok(()) => tracing::info!("tray: copied the gateway URL"),
         Err(e) => tracing::warn!("could not copy the gateway URL: {e}"),
@@ -96,65 +121,60 @@ fn toggle_gateway<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-/// The loaded-models line for `loaded`: `No model loaded`, or `Loaded: a (94 MB), b (1.2 GB)`.
-pub fn models_line(loaded: &[crate::pool::LoadedModel]) -> String {
-    if loaded.is_empty() {
-        return "No model loaded".into();
-    }
-    let size = |b: u64| {
-        if b >= 1 << 30 {
-            format!("{:.1} GB", b as f64 / (1u64 << 30) as f64)
-        } else {
-            format!("{} MB", b >> 20)
-        }
-    };
-    let names: Vec<String> = loaded
-        .iter()
-        .map(|m| {
-            format!(
-                "{}{} ({})",
-                m.name,
-                if m.pinned { " [pinned]" } else { "" },
-                size(m.bytes_estimated.max(m.bytes_measured))
-            )
-        })
-        .collect();
-    format!("Loaded: {}", names.join(", "))
-}
-
 /// Show the loaded models in the menu.
-pub fn set_models<R: Runtime>(app: &AppHandle<R>, line: &str) {
-    if let Some(items) = app.try_state::<TrayItems<R>>()
-        && let Err(e) = items.models.set_text(line)
-    {
+pub fn set_models<R: Runtime>(app: &AppHandle<R>, loaded: Vec<LoadedModel>) {
+    let Some(items) = app.try_state::<TrayItems<R>>() else {
+        return;
+    };
+    let line = {
+        let mut shown = shown(&items);
+        shown.loaded = loaded;
+        shown.words.models_line(&shown.loaded)
+    };
+    if let Err(e) = items.models.set_text(&line) {
         tracing::warn!("could not update the tray's model line: {e}");
     }
     tracing::info!("tray models: {line}");
 }
 
-/// Show `line` as the menu's status line and in the icon's tooltip; the status line
-/// copies the URL while the gateway runs, and the Start / Stop item follows `status`.
-pub fn set_status<R: Runtime>(app: &AppHandle<R>, line: &str, status: &GatewayStatus) {
-    if let Some(items) = app.try_state::<TrayItems<R>>() {
-        let url = match status {
-            GatewayStatus::Running { url, .. } => url.clone(),
-            _ => String::new(),
-        };
-        let (toggle, enabled) = match status {
-            GatewayStatus::Running { .. } => ("Stop Gateway", true),
-            GatewayStatus::Starting { .. } => ("Stop Gateway", false),
-            GatewayStatus::Failed { .. } | GatewayStatus::Stopped { .. } => ("Start Gateway", true),
-        };
-        let updated = items
-            .status
-            .set_text(line)
-            .and_then(|()| items.status.set_enabled(!url.is_empty()))
-            .and_then(|()| items.toggle.set_text(toggle))
-            .and_then(|()| items.toggle.set_enabled(enabled));
-        if let Err(e) = updated {
-            tracing::warn!("could not update the tray status line: {e}");
-        }
-        *items.url.lock().unwrap_or_else(|p| p.into_inner()) = url;
+/// Show the gateway's status: the menu's status line (which copies the URL while the
+/// gateway runs), the icon's tooltip, and the Start / Stop item. `tokens_off`: loopback
+/// clients need no client token.
+pub fn set_status<R: Runtime>(app: &AppHandle<R>, status: &GatewayStatus, tokens_off: bool) {
+    let Some(items) = app.try_state::<TrayItems<R>>() else {
+        return;
+    };
+    let words = {
+        let mut shown = shown(&items);
+        shown.status = status.clone();
+        shown.tokens_off = tokens_off;
+        shown.words
+    };
+    show_status(app, &items, words, status, tokens_off);
+}
+
+fn show_status<R: Runtime>(
+    app: &AppHandle<R>,
+    items: &TrayItems<R>,
+    words: &Words,
+    status: &GatewayStatus,
+    tokens_off: bool,
+) {
+    let line = words.status_line(status, tokens_off);
+    let (toggle, enabled) = match status {
+        GatewayStatus::Running { .. } => (words.stop, true),
+        GatewayStatus::Starting { .. } => (words.stop, false),
+        GatewayStatus::Failed { .. } | GatewayStatus::Stopped { .. } => (words.start, true),
+    };
+    let running = matches!(status, GatewayStatus::Running { .. });
+    let updated = items
+        .status
+        .set_text(&line)
+        .and_then(|()| items.status.set_enabled(running))
+        .and_then(|()| items.toggle.set_text(toggle))
+        .and_then(|()| items.toggle.set_enabled(enabled));
+    if let Err(e) = updated {
+        tracing::warn!("could not update the tray status line: {e}");
     }
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_tooltip(Some(format!(
@@ -163,6 +183,35 @@ pub fn set_status<R: Runtime>(app: &AppHandle<R>, line: &str, status: &GatewaySt
         )));
     }
     tracing::info!("tray status: {line}");
+}
+
+/// Say the menu in the window's language (`en`, `ja`; another is English).
+pub fn set_locale<R: Runtime>(app: &AppHandle<R>, locale: &str) {
+    let Some(items) = app.try_state::<TrayItems<R>>() else {
+        return;
+    };
+    let words = Words::for_locale(locale);
+    let (status, tokens_off, models) = {
+        let mut shown = shown(&items);
+        if std::ptr::eq(shown.words, words) {
+            return;
+        }
+        shown.words = words;
+        (
+            shown.status.clone(),
+            shown.tokens_off,
+            words.models_line(&shown.loaded),
+        )
+    };
+    let updated = items
+        .open
+        .set_text(words.open)
+        .and_then(|()| items.quit.set_text(words.quit))
+        .and_then(|()| items.models.set_text(&models));
+    if let Err(e) = updated {
+        tracing::warn!("could not change the tray menu's language: {e}");
+    }
+    show_status(app, &items, words, &status, tokens_off);
 }
 
 /// Draw the icon for `state`.

@@ -6,7 +6,7 @@
 //! - the command inputs the UI sends, and their conversion into the inputs of the same
 //!   services the CLI calls (`ProviderUpsert` → [`ProviderInput`], …);
 //! - the gateway the desktop app runs, and its status as the Dashboard and the tray
-//!   show it ([`GatewayStatus`], [`start_gateway`], [`tray_line`]);
+//!   show it ([`GatewayStatus`], [`start_gateway`], [`tray`]);
 //! - the confirmed root rotation ([`rotate_root_confirmed`]);
 //! - in tests, the TypeScript bindings of all of these and of the service types the
 //!   commands return (`bindings.rs`), with a drift check against `ui/src/lib/bindings/`.
@@ -402,23 +402,6 @@ pub fn gateway_port(env: Option<&str>) -> Result<u16> {
     }
 }
 
-/// The tray menu's status line; `tokens_off`: loopback clients need no client token
-/// (said on the line, as everywhere that setting shows).
-pub fn tray_line(s: &GatewayStatus, tokens_off: bool) -> String {
-    match s {
-        GatewayStatus::Starting { port, .. } => format!("Gateway: starting on port {port}…"),
-        GatewayStatus::Running { url, .. } if tokens_off => {
-            format!("Gateway: {url} — client tokens off")
-        }
-        GatewayStatus::Running { url, .. } => format!("Gateway: {url}"),
-        GatewayStatus::Failed { port, error, .. } if error.code == Code::PortInUse => {
-            format!("Gateway: port {port} in use")
-        }
-        GatewayStatus::Failed { error, .. } => format!("Gateway: not running ({})", error.code),
-        GatewayStatus::Stopped { .. } => "Gateway: stopped".into(),
-    }
-}
-
 /// Start the gateway on 127.0.0.1 with the port from `port_env` (the value of
 /// [`GATEWAY_PORT_ENV`]). Never fails: a gateway that cannot start is a status the
 /// user sees, while the rest of the app works. Returns the server to keep (dropping
@@ -649,9 +632,12 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 8399,
         };
-        assert_eq!(tray_line(&running, false), "Gateway: http://127.0.0.1:8399");
         assert_eq!(
-            tray_line(&running, true),
+            tray::EN.status_line(&running, false),
+            "Gateway: http://127.0.0.1:8399"
+        );
+        assert_eq!(
+            tray::EN.status_line(&running, true),
             "Gateway: http://127.0.0.1:8399 — client tokens off"
         );
         let busy = GatewayStatus::Failed {
@@ -659,19 +645,22 @@ mod tests {
             port: 8399,
             error: Error::new(Code::PortInUse, "in use"),
         };
-        assert_eq!(tray_line(&busy, false), "Gateway: port 8399 in use");
+        assert_eq!(
+            tray::EN.status_line(&busy, false),
+            "Gateway: port 8399 in use"
+        );
         let stopped = GatewayStatus::Stopped {
             host: "127.0.0.1".into(),
             port: 8399,
         };
-        assert_eq!(tray_line(&stopped, false), "Gateway: stopped");
+        assert_eq!(tray::EN.status_line(&stopped, false), "Gateway: stopped");
         let bad = GatewayStatus::Failed {
             host: "127.0.0.1".into(),
             port: 8399,
             error: Error::invalid("x"),
         };
         assert_eq!(
-            tray_line(&bad, false),
+            tray::EN.status_line(&bad, false),
             "Gateway: not running (invalid_argument)"
         );
         let json = serde_json::to_value(&busy).unwrap();
@@ -824,7 +813,7 @@ mod tests {
         assert!(none.is_none());
         assert!(again.is_none(), "`default` is issued once");
         assert_eq!(
-            tray_line(&busy, false),
+            tray::EN.status_line(&busy, false),
             format!("Gateway: port {port} in use")
         );
 

@@ -5,8 +5,120 @@
 //! state is a badge in its lower right corner — a dot while serving, a ring while a
 //! model loads, a cross on error — and the whole icon is faint while the gateway is
 //! stopped by the user.
+//!
+//! The menu's words are here too, in the window's two languages ([`EN`], [`JA`]): the
+//! window's catalogue (ui/src/lib/i18n.ts) is TypeScript, the menu is drawn from Rust,
+//! and the window tells the app which language it speaks.
 
 use super::GatewayStatus;
+use crate::error::Code;
+use crate::pool::LoadedModel;
+
+/// The tray menu's words in one language.
+pub struct Words {
+    pub open: &'static str,
+    pub quit: &'static str,
+    pub stop: &'static str,
+    pub start: &'static str,
+    gateway: &'static str,
+    starting: &'static str,
+    stopped: &'static str,
+    port_in_use: &'static str,
+    not_running: &'static str,
+    tokens_off: &'static str,
+    no_model: &'static str,
+    loaded: &'static str,
+    pinned: &'static str,
+}
+
+pub const EN: Words = Words {
+    open: "Open Switchyard",
+    quit: "Quit Switchyard",
+    stop: "Stop Gateway",
+    start: "Start Gateway",
+    gateway: "Gateway: ",
+    starting: "starting on port {port}…",
+    stopped: "stopped",
+    port_in_use: "port {port} in use",
+    not_running: "not running ({code})",
+    tokens_off: " — client tokens off",
+    no_model: "No model loaded",
+    loaded: "Loaded: ",
+    pinned: " [pinned]",
+};
+
+pub const JA: Words = Words {
+    open: "Switchyard を開く",
+    quit: "Switchyard を終了",
+    stop: "ゲートウェイを停止",
+    start: "ゲートウェイを起動",
+    gateway: "ゲートウェイ: ",
+    starting: "ポート {port} で起動中…",
+    stopped: "停止",
+    port_in_use: "ポート {port} は使用中",
+    not_running: "動作していません（{code}）",
+    tokens_off: " — クライアントトークン無効",
+    no_model: "モデルは読み込まれていません",
+    loaded: "読み込み済み: ",
+    pinned: " [固定]",
+};
+
+impl Words {
+    /// The words for a window language (`en`, `ja`); English for any other.
+    pub fn for_locale(locale: &str) -> &'static Words {
+        match locale {
+            "ja" => &JA,
+            _ => &EN,
+        }
+    }
+
+    /// The status line: where the gateway listens or why it does not; `tokens_off`:
+    /// loopback clients need no client token (said on the line, as everywhere that
+    /// setting shows).
+    pub fn status_line(&self, s: &GatewayStatus, tokens_off: bool) -> String {
+        let what = match s {
+            GatewayStatus::Starting { port, .. } => {
+                self.starting.replace("{port}", &port.to_string())
+            }
+            GatewayStatus::Running { url, .. } if tokens_off => format!("{url}{}", self.tokens_off),
+            GatewayStatus::Running { url, .. } => url.clone(),
+            GatewayStatus::Failed { port, error, .. } if error.code == Code::PortInUse => {
+                self.port_in_use.replace("{port}", &port.to_string())
+            }
+            GatewayStatus::Failed { error, .. } => {
+                self.not_running.replace("{code}", error.code.as_str())
+            }
+            GatewayStatus::Stopped { .. } => self.stopped.into(),
+        };
+        format!("{}{what}", self.gateway)
+    }
+
+    /// The loaded-models line: `No model loaded`, or `Loaded: a (94 MB), b (1.2 GB)`.
+    pub fn models_line(&self, loaded: &[LoadedModel]) -> String {
+        if loaded.is_empty() {
+            return self.no_model.into();
+        }
+        let size = |b: u64| {
+            if b >= 1 << 30 {
+                format!("{:.1} GB", b as f64 / (1u64 << 30) as f64)
+            } else {
+                format!("{} MB", b >> 20)
+            }
+        };
+        let names: Vec<String> = loaded
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}{} ({})",
+                    m.name,
+                    if m.pinned { self.pinned } else { "" },
+                    size(m.bytes_estimated.max(m.bytes_measured))
+                )
+            })
+            .collect();
+        format!("{}{}", self.loaded, names.join(", "))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrayState {
@@ -132,6 +244,45 @@ mod tests {
                 "{status:?} {loading} {busy}"
             );
         }
+    }
+
+    #[test]
+    fn the_menu_speaks_the_windows_language() {
+        let busy = GatewayStatus::Failed {
+            host: "127.0.0.1".into(),
+            port: 8399,
+            error: Error::new(Code::PortInUse, "in use"),
+        };
+        assert_eq!(
+            Words::for_locale("ja").status_line(&busy, false),
+            "ゲートウェイ: ポート 8399 は使用中"
+        );
+        assert_eq!(
+            Words::for_locale("fr").status_line(&busy, false),
+            "Gateway: port 8399 in use"
+        );
+        let model = |name: &str, mb: u64, pinned| LoadedModel {
+            id: 1,
+            name: name.into(),
+            bytes_estimated: mb << 20,
+            bytes_measured: 0,
+            pinned,
+            busy: false,
+            in_flight: 0,
+            uses: 0,
+            last_used_ms: 0,
+            loaded_ms: 0,
+            context: 2048,
+        };
+        assert_eq!(EN.models_line(&[]), "No model loaded");
+        assert_eq!(
+            EN.models_line(&[model("a", 94, false), model("b", 1229, true)]),
+            "Loaded: a (94 MB), b [pinned] (1.2 GB)"
+        );
+        assert_eq!(
+            JA.models_line(&[model("a", 94, true)]),
+            "読み込み済み: a [固定] (94 MB)"
+        );
     }
 
     /// A 64×64 icon: a solid block of ink over the whole badge corner.

@@ -752,10 +752,14 @@ async function portInUse(busyPort) {
     assert.equal(await s.text("main h1"), "ダッシュボード");
     assert.equal(await s.exec(`return document.documentElement.lang`), "ja");
     assert.deepEqual(await s.invoke("prefs_get", { key: "locale" }), { ok: "ja" }, "the choice is saved");
+    const log = () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8");
+    await waitFor("the tray menu in Japanese", async () => log().includes(`tray status: ゲートウェイ: ポート ${busyPort} は使用中`), 5000);
     await s.screenshot("dashboard-dark-ja.png");
+    const from = log().length;
     await s.select("#locale-select", "en");
     await waitFor("the English navigation", async () => (await s.text("#nav-dashboard")) === "Dashboard");
-    console.log("  ok the window follows the system's dark theme; the language switch turns it to Japanese (saved) and back");
+    await waitFor("the tray menu in English again", async () => log().slice(from).includes(`tray status: Gateway: port ${busyPort} in use`), 5000);
+    console.log("  ok the window follows the system's dark theme; the language switch turns the window and the tray menu to Japanese (saved) and back");
 
     // Launch at login: off by default; on writes the autostart entry (starting in the background), off removes it.
     const entry = join(home, ".config", "autostart", "Switchyard.desktop");
@@ -775,6 +779,70 @@ async function portInUse(busyPort) {
     await sleep(300);
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The tray menu itself, as a person uses it: a system tray (trayer, an XEmbed tray) on
+ * the Xvfb screen, the app started in the background (no window), its icon clicked with
+ * the pointer and the menu driven by the keyboard (xdotool). Stop Gateway closes the
+ * port, Start Gateway opens it again; the menu is photographed in both states.
+ */
+async function trayMenu() {
+  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-e2e-tray-"));
+  const x = (...a) => execFileSync("xdotool", a, { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  const log = () => readFileSync(join(dataDir, "logs", "desktop.log"), "utf8");
+  const tray = spawn("trayer", ["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32", "--SetDockType", "true", "--transparent", "false", "--tint", "0xdddddd"], { stdio: "ignore" });
+  const app = spawn(APP, ["--data-dir", dataDir, "--background"], { stdio: "ignore", env: { ...process.env, ...APP_ENV } });
+  const shot = (name) => {
+    const file = join(OUT, name);
+    execFileSync("import", ["-window", "root", "-crop", "520x220+760+0", "+repage", file]);
+    console.log(`  screenshot ${file}`);
+  };
+  /** Open the menu by clicking the icon (the tray panel holds only it), then pick the `n`th enabled item. */
+  const pick = async (n, screenshot) => {
+    const [px, py, w, h] = x("search", "--name", "^panel$", "getwindowgeometry", "--shell").match(/\d+/g).slice(1, 5).map(Number);
+    x("mousemove", String(px + Math.floor(w / 2)), String(py + Math.floor(h / 2)), "click", "1");
+    await sleep(800);
+    if (screenshot) shot(screenshot);
+    for (let i = 0; i < n; i++) x("key", "Down");
+    x("key", "Return");
+  };
+  /**
+   * Mapped windows titled Switchyard as large as the main window (xdotool's search is
+   * case-blind and also finds the tray icon's small `switchyard` window; it exits 1
+   * when it finds none).
+   */
+  const shownWindows = () => {
+    let ids = [];
+    try {
+      ids = x("search", "--onlyvisible", "--name", "^Switchyard$").split(/\s+/);
+    } catch {
+      return "";
+    }
+    return ids.filter((id) => Number(x("getwindowgeometry", "--shell", id).match(/WIDTH=(\d+)/)?.[1] ?? 0) >= 400).join(" ");
+  };
+  try {
+    const url = await waitFor("the gateway's URL in the tray line", async () => log().match(/tray status: Gateway: (http:\/\/127\.0\.0\.1:\d+)\n/)?.[1], 20000);
+    assert.equal((await fetch(`${url}/health`)).status, 200);
+    assert.equal(shownWindows(), "", "a --background start opens no window");
+    // Open, Gateway (copies the URL), Stop Gateway: the third enabled item.
+    let from = log().length;
+    await pick(3, "tray-menu.png");
+    await waitFor("the tray to say the gateway is stopped", async () => log().slice(from).includes("tray status: Gateway: stopped\n"), 10000);
+    await assert.rejects(fetch(`${url}/health`), "nothing answers once stopped from the tray");
+    await waitFor("the faint icon", async () => log().slice(from).includes("tray icon: stopped"), 5000);
+    // Open, Start Gateway: the status line is disabled while nothing listens.
+    from = log().length;
+    await pick(2, "tray-menu-stopped.png");
+    const again = await waitFor("the URL again", async () => log().slice(from).match(/tray status: Gateway: (http:\/\/127\.0\.0\.1:\d+)\n/)?.[1], 10000);
+    assert.equal((await fetch(`${again}/health`)).status, 200);
+    console.log(`  ok the tray menu's Stop Gateway closed ${url} and Start Gateway opened ${again}; a --background start showed no window`);
+  } finally {
+    app.kill("SIGTERM");
+    tray.kill("SIGTERM");
+    await sleep(500);
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
@@ -879,6 +947,7 @@ async function main() {
 
     // 5. A gateway port that is taken: shown on the Dashboard and in the tray; the app runs on.
     await portInUse(fake.port);
+    await trayMenu();
     console.log("e2e: all checks passed");
   } catch (e) {
     failed = true;

@@ -109,6 +109,7 @@ export const api = {
   gatewayStop: () => call<GatewayStatus>("gateway_stop"),
   autostartGet: () => call<boolean>("autostart_get"),
   autostartSet: (on: boolean) => call<boolean>("autostart_set", { on }),
+  uiLocale: (locale: string) => call<null>("ui_locale", { locale }),
 
   prefsGet: (key: PrefKey) => call<string | null>("prefs_get", { key }),
   prefsSet: (key: PrefKey, value: string) => call<null>("prefs_set", { key, value }),

@@ -4,7 +4,9 @@
 // in every language (Switchyard, OpenAI, LM Studio, Codex) stay where they are
 // written. A `{name}` in a message is filled in by `t` from its variables; one left
 // over is an element the page puts there (components/Rich.svelte). Tested in
-// i18n.test.ts: both tables have the same keys with the same placeholders.
+// i18n.test.ts: both tables have the same keys with the same placeholders. The tray
+// menu is drawn by the app: its words are in src-tauri/ipc/tray.rs, in the same two
+// languages, and the window tells the app which one it speaks (`ui_locale`).
 import { ui } from "./locale.svelte";
 
 export const LOCALES = ["en", "ja"] as const;
@@ -563,7 +565,7 @@ const ja: Record<MessageKey, string> = {
   "dashboard.anthropicClients": "Anthropic クライアント、Claude Code",
   "dashboard.codexSetup": "{baseUrl} を指定し、トークンを入れた環境変数の名前を {envKey} に書いたプロバイダ",
   "dashboard.tokenPlaceholder": "<トークン>",
-  "dashboard.notRunning": "停止中",
+  "dashboard.notRunning": "動作していません",
   "dashboard.portInUse":
     "ポート {port} はほかのプログラムが使用しています。そのプログラムを終了するか、{variable} に空いているポートを設定して Switchyard を起動してください（0 なら自動で選びます）。",
   "dashboard.starting": "ポート {port} で起動中…",
