@@ -106,19 +106,31 @@ enum Open {
     },
 }
 
-/// An event: its name and sequence number around the fields of its kind.
-#[derive(Serialize)]
-struct Envelope<'a, B: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    sequence_number: u64,
-    #[serde(flatten)]
-    body: B,
+/// An event's JSON: `type` and `sequence_number`, then the fields of `body` (a struct,
+/// so a JSON object). What `#[serde(flatten)]` would write, without its slow map path:
+/// this runs for every event of every Responses answer.
+fn envelope<B: Serialize>(kind: &str, seq: u64, body: &B) -> String {
+    let fields = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    envelope_raw(kind, seq, &fields)
 }
 
-#[derive(Serialize)]
-struct WithResponse<'a> {
-    response: ResponseView<'a>,
+/// [`envelope`] around `fields`, the JSON text of an object.
+fn envelope_raw(kind: &str, seq: u64, fields: &[u8]) -> String {
+    let mut out = Vec::with_capacity(fields.len() + kind.len() + 40);
+    out.extend_from_slice(b"{\"type\":\"");
+    // Event names are our own constants: letters, dots and underscores.
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"sequence_number\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    match fields.strip_prefix(b"{") {
+        Some(b"}") | None => out.push(b'}'),
+        Some(rest) => {
+            out.push(b',');
+            out.extend_from_slice(rest);
+        }
+    }
+    // Both halves are JSON text made by serde_json: valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -203,9 +215,6 @@ struct ResponseView<'a> {
     incomplete_details: Option<Incomplete>,
     model: &'a str,
     output: &'a [Item],
-    #[serde(flatten)]
-    echo: &'a serde_json::Map<String, Value>,
-    usage: Option<UsageJson>,
 }
 
 #[derive(Serialize)]
@@ -266,13 +275,23 @@ pub struct ResponsesEncoder {
     error: Option<Value>,
     /// Make SSE frames (false: only the response object is wanted).
     frames: bool,
+    /// The request fields the response repeats (`opts.echo`), as JSON members
+    /// (`"k":v,…`), written once: every response object of the answer carries them.
+    echo_json: Vec<u8>,
 }
 
 impl ResponsesEncoder {
     /// `id` is the response id (`resp_…`), `created_at` Unix seconds: the caller's, as
     /// this module has no clock and no randomness.
     pub fn new(id: String, created_at: u64, opts: EncodeOptions) -> Self {
+        let echo = serde_json::to_vec(&opts.echo).unwrap_or_default();
+        let echo_json = echo
+            .strip_prefix(b"{")
+            .and_then(|e| e.strip_suffix(b"}"))
+            .unwrap_or_default()
+            .to_vec();
         ResponsesEncoder {
+            echo_json,
             id,
             created_at,
             model: String::new(),
@@ -332,20 +351,34 @@ impl ResponsesEncoder {
             incomplete_details: self.incomplete_reason.map(|reason| Incomplete { reason }),
             model: &self.model,
             output: &self.output,
-            echo: &self.opts.echo,
-            usage: (self.status.is_some() && !self.usage.is_empty())
-                .then(|| usage_json(&self.usage)),
         }
+    }
+
+    /// The response object as JSON text: the view's fields, the repeated request
+    /// fields, and the usage once the answer ended.
+    fn response_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(&self.view()).unwrap_or_else(|_| b"{}".to_vec());
+        out.pop(); // the view's closing brace
+        if !self.echo_json.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(&self.echo_json);
+        }
+        out.extend_from_slice(b",\"usage\":");
+        let usage =
+            (self.status.is_some() && !self.usage.is_empty()).then(|| usage_json(&self.usage));
+        let _ = serde_json::to_writer(&mut out, &usage);
+        out.push(b'}');
+        out
     }
 
     /// The response object as it stands.
     pub fn response(&self) -> Value {
-        serde_json::to_value(self.view()).unwrap_or_default()
+        serde_json::from_slice(&self.response_json()).unwrap_or_default()
     }
 
     /// The response object as text.
     pub fn response_text(&self) -> String {
-        serde_json::to_string(&self.view()).unwrap_or_default()
+        String::from_utf8(self.response_json()).unwrap_or_default()
     }
 
     /// One event: `body`'s fields with `type` and `sequence_number`.
@@ -355,30 +388,23 @@ impl ResponsesEncoder {
         if !self.frames {
             return;
         }
-        let data = serde_json::to_string(&Envelope {
-            kind: name,
-            sequence_number: seq,
-            body,
-        })
-        .unwrap_or_default();
-        out.push(Frame::named(name, data));
+        out.push(Frame::named(name, envelope(name, seq, &body)));
     }
 
-    fn emit_response(&mut self, out: &mut Vec<Frame>, name: &'static str) {
+    /// Events whose body is the response object, one per name in `names` (the response
+    /// is written once for all of them: `created` and `in_progress` carry the same).
+    fn emit_response(&mut self, out: &mut Vec<Frame>, names: &[&'static str]) {
         if !self.frames {
-            self.seq += 1;
+            self.seq += names.len() as u64;
             return;
         }
-        let data = serde_json::to_string(&Envelope {
-            kind: name,
-            sequence_number: self.seq,
-            body: WithResponse {
-                response: self.view(),
-            },
-        })
-        .unwrap_or_default();
-        self.seq += 1;
-        out.push(Frame::named(name, data));
+        let mut fields = b"{\"response\":".to_vec();
+        fields.extend_from_slice(&self.response_json());
+        fields.push(b'}');
+        for name in names {
+            out.push(Frame::named(name, envelope_raw(name, self.seq, &fields)));
+            self.seq += 1;
+        }
     }
 
     fn emit_item(&mut self, out: &mut Vec<Frame>, name: &'static str, item: &Item) {
@@ -394,8 +420,7 @@ impl ResponsesEncoder {
         match ev {
             Event::MessageStart { model, .. } => {
                 self.model.clone_from(model);
-                self.emit_response(&mut out, "response.created");
-                self.emit_response(&mut out, "response.in_progress");
+                self.emit_response(&mut out, &["response.created", "response.in_progress"]);
             }
             Event::BlockStart { block, .. } => {
                 self.close(&mut out);
@@ -495,14 +520,14 @@ impl ResponsesEncoder {
                     _ => ("completed", "response.completed"),
                 };
                 self.status = Some(status);
-                self.emit_response(&mut out, name);
+                self.emit_response(&mut out, &[name]);
             }
             Event::Error(e) => {
                 self.close(&mut out);
                 self.status = Some("failed");
                 self.error =
                     Some(serde_json::json!({"code": e.code.as_str(), "message": e.message}));
-                self.emit_response(&mut out, "response.failed");
+                self.emit_response(&mut out, &["response.failed"]);
             }
         }
         out
@@ -728,5 +753,44 @@ impl ResponsesEncoder {
         };
         self.emit_item(out, "response.output_item.done", &item);
         self.output.push(item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_puts_type_and_sequence_before_the_bodys_fields() {
+        #[derive(Serialize)]
+        struct Empty {}
+        #[derive(Serialize)]
+        struct Body<'a> {
+            delta: &'a str,
+            output_index: usize,
+        }
+        assert_eq!(
+            envelope("response.x", 3, &Empty {}),
+            r#"{"type":"response.x","sequence_number":3}"#
+        );
+        let text = envelope(
+            "response.output_text.delta",
+            12,
+            &Body {
+                delta: "a \"quote\" and \u{e9}",
+                output_index: 0,
+            },
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "type": "response.output_text.delta",
+                "sequence_number": 12,
+                "delta": "a \"quote\" and \u{e9}",
+                "output_index": 0,
+            })
+        );
+        assert!(text.starts_with(r#"{"type":"response.output_text.delta","sequence_number":12,"#));
     }
 }
