@@ -1,9 +1,8 @@
 //! The UI-preferences store, `ui-prefs.json` in the data dir: the window's size and
 //! position (kept here, from Rust) and the webview's last page and language (through
-//! `prefs_get` / `prefs_set`,
-//! which reach only the keys in [`UI_KEYS`] of this one file — the webview has no
-//! permission on the store plugin itself, so it can name no other file). View state
-//! only: settings live in the database, never here.
+//! `prefs_get` / `prefs_set`, which reach only the keys in [`UI_KEYS`] of this one file
+//! — the webview has no permission on the store plugin itself, so it can name no other
+//! file). View state only: settings live in the database, never here.
 
 use crate::app::SharedApp;
 use crate::error::{Code, Error, Result};

@@ -903,6 +903,10 @@ async function main() {
     await startStop(s, dataDir, gatewayUrl);
 
     await s.goto("pool");
+    // Where the user leaves the window: its position and size come back after a restart.
+    await wd("POST", `/session/${s.id}/window/rect`, { x: 64, y: 48, width: 1010, height: 700 });
+    const placed = await wd("GET", `/session/${s.id}/window/rect`);
+    assert.deepEqual([placed.x, placed.y], [64, 48], "the window moved");
     await sleep(600); // the store saves with a 200 ms debounce
 
     // 3. A second launch hands over to the running instance and exits.
@@ -924,9 +928,11 @@ async function main() {
     // 4. The last page is restored (prefs_get / prefs_set, ui-prefs.json) after a restart.
     s = await Session.start(dataDir);
     await waitFor("the app to reopen on the last page", () => s.exists("main#page-pool"), 30000);
+    const rect = await wd("GET", `/session/${s.id}/window/rect`);
+    assert.deepEqual([rect.x, rect.y, rect.width, rect.height], [placed.x, placed.y, placed.width, placed.height], "the window's position and size after a restart");
     assert.equal((await s.invoke("token_first_run")).ok, null, "the first-run token is not issued or shown again");
     await s.screenshot("restart-last-page.png");
-    console.log("  ok the last page survived a restart");
+    console.log(`  ok the last page and the window's place (${placed.x},${placed.y} ${placed.width}×${placed.height}) survived a restart`);
     // The backup restored above gave the rules new ids: the order is checked by pattern.
     const stored = cli(dataDir, "rule", "list");
     assert.deepEqual(stored.map((r) => r.pattern), ruleOrder, "the dragged order is stored");
