@@ -2,14 +2,18 @@
 // assets) through tauri-driver + WebKitWebDriver, clicks through the navigation,
 // checks that the Dashboard shows what the real core reports and where the gateway
 // listens (and that it answers), adds a provider with a planted key (tested against a
-// fake OpenAI server on loopback), adds three rules and reorders them by keyboard drag
-// and drop (checked through the CLI on the same data dir), tests a model name, changes
-// the pool, shows a model a gateway request loaded and unloads it, loads / pins /
-// unloads a model on the Models page and pulls one from a fake Hub (progress, cancel,
-// resume), replaces the root secret, checks that the planted key is in no command's
-// response and no file of the data dir, that the last page survives a restart
-// (tauri-plugin-store), that a second launch hands over to the first instance, and that
-// a busy gateway port is shown as such. Screenshots of every page go to target/e2e/.
+// fake OpenAI server on loopback), adds three rules and reorders them by keyboard and
+// by pointer drag and drop (checked through the CLI on the same data dir; a drag while
+// the CLI changed the rules is a shown conflict), tests a model name, changes the pool,
+// shows a model a gateway request loaded and unloads it, loads / pins / unloads a model
+// on the Models page and pulls one from a fake Hub (progress, cancel, resume), replaces
+// the root secret, checks that the planted key is in no command's response and no file
+// of the data dir, stops and starts the gateway from the Dashboard, checks that the last
+// page, the window's place and the rule order survive a restart (tauri-plugin-store),
+// that a second launch hands over to the first instance, that a busy gateway port is
+// shown as such, the dark theme, the language switch (window and tray menu) and launch
+// at login; then drives the tray menu itself in a system tray on the Xvfb screen.
+// Screenshots of every page and of the tray menu go to target/e2e/.
 //
 // Run it through scripts/e2e.sh (it provides Xvfb, a D-Bus session and tauri-driver):
 //   node ui/e2e/run.mjs --app target/debug/switchyard --driver .tools/cargo/bin/tauri-driver
