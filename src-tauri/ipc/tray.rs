@@ -31,7 +31,7 @@ pub struct Words {
     pinned: &'static str,
 }
 
-pub const EN: Words = Words {
+pub static EN: Words = Words {
     open: "Open Switchyard",
     quit: "Quit Switchyard",
     stop: "Stop Gateway",
@@ -47,7 +47,7 @@ pub const EN: Words = Words {
     pinned: " [pinned]",
 };
 
-pub const JA: Words = Words {
+pub static JA: Words = Words {
     open: "Switchyard を開く",
     quit: "Switchyard を終了",
     stop: "ゲートウェイを停止",
