@@ -200,19 +200,14 @@ pub async fn halt<R: Runtime>(handle: &AppHandle<R>) -> GatewayStatus {
     let gw = handle.state::<GatewayHandle>();
     let _one = gw.switching.lock().await;
     gw.generation.fetch_add(1, Ordering::AcqRel);
-    let port = match gw.status() {
-        GatewayStatus::Running { port, .. }
-        | GatewayStatus::Starting { port, .. }
-        | GatewayStatus::Failed { port, .. }
-        | GatewayStatus::Stopped { port, .. } => port,
-    };
     if let Some(server) = gw.take_server() {
         let _ = tokio::time::timeout(Duration::from_secs(2), server.shutdown()).await;
         tracing::info!("gateway stopped by the user");
     }
+    // Where a start will listen: the configured port, as `launch` uses it.
     let stopped = GatewayStatus::Stopped {
         host: "127.0.0.1".into(),
-        port: if configured_port() == 0 { 0 } else { port },
+        port: configured_port(),
     };
     gw.loading.store(0, Ordering::Relaxed);
     gw.set(stopped.clone(), None);
