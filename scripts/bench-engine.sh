@@ -40,18 +40,24 @@ results=$tmp/results.jsonl
 line() { # side round json
   python3 -c 'import json,sys; r=json.loads(sys.argv[3]); r["peak_mb"]=r["peak_memory_bytes"]/1e6; print("{0:<10} round {1}: prompt {2[prompt_tps]:7.2f} tok/s  generation {2[generation_tps]:6.2f} tok/s  peak {2[peak_mb]:7.1f} MB".format(sys.argv[1], sys.argv[2], r))' "$1" "$2" "$3"
 }
+# The sides in the order they run in round $1: alternating, so neither always gets the
+# warmer machine.
+sides_of_round() { if (( $1 % 2 == 1 )); then echo "mlx-lm switchyard"; else echo "switchyard mlx-lm"; fi; }
+# One measurement's JSON line: mlx-lm's script, or our bench binary's SUBCOMMAND, on
+# MODEL with the prompt ids in INPUT and TOKENS new tokens.
+measure() { # side subcommand model input tokens
+  if [ "$1" = mlx-lm ]; then
+    "$py" scripts/bench_mlx_lm.py "$3" "$4" "$5" | tail -1
+  else
+    "$bin" "$2" "$3" "$4" "$5" | tail -1
+  fi
+}
 # One stream, ours vs mlx-lm on MODEL, ROUNDS rounds; result sides named PREFIX + side.
 single_stream() { # model prefix
-  local i side order out
+  local i side out
   for i in $(seq 1 "$ROUNDS"); do
-    # Alternate which side goes first so neither always gets the warmer machine.
-    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
-    for side in $order; do
-      if [ "$side" = mlx-lm ]; then
-        out=$("$py" scripts/bench_mlx_lm.py "$1" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-      else
-        out=$("$bin" throughput "$1" "$tmp/prompt.json" "$GEN_TOKENS" | tail -1)
-      fi
+    for side in $(sides_of_round "$i"); do
+      out=$(measure "$side" throughput "$1" "$tmp/prompt.json" "$GEN_TOKENS")
       echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"$2\1\"/" >>"$results"
       line "$2$side" "$i" "$out"
     done
@@ -98,13 +104,8 @@ for n in ${STREAMS:-1 2 4 8}; do
   has streams || break
   python3 -c "import json, random; random.seed($n); print(json.dumps([[random.randrange(17, 49152) for _ in range($BATCH_PROMPT_TOKENS)] for _ in range($n)]))" >"$tmp/batch$n.json"
   for i in $(seq 1 "$ROUNDS"); do
-    if (( i % 2 == 1 )); then order="mlx-lm switchyard"; else order="switchyard mlx-lm"; fi
-    for side in $order; do
-      if [ "$side" = mlx-lm ]; then
-        out=$("$py" scripts/bench_mlx_lm.py "$model" "$tmp/batch$n.json" "$BATCH_GEN_TOKENS" | tail -1)
-      else
-        out=$("$bin" batch "$model" "$tmp/batch$n.json" "$BATCH_GEN_TOKENS" | tail -1)
-      fi
+    for side in $(sides_of_round "$i"); do
+      out=$(measure "$side" batch "$model" "$tmp/batch$n.json" "$BATCH_GEN_TOKENS")
       echo "$out" | sed "s/\"side\": *\"\([a-z-]*\)\"/\"side\": \"batch-\1\"/" >>"$results"
       python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print("{0:<10} {1} streams round {2}: {3[aggregate_tps]:6.2f} tok/s aggregate ({3[generation_tokens]} tokens in {3[wall_s]:.2f} s)".format(sys.argv[1], r["streams"], sys.argv[2], r))' "$side" "$i" "$out"
     done
