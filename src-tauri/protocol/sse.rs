@@ -56,9 +56,9 @@ impl Parser {
             }
         }
         while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..pos]);
-            let was_cr = rest[pos] == b'\r';
-            rest = &rest[pos + 1..];
+            let (head, tail) = rest.split_at(pos);
+            let was_cr = tail[0] == b'\r';
+            rest = &tail[1..];
             if was_cr {
                 match rest.first() {
                     Some(b'\n') => rest = &rest[1..],
@@ -66,8 +66,16 @@ impl Parser {
                     Some(_) => {}
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, &mut out);
+            if self.line.is_empty() {
+                // The whole line is in this chunk (the usual case): read it in place.
+                self.process_line(head, &mut out);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                self.process_line(&line, &mut out);
+                line.clear();
+                self.line = line; // keeps its capacity for the next split line
+            }
         }
         self.line.extend_from_slice(rest);
         if self.line.len() + self.data.len() > MAX_EVENT_BYTES {
@@ -92,37 +100,37 @@ impl Parser {
     }
 
     fn process_line(&mut self, raw: &[u8], out: &mut Vec<Event>) {
-        let mut line = String::from_utf8_lossy(raw);
+        let mut line = raw;
         if !self.seen_first_line {
             self.seen_first_line = true;
-            if let Some(stripped) = line.strip_prefix('\u{feff}') {
-                line = std::borrow::Cow::Owned(stripped.to_owned());
-            }
+            line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
         }
-        if line.is_empty() {
+        // The line is read as bytes: `:` and the field names are ASCII, which never occurs
+        // inside a multi-byte UTF-8 sequence, so only values need decoding.
+        let Some(&first) = line.first() else {
             self.dispatch(out);
             return;
-        }
-        if line.starts_with(':') {
+        };
+        if first == b':' {
             return; // comment / keep-alive
         }
-        let (field, value) = match line.find(':') {
+        let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
                 let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
             }
-            None => (&line[..], ""),
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
+            b"event" => self.event = Some(text(value).into_owned()),
+            b"data" => {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.data.push_str(&text(value));
                 self.has_data = true;
             }
-            "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+            b"id" if !value.contains(&0) => self.last_id = Some(text(value).into_owned()),
             _ => {} // `retry` and unknown fields mean nothing to a proxy
         }
     }
@@ -138,6 +146,15 @@ impl Parser {
             data: std::mem::take(&mut self.data),
             id: self.last_id.clone(),
         });
+    }
+}
+
+/// A field value as text: borrowed when it is valid UTF-8 (checked fast), else with
+/// U+FFFD for each invalid sequence, as the spec's decoding step says.
+fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(value),
     }
 }
 
@@ -167,10 +184,19 @@ impl Frame {
     /// Append the wire form (`event: …\ndata: …\n\n`) to `out`. Data containing line
     /// breaks is split over several `data:` lines so that the parser rebuilds it exactly.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        let data = self.data.as_bytes();
+        out.reserve(data.len() + self.event.map_or(0, str::len) + 16);
         if let Some(e) = self.event {
             out.extend_from_slice(b"event: ");
             out.extend_from_slice(e.as_bytes());
             out.push(b'\n');
+        }
+        if !data.iter().any(|&b| b == b'\n' || b == b'\r') {
+            // One line (all JSON the gateway writes): as it is.
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\n\n");
+            return;
         }
         let mut lines = self.data.split('\n').peekable();
         while let Some(l) = lines.next() {
@@ -253,6 +279,12 @@ mod tests {
         let s = "data: héllo → 世界\n\n".as_bytes();
         let out = parse_all(&[&s[..8], &s[8..14], &s[14..]]);
         assert_eq!(out, vec![ev(None, "héllo → 世界")]);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_value_becomes_replacement_characters() {
+        let out = parse_all(&[b"event: a\xffb\ndata: x\xc3(y\n\n"]);
+        assert_eq!(out, vec![ev(Some("a\u{fffd}b"), "x\u{fffd}(y")]);
     }
 
     #[test]
