@@ -9,6 +9,9 @@ use crate::protocol::Protocol;
 use crate::protocol::canonical::{BlockStart, Event, EventBuilder, StopReason, StreamError, Usage};
 use crate::protocol::errors::{code_for_openai_error, stream_error_frame};
 use crate::protocol::sse::{self, Frame};
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A tool call seen in the upstream stream, keyed by OpenAI's `index`.
@@ -20,6 +23,50 @@ struct ToolSlot {
     /// arguments over several chunks).
     pending_args: String,
     started: bool,
+}
+
+/// What the decoder reads of an upstream `chat.completion.chunk`. Strings borrow from
+/// the event's text where they can (no escapes): every chunk of every translated
+/// stream goes through here, and most carry a few words of text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChunkIn<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    choices: Vec<ChoiceIn<'a>>,
+    /// Absent unless the client asked for usage; then `null` on every chunk but the last.
+    usage: Option<ChatUsage>,
+    /// A mid-stream error object some servers send instead of a chunk.
+    error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChoiceIn<'a> {
+    index: u32,
+    #[serde(borrow)]
+    delta: DeltaIn<'a>,
+    logprobs: Option<ChoiceLogprobs>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DeltaIn<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    /// What some servers (OpenRouter, vLLM) call `reasoning_content`.
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    tool_calls: Option<Vec<ToolCallDelta>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
 }
 
 /// Turns an upstream Chat Completions SSE stream into canonical events.
@@ -63,7 +110,7 @@ impl ChatStreamDecoder {
             self.end(&mut out)?;
             return Ok(out);
         }
-        let chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
+        let chunk: ChunkIn<'_> = serde_json::from_str(data).map_err(|e| {
             Error::new(
                 Code::ProviderBadResponse,
                 format!("upstream stream chunk is not valid: {e}"),
@@ -87,8 +134,9 @@ impl ChatStreamDecoder {
             return Ok(out);
         }
         if !self.b.is_started() {
-            self.msg_id.clone_from(&chunk.id);
-            out.push(self.b.start(&chunk.id, &chunk.model));
+            self.msg_id.clear();
+            self.msg_id.push_str(&chunk.id);
+            out.push(self.b.start(&*chunk.id, &*chunk.model));
         }
         for choice in chunk.choices {
             if choice.index != 0 {
@@ -130,7 +178,7 @@ impl ChatStreamDecoder {
                 self.finish = Some(stop_reason_from_finish(&r));
             }
         }
-        if let Some(Some(u)) = &chunk.usage {
+        if let Some(u) = &chunk.usage {
             self.b.usage(&usage_from_wire(u));
         }
         Ok(out)
