@@ -44,6 +44,7 @@ use super::canonical::{
 };
 use super::{invalid, unsupported};
 use crate::error::Result;
+use serde::Serialize;
 use serde_json::{Value, json};
 use wire::*;
 
@@ -82,8 +83,10 @@ pub struct EncodeOptions {
     pub encrypted_content: bool,
     /// Names of `custom` tools: their calls are `custom_tool_call` items.
     pub custom_tools: Vec<String>,
-    /// Request fields the response object repeats (`instructions`, `tools`, …).
-    pub echo: serde_json::Map<String, Value>,
+    /// Request fields the response object repeats (`instructions`, `tools`, …), as JSON
+    /// members (`"k":v,…`): written once per request, repeated in every response object
+    /// of the answer, shared by every attempt.
+    pub echo_json: std::sync::Arc<str>,
 }
 
 /// Decode a Responses request into canonical form. `history` holds the items of earlier
@@ -264,7 +267,7 @@ pub fn to_canonical(
             req.drop_field(name);
         }
     }
-    opts.echo = echo(w);
+    opts.echo_json = echo_json(w).into();
     Ok((req, opts))
 }
 
@@ -484,64 +487,115 @@ fn content_blocks(content: &Value, i: usize, assistant: bool) -> Result<Vec<Bloc
     Ok(out)
 }
 
-/// The request fields a response object repeats.
-fn echo(w: &ResponsesRequest) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "instructions".into(),
-        w.instructions.clone().unwrap_or(Value::Null),
-    );
-    m.insert("max_output_tokens".into(), json!(w.max_output_tokens));
-    m.insert(
-        "parallel_tool_calls".into(),
-        json!(w.parallel_tool_calls.unwrap_or(true)),
-    );
-    m.insert("previous_response_id".into(), json!(w.previous_response_id));
-    m.insert(
-        "reasoning".into(),
-        json!({
-            "effort": w.reasoning.as_ref().and_then(|r| r.effort.clone()),
-            "summary": w.reasoning.as_ref().and_then(|r| r.summary.clone()),
-        }),
-    );
-    m.insert("store".into(), json!(w.store.unwrap_or(true)));
-    m.insert("temperature".into(), json!(w.temperature));
-    m.insert("top_p".into(), json!(w.top_p));
-    m.insert(
-        "tool_choice".into(),
-        w.tool_choice.clone().unwrap_or_else(|| json!("auto")),
-    );
-    m.insert(
-        "tools".into(),
-        Value::Array(w.tools.clone().unwrap_or_default()),
-    );
-    let format = match w.text.as_ref().and_then(|t| t.format.as_ref()) {
-        None | Some(TextFormat::Text) => json!({"type": "text"}),
-        Some(TextFormat::JsonObject) => json!({"type": "json_object"}),
-        Some(TextFormat::JsonSchema {
-            name,
-            description,
-            schema,
-            strict,
-        }) => {
-            json!({"type": "json_schema", "name": name, "description": description, "schema": schema, "strict": strict})
-        }
+/// The request fields a response object repeats, in the API's order.
+#[derive(Serialize)]
+struct Echo<'a> {
+    instructions: &'a Value,
+    max_output_tokens: Option<u64>,
+    parallel_tool_calls: bool,
+    previous_response_id: Option<&'a str>,
+    reasoning: EchoReasoning<'a>,
+    store: bool,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    tool_choice: GivenOr<'a, &'static str>,
+    tools: &'a [Value],
+    text: EchoText<'a>,
+    truncation: &'a str,
+    user: Option<&'a str>,
+    metadata: GivenOr<'a, Empty>,
+}
+
+#[derive(Serialize)]
+struct EchoReasoning<'a> {
+    effort: Option<&'a str>,
+    summary: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct EchoText<'a> {
+    format: EchoFormat<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verbosity: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum EchoFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema {
+        name: Option<&'a str>,
+        description: Option<&'a str>,
+        schema: Option<&'a Value>,
+        strict: Option<bool>,
+    },
+}
+
+/// The client's value, or the API's default when the request has none.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum GivenOr<'a, D> {
+    Given(&'a Value),
+    Default(D),
+}
+
+/// `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+/// The request fields a response object repeats, as JSON members (`"k":v,…`, without
+/// the braces), borrowed from the request and written straight to text.
+fn echo_json(w: &ResponsesRequest) -> String {
+    let reasoning = w.reasoning.as_ref();
+    let text = w.text.as_ref();
+    let echo = Echo {
+        instructions: w.instructions.as_ref().unwrap_or(&Value::Null),
+        max_output_tokens: w.max_output_tokens,
+        parallel_tool_calls: w.parallel_tool_calls.unwrap_or(true),
+        previous_response_id: w.previous_response_id.as_deref(),
+        reasoning: EchoReasoning {
+            effort: reasoning.and_then(|r| r.effort.as_deref()),
+            summary: reasoning.and_then(|r| r.summary.as_deref()),
+        },
+        store: w.store.unwrap_or(true),
+        temperature: w.temperature,
+        top_p: w.top_p,
+        tool_choice: match &w.tool_choice {
+            Some(v) => GivenOr::Given(v),
+            None => GivenOr::Default("auto"),
+        },
+        tools: w.tools.as_deref().unwrap_or_default(),
+        text: EchoText {
+            format: match text.and_then(|t| t.format.as_ref()) {
+                None | Some(TextFormat::Text) => EchoFormat::Text,
+                Some(TextFormat::JsonObject) => EchoFormat::JsonObject,
+                Some(TextFormat::JsonSchema {
+                    name,
+                    description,
+                    schema,
+                    strict,
+                }) => EchoFormat::JsonSchema {
+                    name: name.as_deref(),
+                    description: description.as_deref(),
+                    schema: schema.as_ref(),
+                    strict: *strict,
+                },
+            },
+            verbosity: text.and_then(|t| t.verbosity.as_deref()),
+        },
+        truncation: w.truncation.as_deref().unwrap_or("disabled"),
+        user: w.user.as_deref(),
+        metadata: match &w.metadata {
+            Some(v) => GivenOr::Given(v),
+            None => GivenOr::Default(Empty {}),
+        },
     };
-    let mut text = json!({"format": format});
-    if let Some(v) = w.text.as_ref().and_then(|t| t.verbosity.clone()) {
-        text["verbosity"] = json!(v);
-    }
-    m.insert("text".into(), text);
-    m.insert(
-        "truncation".into(),
-        json!(w.truncation.clone().unwrap_or_else(|| "disabled".into())),
-    );
-    m.insert("user".into(), json!(w.user));
-    m.insert(
-        "metadata".into(),
-        w.metadata.clone().unwrap_or_else(|| json!({})),
-    );
-    m
+    let mut text = serde_json::to_string(&echo).unwrap_or_else(|_| "{}".into());
+    // An object's text: drop its braces.
+    text.pop();
+    text.remove(0);
+    text
 }
 
 #[cfg(test)]

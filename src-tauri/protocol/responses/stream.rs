@@ -58,6 +58,31 @@ pub enum Item {
     },
 }
 
+impl Item {
+    /// The length of the text it carries (for sizing buffers).
+    fn text_len(&self) -> usize {
+        match self {
+            Item::Message { content, .. } => content.iter().map(|c| c.text.len()).sum(),
+            Item::FunctionCall { arguments, .. } => arguments.len(),
+            Item::CustomToolCall { input, .. } => input.len(),
+            Item::Reasoning {
+                summary,
+                content,
+                encrypted_content,
+                ..
+            } => {
+                summary.iter().map(|p| p.text.len()).sum::<usize>()
+                    + content
+                        .iter()
+                        .flatten()
+                        .map(|p| p.text.len())
+                        .sum::<usize>()
+                    + encrypted_content.as_ref().map_or(0, String::len)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputText {
     #[serde(rename = "type")]
@@ -107,27 +132,44 @@ enum Open {
 }
 
 /// An event's JSON: `type` and `sequence_number`, then the fields of `body` (a struct,
-/// so a JSON object). What `#[serde(flatten)]` would write, without its slow map path:
-/// this runs for every event of every Responses answer.
+/// so a JSON object). What `#[serde(flatten)]` would write, without its slow map path,
+/// in one buffer: this runs for every event of every Responses answer.
 fn envelope<B: Serialize>(kind: &str, seq: u64, body: &B) -> String {
-    let fields = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    envelope_raw(kind, seq, &fields)
+    let mut out = envelope_head(kind, seq, 192);
+    let at = out.len();
+    if serde_json::to_writer(&mut out, body).is_err() {
+        out.truncate(at);
+        out.extend_from_slice(b"{}");
+    }
+    envelope_tail(out, at)
 }
 
-/// [`envelope`] around `fields`, the JSON text of an object.
-fn envelope_raw(kind: &str, seq: u64, fields: &[u8]) -> String {
-    let mut out = Vec::with_capacity(fields.len() + kind.len() + 40);
+/// `{"type":"<kind>","sequence_number":<seq>`, with room for `more` bytes after it.
+fn envelope_head(kind: &str, seq: u64, more: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(kind.len() + 48 + more);
     out.extend_from_slice(b"{\"type\":\"");
     // Event names are our own constants: letters, dots and underscores.
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"sequence_number\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
-    match fields.strip_prefix(b"{") {
-        Some(b"}") | None => out.push(b'}'),
-        Some(rest) => {
-            out.push(b',');
-            out.extend_from_slice(rest);
+    let _ = serde_json::to_writer(&mut out, &seq);
+    out
+}
+
+/// Join the head to the object written after it at `at`: its `{` becomes the comma
+/// (an empty object leaves only its `}`).
+fn envelope_tail(mut out: Vec<u8>, at: usize) -> String {
+    match out.get(at..) {
+        Some(b"{}") | Some(b"") => {
+            out.truncate(at);
+            out.push(b'}');
         }
+        Some(_) if out[at] == b'{' => out[at] = b',',
+        Some(_) => {
+            // Not an object: nothing of it can be an event's field.
+            out.truncate(at);
+            out.push(b'}');
+        }
+        None => out.push(b'}'),
     }
     // Both halves are JSON text made by serde_json: valid UTF-8.
     String::from_utf8(out).unwrap_or_default()
@@ -265,7 +307,7 @@ pub struct ResponsesEncoder {
     created_at: u64,
     model: String,
     opts: EncodeOptions,
-    seq: u64,
+    sink: Sink,
     output: Vec<Item>,
     open: Option<Open>,
     usage: Usage,
@@ -273,44 +315,55 @@ pub struct ResponsesEncoder {
     status: Option<&'static str>,
     incomplete_reason: Option<&'static str>,
     error: Option<Value>,
+}
+
+/// Where events go: numbered in order, and made into frames unless only the response
+/// object is wanted. Apart from the encoder's state, so that an event can borrow the
+/// open item while it is emitted.
+#[derive(Debug)]
+struct Sink {
+    seq: u64,
     /// Make SSE frames (false: only the response object is wanted).
     frames: bool,
-    /// The request fields the response repeats (`opts.echo`), as JSON members
-    /// (`"k":v,…`), written once: every response object of the answer carries them.
-    echo_json: Vec<u8>,
+}
+
+impl Sink {
+    /// One event: `body`'s fields with `type` and `sequence_number`.
+    fn emit<B: Serialize>(&mut self, out: &mut Vec<Frame>, name: &'static str, body: B) {
+        let seq = self.seq;
+        self.seq += 1;
+        if self.frames {
+            out.push(Frame::named(name, envelope(name, seq, &body)));
+        }
+    }
 }
 
 impl ResponsesEncoder {
     /// `id` is the response id (`resp_…`), `created_at` Unix seconds: the caller's, as
     /// this module has no clock and no randomness.
     pub fn new(id: String, created_at: u64, opts: EncodeOptions) -> Self {
-        let echo = serde_json::to_vec(&opts.echo).unwrap_or_default();
-        let echo_json = echo
-            .strip_prefix(b"{")
-            .and_then(|e| e.strip_suffix(b"}"))
-            .unwrap_or_default()
-            .to_vec();
         ResponsesEncoder {
-            echo_json,
             id,
             created_at,
             model: String::new(),
             opts,
-            seq: 0,
+            sink: Sink {
+                seq: 0,
+                frames: true,
+            },
             output: Vec::new(),
             open: None,
             usage: Usage::default(),
             status: None,
             incomplete_reason: None,
             error: None,
-            frames: true,
         }
     }
 
     /// Build the response object only (a non-streaming request): `encode` returns no
     /// frames.
     pub fn silent(mut self) -> Self {
-        self.frames = false;
+        self.sink.frames = false;
         self
     }
 
@@ -357,18 +410,34 @@ impl ResponsesEncoder {
     /// The response object as JSON text: the view's fields, the repeated request
     /// fields, and the usage once the answer ended.
     fn response_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(&self.view()).unwrap_or_else(|_| b"{}".to_vec());
+        let mut out = Vec::with_capacity(self.response_size());
+        self.write_response(&mut out);
+        out
+    }
+
+    /// Room for the response object's text: what is known of it, and some.
+    fn response_size(&self) -> usize {
+        let output: usize = self.output.iter().map(Item::text_len).sum();
+        320 + self.opts.echo_json.len() + output * 2
+    }
+
+    /// Append the response object's text to `out`.
+    fn write_response(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        if serde_json::to_writer(&mut *out, &self.view()).is_err() {
+            out.truncate(at);
+            out.extend_from_slice(b"{}");
+        }
         out.pop(); // the view's closing brace
-        if !self.echo_json.is_empty() {
+        if !self.opts.echo_json.is_empty() {
             out.push(b',');
-            out.extend_from_slice(&self.echo_json);
+            out.extend_from_slice(self.opts.echo_json.as_bytes());
         }
         out.extend_from_slice(b",\"usage\":");
         let usage =
             (self.status.is_some() && !self.usage.is_empty()).then(|| usage_json(&self.usage));
-        let _ = serde_json::to_writer(&mut out, &usage);
+        let _ = serde_json::to_writer(&mut *out, &usage);
         out.push(b'}');
-        out
     }
 
     /// The response object as it stands.
@@ -383,28 +452,42 @@ impl ResponsesEncoder {
 
     /// One event: `body`'s fields with `type` and `sequence_number`.
     fn emit<B: Serialize>(&mut self, out: &mut Vec<Frame>, name: &'static str, body: B) {
-        let seq = self.seq;
-        self.seq += 1;
-        if !self.frames {
-            return;
-        }
-        out.push(Frame::named(name, envelope(name, seq, &body)));
+        self.sink.emit(out, name, body);
     }
 
     /// Events whose body is the response object, one per name in `names` (the response
     /// is written once for all of them: `created` and `in_progress` carry the same).
     fn emit_response(&mut self, out: &mut Vec<Frame>, names: &[&'static str]) {
-        if !self.frames {
-            self.seq += names.len() as u64;
+        if !self.sink.frames {
+            self.sink.seq += names.len() as u64;
             return;
         }
-        let mut fields = b"{\"response\":".to_vec();
-        fields.extend_from_slice(&self.response_json());
-        fields.push(b'}');
-        for name in names {
-            out.push(Frame::named(name, envelope_raw(name, self.seq, &fields)));
-            self.seq += 1;
+        let Some((first, more)) = names.split_first() else {
+            return;
+        };
+        let mut text = envelope_head(first, self.sink.seq, self.response_size() + 16);
+        self.sink.seq += 1;
+        let body_at = text.len();
+        text.extend_from_slice(b",\"response\":");
+        self.write_response(&mut text);
+        text.push(b'}');
+        // Heads and bodies are JSON text made here and by serde_json: valid UTF-8.
+        let mut others = Vec::with_capacity(more.len());
+        for name in more {
+            let body = &text[body_at..];
+            let mut next = envelope_head(name, self.sink.seq, body.len());
+            self.sink.seq += 1;
+            next.extend_from_slice(body);
+            others.push(Frame::named(
+                name,
+                String::from_utf8(next).unwrap_or_default(),
+            ));
         }
+        out.push(Frame::named(
+            first,
+            String::from_utf8(text).unwrap_or_default(),
+        ));
+        out.extend(others);
     }
 
     fn emit_item(&mut self, out: &mut Vec<Frame>, name: &'static str, item: &Item) {
@@ -434,12 +517,11 @@ impl ResponsesEncoder {
                 let output_index = self.output.len();
                 if let Some(Open::Text { id, text: acc }) = &mut self.open {
                     acc.push_str(text);
-                    let id = id.clone();
-                    self.emit(
+                    self.sink.emit(
                         &mut out,
                         "response.output_text.delta",
                         Delta {
-                            item_id: &id,
+                            item_id: id,
                             output_index,
                             content_index: Some(0),
                             summary_index: None,
@@ -460,12 +542,11 @@ impl ResponsesEncoder {
                 {
                     arguments.push_str(partial_json);
                     if !*custom {
-                        let id = id.clone();
-                        self.emit(
+                        self.sink.emit(
                             &mut out,
                             "response.function_call_arguments.delta",
                             Delta {
-                                item_id: &id,
+                                item_id: id,
                                 output_index,
                                 content_index: None,
                                 summary_index: None,
@@ -481,17 +562,16 @@ impl ResponsesEncoder {
                 let summary = self.opts.summary;
                 if let Some(Open::Reasoning { id, text, .. }) = &mut self.open {
                     text.push_str(thinking);
-                    let id = id.clone();
                     let (name, content_index, summary_index) = if summary {
                         ("response.reasoning_summary_text.delta", None, Some(0))
                     } else {
                         ("response.reasoning_text.delta", Some(0), None)
                     };
-                    self.emit(
+                    self.sink.emit(
                         &mut out,
                         name,
                         Delta {
-                            item_id: &id,
+                            item_id: id,
                             output_index,
                             content_index,
                             summary_index,
@@ -792,5 +872,10 @@ mod tests {
             })
         );
         assert!(text.starts_with(r#"{"type":"response.output_text.delta","sequence_number":12,"#));
+        // What is not an object adds no field.
+        assert_eq!(
+            envelope("response.z", 1, &[1]),
+            r#"{"type":"response.z","sequence_number":1}"#
+        );
     }
 }

@@ -73,7 +73,11 @@ fn a_codex_request_decodes_with_hosted_tools_named_as_dropped() {
         assert!(req.dropped.contains(&name), "{name} in {:?}", req.dropped);
     }
     assert!(opts.summary && opts.encrypted_content);
-    assert_eq!(opts.echo["store"], json!(false));
+    assert!(
+        opts.echo_json.contains("\"store\":false"),
+        "{}",
+        opts.echo_json
+    );
 }
 
 #[test]
@@ -94,6 +98,73 @@ fn string_input_instructions_and_options() {
         matches!(req.response_format, Some(ResponseFormat::JsonSchema { ref name, .. }) if name == "x")
     );
     assert!(req.dropped.is_empty(), "{:?}", req.dropped);
+}
+
+/// The request fields a response object repeats, as an object.
+fn echoed(body: serde_json::Value) -> serde_json::Value {
+    let (_, opts) = decode(body).unwrap();
+    serde_json::from_str(&format!("{{{}}}", opts.echo_json)).unwrap()
+}
+
+#[test]
+fn the_response_repeats_the_request_fields_with_the_api_defaults() {
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let plain = echoed(json!({"model": "m", "input": "Hi"}));
+    assert_eq!(
+        plain,
+        json!({
+            "instructions": null, "max_output_tokens": null, "parallel_tool_calls": true,
+            "previous_response_id": null, "reasoning": {"effort": null, "summary": null},
+            "store": true, "temperature": null, "top_p": null, "tool_choice": "auto",
+            "tools": [], "text": {"format": {"type": "text"}}, "truncation": "disabled",
+            "user": null, "metadata": {}
+        })
+    );
+    // In the API's order, as the official SDKs print them.
+    assert_eq!(
+        keys(&plain),
+        [
+            "instructions",
+            "max_output_tokens",
+            "parallel_tool_calls",
+            "previous_response_id",
+            "reasoning",
+            "store",
+            "temperature",
+            "top_p",
+            "tool_choice",
+            "tools",
+            "text",
+            "truncation",
+            "user",
+            "metadata"
+        ]
+    );
+    let tool = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+    let full = echoed(json!({
+        "model": "m", "input": "Hi", "instructions": "Be \"brief\".", "max_output_tokens": 50,
+        "parallel_tool_calls": false, "reasoning": {"effort": "high", "summary": "auto"},
+        "store": false, "temperature": 0, "top_p": 0.5,
+        "tool_choice": {"type": "function", "name": "f"}, "tools": [tool],
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}, "strict": true}, "verbosity": "low"},
+        "truncation": "auto", "user": "u1", "metadata": {"team": "a"}
+    }));
+    assert_eq!(
+        full,
+        json!({
+            "instructions": "Be \"brief\".", "max_output_tokens": 50, "parallel_tool_calls": false,
+            "previous_response_id": null, "reasoning": {"effort": "high", "summary": "auto"},
+            "store": false, "temperature": 0.0, "top_p": 0.5,
+            "tool_choice": {"type": "function", "name": "f"}, "tools": [tool],
+            "text": {"format": {"type": "json_schema", "name": "x", "description": null,
+                                "schema": {"type": "object"}, "strict": true},
+                     "verbosity": "low"},
+            "truncation": "auto", "user": "u1", "metadata": {"team": "a"}
+        })
+    );
+    let object =
+        echoed(json!({"model": "m", "input": "Hi", "text": {"format": {"type": "json_object"}}}));
+    assert_eq!(object["text"], json!({"format": {"type": "json_object"}}));
 }
 
 #[test]
