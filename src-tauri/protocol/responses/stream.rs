@@ -425,8 +425,9 @@ impl ResponsesEncoder {
     fn write_response(&self, out: &mut Vec<u8>) {
         let at = out.len();
         if serde_json::to_writer(&mut *out, &self.view()).is_err() {
+            // (Plain structs of strings and numbers: not reached.) Fields follow.
             out.truncate(at);
-            out.extend_from_slice(b"{}");
+            out.extend_from_slice(br#"{"object":"response"}"#);
         }
         out.pop(); // the view's closing brace
         if !self.opts.echo_json.is_empty() {
