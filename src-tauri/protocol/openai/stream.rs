@@ -348,7 +348,6 @@ impl ChatStreamEncoder {
                 finish_reason: finish,
             }],
             usage: self.include_usage.then_some(None),
-            error: None,
         };
         Frame::data(serde_json::to_string(&c).unwrap_or_default())
     }
@@ -462,7 +461,6 @@ impl ChatStreamEncoder {
                         system_fingerprint: None,
                         choices: vec![],
                         usage: Some(Some(usage_to_wire(&self.usage))),
-                        error: None,
                     };
                     frames.push(Frame::data(serde_json::to_string(&c).unwrap_or_default()));
                 }

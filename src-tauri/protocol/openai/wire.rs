@@ -341,9 +341,11 @@ pub struct WireTopLogprob {
 }
 
 // ---------------------------------------------------------------- stream chunks
+//
+// What the gateway writes to OpenAI clients. Upstream chunks are read through a borrowed
+// view of their own (`stream::ChunkIn`).
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatChunk {
     pub id: String,
     pub object: String,
@@ -355,13 +357,9 @@ pub struct ChatChunk {
     /// Absent unless the client asked for usage; then `null` on every chunk but the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Option<ChatUsage>>,
-    /// A mid-stream error object some servers send instead of a chunk.
-    #[serde(skip_serializing)]
-    pub error: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
@@ -369,8 +367,7 @@ pub struct ChunkChoice {
     pub finish_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -378,8 +375,6 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
-    #[serde(skip_serializing)]
-    pub reasoning: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     #[serde(skip_serializing_if = "Option::is_none")]
