@@ -58,31 +58,6 @@ pub enum Item {
     },
 }
 
-impl Item {
-    /// The length of the text it carries (for sizing buffers).
-    fn text_len(&self) -> usize {
-        match self {
-            Item::Message { content, .. } => content.iter().map(|c| c.text.len()).sum(),
-            Item::FunctionCall { arguments, .. } => arguments.len(),
-            Item::CustomToolCall { input, .. } => input.len(),
-            Item::Reasoning {
-                summary,
-                content,
-                encrypted_content,
-                ..
-            } => {
-                summary.iter().map(|p| p.text.len()).sum::<usize>()
-                    + content
-                        .iter()
-                        .flatten()
-                        .map(|p| p.text.len())
-                        .sum::<usize>()
-                    + encrypted_content.as_ref().map_or(0, String::len)
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputText {
     #[serde(rename = "type")]
@@ -139,7 +114,6 @@ fn envelope<B: Serialize>(kind: &str, seq: u64, body: &B) -> String {
     let at = out.len();
     if serde_json::to_writer(&mut out, body).is_err() {
         out.truncate(at);
-        out.extend_from_slice(b"{}");
     }
     envelope_tail(out, at)
 }
@@ -155,21 +129,16 @@ fn envelope_head(kind: &str, seq: u64, more: usize) -> Vec<u8> {
     out
 }
 
-/// Join the head to the object written after it at `at`: its `{` becomes the comma
-/// (an empty object leaves only its `}`).
+/// Join the head to the object written after it at `at`: its `{` becomes the comma.
+/// An empty object, or anything else (nothing of it can be an event's field), leaves
+/// the head closed by itself.
 fn envelope_tail(mut out: Vec<u8>, at: usize) -> String {
     match out.get(at..) {
-        Some(b"{}") | Some(b"") => {
+        Some([b'{', rest @ ..]) if rest != b"}" => out[at] = b',',
+        _ => {
             out.truncate(at);
             out.push(b'}');
         }
-        Some(_) if out[at] == b'{' => out[at] = b',',
-        Some(_) => {
-            // Not an object: nothing of it can be an event's field.
-            out.truncate(at);
-            out.push(b'}');
-        }
-        None => out.push(b'}'),
     }
     // Both halves are JSON text made by serde_json: valid UTF-8.
     String::from_utf8(out).unwrap_or_default()
@@ -415,10 +384,10 @@ impl ResponsesEncoder {
         out
     }
 
-    /// Room for the response object's text: what is known of it, and some.
+    /// Room for the response object's text without its output (which grows the buffer
+    /// when there is much).
     fn response_size(&self) -> usize {
-        let output: usize = self.output.iter().map(Item::text_len).sum();
-        320 + self.opts.echo_json.len() + output * 2
+        320 + self.opts.echo_json.len()
     }
 
     /// Append the response object's text to `out`.
@@ -451,11 +420,6 @@ impl ResponsesEncoder {
         String::from_utf8(self.response_json()).unwrap_or_default()
     }
 
-    /// One event: `body`'s fields with `type` and `sequence_number`.
-    fn emit<B: Serialize>(&mut self, out: &mut Vec<Frame>, name: &'static str, body: B) {
-        self.sink.emit(out, name, body);
-    }
-
     /// Events whose body is the response object, one per name in `names` (the response
     /// is written once for all of them: `created` and `in_progress` carry the same).
     fn emit_response(&mut self, out: &mut Vec<Frame>, names: &[&'static str]) {
@@ -463,37 +427,25 @@ impl ResponsesEncoder {
             self.sink.seq += names.len() as u64;
             return;
         }
-        let Some((first, more)) = names.split_first() else {
-            return;
-        };
-        let mut text = envelope_head(first, self.sink.seq, self.response_size() + 16);
-        self.sink.seq += 1;
-        let body_at = text.len();
-        text.extend_from_slice(b",\"response\":");
-        self.write_response(&mut text);
-        text.push(b'}');
-        // Heads and bodies are JSON text made here and by serde_json: valid UTF-8.
-        let mut others = Vec::with_capacity(more.len());
-        for name in more {
-            let body = &text[body_at..];
-            let mut next = envelope_head(name, self.sink.seq, body.len());
+        let mut body = Vec::with_capacity(self.response_size() + 16);
+        body.extend_from_slice(b",\"response\":");
+        self.write_response(&mut body);
+        body.push(b'}');
+        for name in names {
+            let mut text = envelope_head(name, self.sink.seq, body.len());
             self.sink.seq += 1;
-            next.extend_from_slice(body);
-            others.push(Frame::named(
+            text.extend_from_slice(&body);
+            // The head and the body are JSON text made here and by serde_json: UTF-8.
+            out.push(Frame::named(
                 name,
-                String::from_utf8(next).unwrap_or_default(),
+                String::from_utf8(text).unwrap_or_default(),
             ));
         }
-        out.push(Frame::named(
-            first,
-            String::from_utf8(text).unwrap_or_default(),
-        ));
-        out.extend(others);
     }
 
     fn emit_item(&mut self, out: &mut Vec<Frame>, name: &'static str, item: &Item) {
         let output_index = self.output.len();
-        self.emit(out, name, WithItem { output_index, item });
+        self.sink.emit(out, name, WithItem { output_index, item });
     }
 
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
@@ -633,7 +585,7 @@ impl ResponsesEncoder {
                     annotations: [],
                     logprobs: [],
                 });
-                self.emit(out, "response.content_part.added", added);
+                self.sink.emit(out, "response.content_part.added", added);
                 self.open = Some(Open::Text {
                     id,
                     text: String::new(),
@@ -675,7 +627,8 @@ impl ResponsesEncoder {
                     let mut added = Done::new(&id, output_index);
                     added.summary_index = Some(0);
                     added.part = Some(Part::SummaryText { text: "" });
-                    self.emit(out, "response.reasoning_summary_part.added", added);
+                    self.sink
+                        .emit(out, "response.reasoning_summary_part.added", added);
                 }
                 self.open = Some(Open::Reasoning {
                     id,
@@ -712,7 +665,7 @@ impl ResponsesEncoder {
                 done.content_index = Some(0);
                 done.text = Some(&text);
                 done.logprobs = Some([]);
-                self.emit(out, "response.output_text.done", done);
+                self.sink.emit(out, "response.output_text.done", done);
                 let mut part = Done::new(&id, index);
                 part.content_index = Some(0);
                 part.part = Some(Part::OutputText {
@@ -720,7 +673,7 @@ impl ResponsesEncoder {
                     annotations: [],
                     logprobs: [],
                 });
-                self.emit(out, "response.content_part.done", part);
+                self.sink.emit(out, "response.content_part.done", part);
                 Item::Message {
                     id,
                     status: "completed",
@@ -738,7 +691,8 @@ impl ResponsesEncoder {
                 let mut done = Done::new(&id, index);
                 done.name = Some(&name);
                 done.arguments = Some(&arguments);
-                self.emit(out, "response.function_call_arguments.done", done);
+                self.sink
+                    .emit(out, "response.function_call_arguments.done", done);
                 Item::FunctionCall {
                     id,
                     call_id,
@@ -766,7 +720,7 @@ impl ResponsesEncoder {
                     status: "in_progress",
                 };
                 self.emit_item(out, "response.output_item.added", &added);
-                self.emit(
+                self.sink.emit(
                     out,
                     "response.custom_tool_call_input.delta",
                     Delta {
@@ -780,7 +734,8 @@ impl ResponsesEncoder {
                 );
                 let mut done = Done::new(&id, index);
                 done.input = Some(&input);
-                self.emit(out, "response.custom_tool_call_input.done", done);
+                self.sink
+                    .emit(out, "response.custom_tool_call_input.done", done);
                 Item::CustomToolCall {
                     id,
                     call_id,
@@ -798,11 +753,13 @@ impl ResponsesEncoder {
                     let mut done = Done::new(&id, index);
                     done.summary_index = Some(0);
                     done.text = Some(&text);
-                    self.emit(out, "response.reasoning_summary_text.done", done);
+                    self.sink
+                        .emit(out, "response.reasoning_summary_text.done", done);
                     let mut part = Done::new(&id, index);
                     part.summary_index = Some(0);
                     part.part = Some(Part::SummaryText { text: &text });
-                    self.emit(out, "response.reasoning_summary_part.done", part);
+                    self.sink
+                        .emit(out, "response.reasoning_summary_part.done", part);
                     (
                         vec![TextPart {
                             kind: "summary_text",
@@ -814,7 +771,7 @@ impl ResponsesEncoder {
                     let mut done = Done::new(&id, index);
                     done.content_index = Some(0);
                     done.text = Some(&text);
-                    self.emit(out, "response.reasoning_text.done", done);
+                    self.sink.emit(out, "response.reasoning_text.done", done);
                     (
                         vec![],
                         Some(vec![TextPart {
