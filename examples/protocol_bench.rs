@@ -30,29 +30,25 @@ const BENCH_CHAT_STREAM: &str = concat!(
     "data: [DONE]\n\n",
 );
 
-/// Decode the bench chat stream and write what `encode` makes of its events; the bytes
-/// written.
-fn chat_stream_through(mut encode: impl FnMut(&Event) -> Vec<sse::Frame>) -> usize {
+/// Decode the bench chat stream and write what `encode` makes of its events, given
+/// together as the gateway gives them (all that one read of the upstream brought: here
+/// the whole body); the bytes written.
+fn chat_stream_through(encode: impl FnOnce(&[Event]) -> Vec<sse::Frame>) -> usize {
     let mut p = sse::Parser::new();
     let mut dec = openai::stream::ChatStreamDecoder::new();
-    let mut out = Vec::with_capacity(512);
+    let mut events = Vec::new();
     for ev in p.push(BENCH_CHAT_STREAM.as_bytes()).unwrap() {
-        for e in dec.push(&ev).unwrap() {
-            for f in encode(&e) {
-                f.write_to(&mut out);
-            }
-        }
+        events.extend(dec.push(&ev).unwrap());
+    }
+    let mut out = Vec::with_capacity(512);
+    for f in encode(&events) {
+        f.write_to(&mut out);
     }
     out.len()
 }
 
-/// Median nanoseconds per call of `f` over 15 batches of `n` calls; NaN (not run) when
-/// the command line names measurements and not this one.
-fn measure(name: &str, n: u32, mut f: impl FnMut() -> usize) -> f64 {
-    let only: Vec<String> = std::env::args().skip(1).collect();
-    if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
-        return f64::NAN;
-    }
+/// Median nanoseconds per call of `f` over 15 batches of `n` calls.
+fn measure(n: u32, mut f: impl FnMut() -> usize) -> f64 {
     let mut batches: Vec<f64> = (0..15)
         .map(|_| {
             let t = Instant::now();
@@ -66,71 +62,114 @@ fn measure(name: &str, n: u32, mut f: impl FnMut() -> usize) -> f64 {
     batches[batches.len() / 2]
 }
 
+/// The measurements the command line picks (all when it names none), and their results.
+struct Bench {
+    only: Vec<String>,
+    results: Vec<(&'static str, f64, &'static str)>,
+}
+
+impl Bench {
+    /// Measure `f` as `name` (nanoseconds per call over `per` units of `unit`) if picked.
+    fn run(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        per: f64,
+        n: u32,
+        f: impl FnMut() -> usize,
+    ) {
+        if self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str())) {
+            self.results.push((name, measure(n, f) / per, unit));
+        }
+    }
+}
+
 fn main() {
-    let mut results: Vec<(&str, f64, &str)> = Vec::new();
+    let mut bench = Bench {
+        only: std::env::args().skip(1).collect(),
+        results: Vec::new(),
+    };
 
-    let ns = measure("openai_request_to_anthropic_body", 2000, || {
-        let req = openai::decode_chat_request(OA_REQ.as_bytes()).unwrap();
-        let wire = anthropic::encode_request(&req, &anthropic::UpstreamOptions::default()).unwrap();
-        serde_json::to_vec(&wire).unwrap().len()
-    });
-    results.push(("openai_request_to_anthropic_body", ns, "ns/request"));
+    bench.run(
+        "openai_request_to_anthropic_body",
+        "ns/request",
+        1.0,
+        2000,
+        || {
+            let req = openai::decode_chat_request(OA_REQ.as_bytes()).unwrap();
+            let wire =
+                anthropic::encode_request(&req, &anthropic::UpstreamOptions::default()).unwrap();
+            serde_json::to_vec(&wire).unwrap().len()
+        },
+    );
 
-    let ns = measure("anthropic_request_to_openai_body", 2000, || {
-        let req = anthropic::decode_request(AN_REQ.as_bytes()).unwrap();
-        let wire = openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap();
-        serde_json::to_vec(&wire).unwrap().len()
-    });
-    results.push(("anthropic_request_to_openai_body", ns, "ns/request"));
+    bench.run(
+        "anthropic_request_to_openai_body",
+        "ns/request",
+        1.0,
+        2000,
+        || {
+            let req = anthropic::decode_request(AN_REQ.as_bytes()).unwrap();
+            let wire = openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap();
+            serde_json::to_vec(&wire).unwrap().len()
+        },
+    );
 
-    let ns = measure("anthropic_response_to_openai_body", 5000, || {
-        let resp = anthropic::decode_response(AN_RESP.as_bytes()).unwrap();
-        serde_json::to_vec(&openai::encode_chat_response(&resp, 1))
-            .unwrap()
-            .len()
-    });
-    results.push(("anthropic_response_to_openai_body", ns, "ns/response"));
+    bench.run(
+        "anthropic_response_to_openai_body",
+        "ns/response",
+        1.0,
+        5000,
+        || {
+            let resp = anthropic::decode_response(AN_RESP.as_bytes()).unwrap();
+            serde_json::to_vec(&openai::encode_chat_response(&resp, 1))
+                .unwrap()
+                .len()
+        },
+    );
 
     let an_events = sse::Parser::new().push(AN_STREAM.as_bytes()).unwrap().len() as f64;
-    let ns = measure("anthropic_stream_to_openai_chunks", 2000, || {
-        let mut p = sse::Parser::new();
-        let mut dec = anthropic::stream::StreamDecoder::new();
-        let mut enc = openai::stream::ChatStreamEncoder::new(true, 1);
-        let mut out = Vec::new();
-        for ev in p.push(AN_STREAM.as_bytes()).unwrap() {
-            for e in dec.push(&ev).unwrap() {
-                for f in enc.encode(&e) {
+    bench.run(
+        "anthropic_stream_to_openai_chunks",
+        "ns/upstream event",
+        an_events,
+        2000,
+        || {
+            let mut p = sse::Parser::new();
+            let mut dec = anthropic::stream::StreamDecoder::new();
+            let mut enc = openai::stream::ChatStreamEncoder::new(true, 1);
+            let mut out = Vec::new();
+            for ev in p.push(AN_STREAM.as_bytes()).unwrap() {
+                for e in dec.push(&ev).unwrap() {
+                    for f in enc.encode(&e) {
+                        f.write_to(&mut out);
+                    }
+                }
+            }
+            out.len()
+        },
+    );
+
+    let oa_events = sse::Parser::new().push(OA_STREAM.as_bytes()).unwrap().len() as f64;
+    bench.run(
+        "openai_stream_to_anthropic_events",
+        "ns/upstream event",
+        oa_events,
+        2000,
+        || {
+            let mut p = sse::Parser::new();
+            let mut dec = openai::stream::ChatStreamDecoder::new();
+            let mut enc = anthropic::stream::StreamEncoder::new();
+            let mut out = Vec::new();
+            for ev in p.push(OA_STREAM.as_bytes()).unwrap() {
+                let events = dec.push(&ev).unwrap();
+                for f in enc.encode_all(&events) {
                     f.write_to(&mut out);
                 }
             }
-        }
-        out.len()
-    });
-    results.push((
-        "anthropic_stream_to_openai_chunks",
-        ns / an_events,
-        "ns/upstream event",
-    ));
-
-    let oa_events = sse::Parser::new().push(OA_STREAM.as_bytes()).unwrap().len() as f64;
-    let ns = measure("openai_stream_to_anthropic_events", 2000, || {
-        let mut p = sse::Parser::new();
-        let mut dec = openai::stream::ChatStreamDecoder::new();
-        let mut enc = anthropic::stream::StreamEncoder::new();
-        let mut out = Vec::new();
-        for ev in p.push(OA_STREAM.as_bytes()).unwrap() {
-            let events = dec.push(&ev).unwrap();
-            for f in enc.encode_all(&events) {
-                f.write_to(&mut out);
-            }
-        }
-        out.len()
-    });
-    results.push((
-        "openai_stream_to_anthropic_events",
-        ns / oa_events,
-        "ns/upstream event",
-    ));
+            out.len()
+        },
+    );
 
     // A whole request of `make bench-gateway`'s API comparison, as the gateway handles
     // it (minus the network): the client's body in, the upstream body out, the
@@ -139,7 +178,7 @@ fn main() {
     let chat_body = format!(
         r#"{{"model":"bench-sse","messages":[{{"role":"user","content":"{q}"}}],"stream":true}}"#
     );
-    let ns = measure("bench_chat_relayed", 5000, || {
+    bench.run("bench_chat_relayed", "ns/request", 1.0, 5000, || {
         let peek = passthrough::peek(chat_body.as_bytes()).unwrap();
         let up = peek.rewrite(chat_body.as_bytes(), "up-model", true);
         let mut tap = StreamTap::new(Api::OpenAiChat).hide_usage_chunk();
@@ -148,10 +187,9 @@ fn main() {
                 .push(bytes::Bytes::from_static(BENCH_CHAT_STREAM.as_bytes()))
                 .len()
     });
-    results.push(("bench_chat_relayed", ns, "ns/request"));
 
     let resp_body = format!(r#"{{"model":"bench-sse","input":"{q}","store":false,"stream":true}}"#);
-    let ns = measure("bench_responses_over_chat", 5000, || {
+    bench.run("bench_responses_over_chat", "ns/request", 1.0, 5000, || {
         let mut w = responses::parse_request(resp_body.as_bytes()).unwrap();
         let items = responses::input_items(&mut w).unwrap();
         let (req, opts) = responses::to_canonical(&w, &[], &items).unwrap();
@@ -160,25 +198,23 @@ fn main() {
         )
         .unwrap();
         let mut enc = responses::stream::ResponsesEncoder::new("resp_0123".into(), 1, opts);
-        up.len() + chat_stream_through(|e| enc.encode(e))
+        up.len() + chat_stream_through(|evs| evs.iter().flat_map(|e| enc.encode(e)).collect())
     });
-    results.push(("bench_responses_over_chat", ns, "ns/request"));
 
     let msg_body = format!(
         r#"{{"model":"bench-sse","max_tokens":256,"messages":[{{"role":"user","content":"{q}"}}],"stream":true}}"#
     );
-    let ns = measure("bench_messages_over_chat", 5000, || {
+    bench.run("bench_messages_over_chat", "ns/request", 1.0, 5000, || {
         let req = anthropic::decode_request(msg_body.as_bytes()).unwrap();
         let up = serde_json::to_vec(
             &openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap(),
         )
         .unwrap();
         let mut enc = anthropic::stream::StreamEncoder::new();
-        up.len() + chat_stream_through(|e| enc.encode_all(std::slice::from_ref(e)))
+        up.len() + chat_stream_through(|evs| enc.encode_all(evs))
     });
-    results.push(("bench_messages_over_chat", ns, "ns/request"));
 
-    results.retain(|(_, ns, _)| !ns.is_nan());
+    let results = bench.results;
     for (name, ns, unit) in &results {
         println!("{name}: {ns:.0} {unit}");
     }
