@@ -33,17 +33,15 @@ const BENCH_CHAT_STREAM: &str = concat!(
 /// Decode the bench chat stream and write what `encode` makes of its events, given
 /// together as the gateway gives them (all that one read of the upstream brought: here
 /// the whole body); the bytes written.
-fn chat_stream_through(encode: impl FnOnce(&[Event]) -> Vec<sse::Frame>) -> usize {
+fn chat_stream_through(encode: impl FnOnce(&[Event], &mut Vec<u8>)) -> usize {
     let mut p = sse::Parser::new();
     let mut dec = openai::stream::ChatStreamDecoder::new();
     let mut events = Vec::new();
     for ev in p.push(BENCH_CHAT_STREAM.as_bytes()).unwrap() {
         events.extend(dec.push(&ev).unwrap());
     }
-    let mut out = Vec::with_capacity(512);
-    for f in encode(&events) {
-        f.write_to(&mut out);
-    }
+    let mut out = Vec::with_capacity(1024);
+    encode(&events, &mut out);
     out.len()
 }
 
@@ -138,12 +136,10 @@ fn main() {
             let mut p = sse::Parser::new();
             let mut dec = anthropic::stream::StreamDecoder::new();
             let mut enc = openai::stream::ChatStreamEncoder::new(true, 1);
-            let mut out = Vec::new();
+            let mut out: Vec<u8> = Vec::new();
             for ev in p.push(AN_STREAM.as_bytes()).unwrap() {
                 for e in dec.push(&ev).unwrap() {
-                    for f in enc.encode(&e) {
-                        f.write_to(&mut out);
-                    }
+                    enc.encode_to(&e, &mut out);
                 }
             }
             out.len()
@@ -160,12 +156,10 @@ fn main() {
             let mut p = sse::Parser::new();
             let mut dec = openai::stream::ChatStreamDecoder::new();
             let mut enc = anthropic::stream::StreamEncoder::new();
-            let mut out = Vec::new();
+            let mut out: Vec<u8> = Vec::new();
             for ev in p.push(OA_STREAM.as_bytes()).unwrap() {
                 let events = dec.push(&ev).unwrap();
-                for f in enc.encode_all(&events) {
-                    f.write_to(&mut out);
-                }
+                enc.encode_all_to(&events, &mut out);
             }
             out.len()
         },
@@ -198,7 +192,7 @@ fn main() {
         )
         .unwrap();
         let mut enc = responses::stream::ResponsesEncoder::new("resp_0123".into(), 1, opts);
-        up.len() + chat_stream_through(|evs| evs.iter().flat_map(|e| enc.encode(e)).collect())
+        up.len() + chat_stream_through(|evs, out| evs.iter().for_each(|e| enc.encode_to(e, out)))
     });
 
     let msg_body = format!(
@@ -211,7 +205,7 @@ fn main() {
         )
         .unwrap();
         let mut enc = anthropic::stream::StreamEncoder::new();
-        up.len() + chat_stream_through(|evs| enc.encode_all(evs))
+        up.len() + chat_stream_through(|evs, out| enc.encode_all_to(evs, out))
     });
 
     let results = bench.results;

@@ -14,7 +14,6 @@ use crate::error::{Code, Error, Result};
 use crate::protocol::canonical::{Aggregator, Event, OmitThinking, Usage};
 use crate::protocol::passthrough::{self, StreamTap};
 use crate::protocol::responses::stream::ResponsesEncoder;
-use crate::protocol::sse::Frame;
 use crate::protocol::{Protocol, anthropic, openai};
 use crate::routing::Target;
 use crate::tokens::verify::Client;
@@ -597,15 +596,24 @@ impl Encoder {
         }
     }
 
-    /// Encode the events that arrived together. Anthropic's `message_start` waits for
-    /// the end of the batch, so the input usage a backend reports right after its start
-    /// lands in it.
-    fn encode(&mut self, events: &[Event]) -> Vec<Frame> {
+    /// Encode the events that arrived together into `out`, in wire form. Anthropic's
+    /// `message_start` waits for the end of the batch, so the input usage a backend
+    /// reports right after its start lands in it.
+    fn encode(&mut self, events: &[Event], out: &mut Vec<u8>) {
         match self {
-            Encoder::Chat(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
-            Encoder::Completion(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
-            Encoder::Messages(e) => e.encode_all(events),
-            Encoder::Responses(e) => events.iter().flat_map(|ev| e.encode(ev)).collect(),
+            Encoder::Chat(e) => events.iter().for_each(|ev| e.encode_to(ev, out)),
+            Encoder::Completion(e) => events.iter().for_each(|ev| e.encode_to(ev, out)),
+            Encoder::Messages(e) => e.encode_all_to(events, out),
+            Encoder::Responses(e) => events.iter().for_each(|ev| e.encode_to(ev, out)),
+        }
+    }
+
+    /// Room for the first batch's text: a Responses stream opens with two copies of
+    /// the response object.
+    fn first_capacity(&self) -> usize {
+        match self {
+            Encoder::Responses(_) => 4096,
+            _ => 1024,
         }
     }
 
@@ -712,6 +720,8 @@ struct StreamBody {
     error: Option<&'static str>,
     keepalive: std::time::Duration,
     store: Option<StoreCtx>,
+    /// Room to make for the next batch's text: what the last one took.
+    capacity: usize,
 }
 
 impl Drop for StreamBody {
@@ -763,7 +773,9 @@ async fn stream_next(mut b: StreamBody) -> Option<(std::io::Result<Bytes>, Strea
     if batch.is_empty() {
         return None;
     }
-    let frames = b.encoder.encode(&batch);
+    let mut out = Vec::with_capacity(b.capacity);
+    b.encoder.encode(&batch, &mut out);
+    b.capacity = out.len().max(256);
     // A stored response is saved before its last event leaves: a client may name it
     // in its next request at once.
     if let (Encoder::Responses(enc), Some(store)) = (&b.encoder, &b.store)
@@ -771,10 +783,6 @@ async fn stream_next(mut b: StreamBody) -> Option<(std::io::Result<Bytes>, Strea
     {
         store.save(enc).await;
         b.store = None;
-    }
-    let mut out = Vec::with_capacity(512);
-    for f in frames {
-        f.write_to(&mut out);
     }
     if !b.sent_first && !out.is_empty() {
         b.sent_first = true;
@@ -794,6 +802,7 @@ fn stream_response(
     store: Option<StoreCtx>,
 ) -> Response {
     let body = StreamBody {
+        capacity: encoder.first_capacity(),
         events,
         encoder,
         trace: Some(trace),

@@ -219,6 +219,72 @@ impl Frame {
     }
 }
 
+/// Where the stream encoders put their frames.
+///
+/// The gateway gives a byte buffer: each frame goes there in wire form, its JSON
+/// serialized straight into it, so that what one batch of events makes is one buffer
+/// (one network write) with no frame allocated on the way. Tests give a `Vec<Frame>`,
+/// to look at the frames one by one.
+pub trait FrameSink {
+    /// One frame named `event` (`None`: the default type, as OpenAI streams use) whose
+    /// data `write` appends to the buffer it is given. The data must be one line:
+    /// JSON as serde_json writes it compactly always is (it escapes line breaks).
+    fn frame_with(&mut self, event: Option<&'static str>, write: impl FnOnce(&mut Vec<u8>));
+
+    /// A frame made whole elsewhere (an error frame, `[DONE]`).
+    fn frame(&mut self, f: Frame);
+
+    /// A frame whose data is `value` as compact JSON.
+    fn json<T: serde::Serialize + ?Sized>(&mut self, event: Option<&'static str>, value: &T) {
+        self.frame_with(event, |out| {
+            let at = out.len();
+            if serde_json::to_writer(&mut *out, value).is_err() {
+                // (Our wire types are plain data: not reached.) An empty frame, not
+                // half a document.
+                out.truncate(at);
+            }
+        });
+    }
+}
+
+impl FrameSink for Vec<u8> {
+    fn frame_with(&mut self, event: Option<&'static str>, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(e) = event {
+            self.extend_from_slice(b"event: ");
+            self.extend_from_slice(e.as_bytes());
+            self.push(b'\n');
+        }
+        self.extend_from_slice(b"data: ");
+        let at = self.len();
+        write(self);
+        debug_assert!(
+            !self[at..].iter().any(|&b| b == b'\n' || b == b'\r'),
+            "frame data must be one line"
+        );
+        self.extend_from_slice(b"\n\n");
+    }
+
+    fn frame(&mut self, f: Frame) {
+        f.write_to(self);
+    }
+}
+
+impl FrameSink for Vec<Frame> {
+    fn frame_with(&mut self, event: Option<&'static str>, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut data = Vec::new();
+        write(&mut data);
+        self.push(Frame {
+            event,
+            // What the encoders write is JSON text: UTF-8.
+            data: String::from_utf8(data).unwrap_or_default(),
+        });
+    }
+
+    fn frame(&mut self, f: Frame) {
+        self.push(f);
+    }
+}
+
 /// Encode several frames into one buffer (one network write).
 pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::new();

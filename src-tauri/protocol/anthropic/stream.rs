@@ -7,7 +7,7 @@ use crate::error::{Code, Error, Result};
 use crate::protocol::Protocol;
 use crate::protocol::canonical::{BlockStart, Event, StopReason, StreamError, Usage};
 use crate::protocol::errors::{code_for_anthropic_type, stream_error_frame};
-use crate::protocol::sse::{self, Frame};
+use crate::protocol::sse::{self, Frame, FrameSink};
 use serde_json::Value;
 
 /// Turns an upstream Messages stream into canonical events. Anthropic's stream already
@@ -194,7 +194,13 @@ pub fn ping_frame() -> Frame {
 }
 
 fn frame(ev: &StreamEvent) -> Frame {
-    Frame::named(ev.name(), serde_json::to_string(ev).unwrap_or_default())
+    let mut out: Vec<Frame> = Vec::with_capacity(1);
+    put(&mut out, ev);
+    out.pop().unwrap_or(Frame::named(ev.name(), String::new()))
+}
+
+fn put<S: FrameSink>(out: &mut S, ev: &StreamEvent) {
+    out.json(Some(ev.name()), ev);
 }
 
 impl StreamEncoder {
@@ -202,49 +208,55 @@ impl StreamEncoder {
         Self::default()
     }
 
-    fn flush_start(&mut self, out: &mut Vec<Frame>) {
+    fn flush_start<S: FrameSink>(&mut self, out: &mut S) {
         if let Some((id, model)) = self.pending_start.take() {
             self.started = true;
-            out.push(frame(&StreamEvent::MessageStart {
-                message: MessageResponse {
-                    id,
-                    kind: "message".into(),
-                    role: "assistant".into(),
-                    model,
-                    content: vec![],
-                    stop_reason: None,
-                    stop_sequence: None,
-                    usage: client_usage(&self.usage),
+            put(
+                out,
+                &StreamEvent::MessageStart {
+                    message: MessageResponse {
+                        id,
+                        kind: "message".into(),
+                        role: "assistant".into(),
+                        model,
+                        content: vec![],
+                        stop_reason: None,
+                        stop_sequence: None,
+                        usage: client_usage(&self.usage),
+                    },
                 },
-            }));
+            );
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Frame>) {
+    fn close<S: FrameSink>(&mut self, out: &mut S) {
         if let Some((index, _)) = self.open.take() {
-            out.push(frame(&StreamEvent::ContentBlockStop { index }));
+            put(out, &StreamEvent::ContentBlockStop { index });
         }
     }
 
-    fn open_block(&mut self, kind: Open, block: ContentBlock, out: &mut Vec<Frame>) -> usize {
+    fn open_block<S: FrameSink>(&mut self, kind: Open, block: ContentBlock, out: &mut S) -> usize {
         self.close(out);
         let index = self.next_index;
         self.next_index += 1;
         self.open = Some((index, kind));
-        out.push(frame(&StreamEvent::ContentBlockStart {
-            index,
-            content_block: block,
-        }));
+        put(
+            out,
+            &StreamEvent::ContentBlockStart {
+                index,
+                content_block: block,
+            },
+        );
         index
     }
 
     /// The open block's index if it is of `kind`; opens a fresh one of that kind if
     /// `fresh` is given (a delta with no matching block started).
-    fn ensure(
+    fn ensure<S: FrameSink>(
         &mut self,
         kind: Open,
         fresh: impl FnOnce() -> Option<ContentBlock>,
-        out: &mut Vec<Frame>,
+        out: &mut S,
     ) -> Option<usize> {
         match self.open {
             Some((i, k)) if k == kind => Some(i),
@@ -255,32 +267,44 @@ impl StreamEncoder {
     /// Encode a batch of events (what one decoder call returned).
     pub fn encode_all(&mut self, events: &[Event]) -> Vec<Frame> {
         let mut out = Vec::new();
-        for e in events {
-            out.extend(self.encode(e));
-        }
-        self.flush_start(&mut out);
+        self.encode_all_to(events, &mut out);
         out
     }
 
+    /// Encode a batch of events into `out`.
+    pub fn encode_all_to<S: FrameSink>(&mut self, events: &[Event], out: &mut S) {
+        for e in events {
+            self.encode_to(e, out);
+        }
+        self.flush_start(out);
+    }
+
+    /// The frames of one event, one by one.
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
         let mut out = Vec::new();
+        self.encode_to(ev, &mut out);
+        out
+    }
+
+    /// Encode one event into `out`.
+    pub fn encode_to<S: FrameSink>(&mut self, ev: &Event, out: &mut S) {
         if self.finished {
-            return out;
+            return;
         }
         match ev {
             Event::MessageStart { id, model } => {
                 if !self.started {
                     self.pending_start = Some((id.clone(), model.clone()));
                 }
-                return out;
+                return;
             }
             Event::Usage(u) => {
                 self.usage.merge(u);
-                return out;
+                return;
             }
             _ => {}
         }
-        self.flush_start(&mut out);
+        self.flush_start(out);
         match ev {
             Event::MessageStart { .. } | Event::Usage(_) => {}
             Event::BlockStart { block, .. } => {
@@ -314,7 +338,7 @@ impl StreamEncoder {
                         ContentBlock::RedactedThinking { data: data.clone() },
                     ),
                 };
-                self.open_block(kind, cb, &mut out);
+                self.open_block(kind, cb, out);
             }
             Event::TextDelta { text, .. } => {
                 let fresh = || {
@@ -324,11 +348,14 @@ impl StreamEncoder {
                         citations: None,
                     })
                 };
-                if let Some(index) = self.ensure(Open::Text, fresh, &mut out) {
-                    out.push(frame(&StreamEvent::ContentBlockDelta {
-                        index,
-                        delta: BlockDelta::TextDelta { text: text.clone() },
-                    }));
+                if let Some(index) = self.ensure(Open::Text, fresh, out) {
+                    put(
+                        out,
+                        &StreamEvent::ContentBlockDelta {
+                            index,
+                            delta: BlockDelta::TextDelta { text: text.clone() },
+                        },
+                    );
                 }
             }
             Event::ThinkingDelta { thinking, .. } => {
@@ -338,59 +365,70 @@ impl StreamEncoder {
                         signature: Some(String::new()),
                     })
                 };
-                if let Some(index) = self.ensure(Open::Thinking, fresh, &mut out) {
-                    out.push(frame(&StreamEvent::ContentBlockDelta {
-                        index,
-                        delta: BlockDelta::ThinkingDelta {
-                            thinking: thinking.clone(),
+                if let Some(index) = self.ensure(Open::Thinking, fresh, out) {
+                    put(
+                        out,
+                        &StreamEvent::ContentBlockDelta {
+                            index,
+                            delta: BlockDelta::ThinkingDelta {
+                                thinking: thinking.clone(),
+                            },
                         },
-                    }));
+                    );
                 }
             }
             Event::SignatureDelta { signature, .. } => {
-                if let Some(index) = self.ensure(Open::Thinking, || None, &mut out) {
-                    out.push(frame(&StreamEvent::ContentBlockDelta {
-                        index,
-                        delta: BlockDelta::SignatureDelta {
-                            signature: signature.clone(),
+                if let Some(index) = self.ensure(Open::Thinking, || None, out) {
+                    put(
+                        out,
+                        &StreamEvent::ContentBlockDelta {
+                            index,
+                            delta: BlockDelta::SignatureDelta {
+                                signature: signature.clone(),
+                            },
                         },
-                    }));
+                    );
                 }
             }
             Event::ToolInputDelta { partial_json, .. } => {
                 // A tool call cannot be opened without its id and name.
-                if let Some(index) = self.ensure(Open::Tool, || None, &mut out) {
-                    out.push(frame(&StreamEvent::ContentBlockDelta {
-                        index,
-                        delta: BlockDelta::InputJsonDelta {
-                            partial_json: partial_json.clone(),
+                if let Some(index) = self.ensure(Open::Tool, || None, out) {
+                    put(
+                        out,
+                        &StreamEvent::ContentBlockDelta {
+                            index,
+                            delta: BlockDelta::InputJsonDelta {
+                                partial_json: partial_json.clone(),
+                            },
                         },
-                    }));
+                    );
                 }
             }
-            Event::BlockStop { .. } => self.close(&mut out),
+            Event::BlockStop { .. } => self.close(out),
             // Anthropic has no log probabilities (and its clients cannot ask for them).
             Event::Logprobs(_) => {}
             Event::MessageStop { stop_reason } => {
-                self.close(&mut out);
+                self.close(out);
                 let (stop_reason, stop_sequence) = stop_reason_to_wire(stop_reason);
                 let mut usage = super::usage_to_wire(&self.usage);
                 usage.output_tokens.get_or_insert(0);
-                out.push(frame(&StreamEvent::MessageDelta {
-                    delta: MessageDeltaBody {
-                        stop_reason: Some(stop_reason),
-                        stop_sequence,
+                put(
+                    out,
+                    &StreamEvent::MessageDelta {
+                        delta: MessageDeltaBody {
+                            stop_reason: Some(stop_reason),
+                            stop_sequence,
+                        },
+                        usage: Some(usage),
                     },
-                    usage: Some(usage),
-                }));
-                out.push(frame(&StreamEvent::MessageStop));
+                );
+                put(out, &StreamEvent::MessageStop);
                 self.finished = true;
             }
             Event::Error(e) => {
                 self.finished = true;
-                out.push(stream_error_frame(Protocol::Anthropic, &e.clone().into()));
+                out.frame(stream_error_frame(Protocol::Anthropic, &e.clone().into()));
             }
         }
-        out
     }
 }

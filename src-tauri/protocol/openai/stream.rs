@@ -8,7 +8,7 @@ use crate::error::{Code, Error, Result};
 use crate::protocol::Protocol;
 use crate::protocol::canonical::{BlockStart, Event, EventBuilder, StopReason, StreamError, Usage};
 use crate::protocol::errors::{code_for_openai_error, stream_error_frame};
-use crate::protocol::sse::{self, Frame};
+use crate::protocol::sse::{self, Frame, FrameSink};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -329,12 +329,13 @@ impl ChatStreamEncoder {
         }
     }
 
-    fn chunk(
+    fn chunk<S: FrameSink>(
         &self,
+        out: &mut S,
         delta: Delta,
         finish: Option<String>,
         logprobs: Option<ChoiceLogprobs>,
-    ) -> Frame {
+    ) {
         let c = ChatChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
@@ -349,18 +350,27 @@ impl ChatStreamEncoder {
             }],
             usage: self.include_usage.then_some(None),
         };
-        Frame::data(serde_json::to_string(&c).unwrap_or_default())
+        out.json(None, &c);
     }
 
+    /// The frames of one event, one by one.
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
+        let mut out = Vec::new();
+        self.encode_to(ev, &mut out);
+        out
+    }
+
+    /// Encode one event into `out`.
+    pub fn encode_to<S: FrameSink>(&mut self, ev: &Event, out: &mut S) {
         if self.finished {
-            return vec![];
+            return;
         }
         match ev {
             Event::MessageStart { id, model } => {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
-                vec![self.chunk(
+                self.chunk(
+                    out,
                     Delta {
                         role: Some("assistant".into()),
                         content: Some(String::new()),
@@ -368,7 +378,7 @@ impl ChatStreamEncoder {
                     },
                     None,
                     None,
-                )]
+                )
             }
             Event::BlockStart {
                 block: BlockStart::ToolUse { id, name },
@@ -377,7 +387,8 @@ impl ChatStreamEncoder {
                 let index = self.next_tool;
                 self.next_tool += 1;
                 self.open_tool = Some(index);
-                vec![self.chunk(
+                self.chunk(
+                    out,
                     Delta {
                         tool_calls: Some(vec![ToolCallDelta {
                             index: Some(index),
@@ -392,66 +403,73 @@ impl ChatStreamEncoder {
                     },
                     None,
                     None,
-                )]
+                )
             }
-            Event::BlockStart { .. } => vec![],
-            Event::TextDelta { text, .. } => vec![self.chunk(
+            Event::BlockStart { .. } => {}
+            Event::TextDelta { text, .. } => self.chunk(
+                out,
                 Delta {
                     content: Some(text.clone()),
                     ..Default::default()
                 },
                 None,
                 None,
-            )],
-            Event::ThinkingDelta { thinking, .. } => vec![self.chunk(
+            ),
+            Event::ThinkingDelta { thinking, .. } => self.chunk(
+                out,
                 Delta {
                     reasoning_content: Some(thinking.clone()),
                     ..Default::default()
                 },
                 None,
                 None,
-            )],
+            ),
             // OpenAI has no field for thinking signatures (they only matter when the
             // turn is replayed to Anthropic, which an OpenAI client cannot do).
-            Event::SignatureDelta { .. } => vec![],
-            Event::ToolInputDelta { partial_json, .. } => match self.open_tool {
-                Some(index) => vec![self.chunk(
-                    Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index: Some(index),
-                            id: None,
-                            kind: None,
-                            function: Some(FunctionDelta {
-                                name: None,
-                                arguments: Some(partial_json.clone()),
-                            }),
-                        }]),
-                        ..Default::default()
-                    },
-                    None,
-                    None,
-                )],
-                None => vec![],
-            },
+            Event::SignatureDelta { .. } => {}
+            Event::ToolInputDelta { partial_json, .. } => {
+                if let Some(index) = self.open_tool {
+                    self.chunk(
+                        out,
+                        Delta {
+                            tool_calls: Some(vec![ToolCallDelta {
+                                index: Some(index),
+                                id: None,
+                                kind: None,
+                                function: Some(FunctionDelta {
+                                    name: None,
+                                    arguments: Some(partial_json.clone()),
+                                }),
+                            }]),
+                            ..Default::default()
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
             Event::BlockStop { .. } => {
                 self.open_tool = None;
-                vec![]
             }
-            Event::Logprobs(lp) => vec![self.chunk(
+            Event::Logprobs(lp) => self.chunk(
+                out,
                 Delta::default(),
                 None,
                 Some(ChoiceLogprobs {
                     content: Some(logprobs_to_wire(lp)),
                 }),
-            )],
+            ),
             Event::Usage(u) => {
                 self.usage.merge(u);
-                vec![]
             }
             Event::MessageStop { stop_reason } => {
                 self.finished = true;
-                let mut frames =
-                    vec![self.chunk(Delta::default(), Some(finish_reason(stop_reason)), None)];
+                self.chunk(
+                    out,
+                    Delta::default(),
+                    Some(finish_reason(stop_reason)),
+                    None,
+                );
                 if self.include_usage {
                     let c = ChatChunk {
                         id: self.id.clone(),
@@ -462,14 +480,13 @@ impl ChatStreamEncoder {
                         choices: vec![],
                         usage: Some(Some(usage_to_wire(&self.usage))),
                     };
-                    frames.push(Frame::data(serde_json::to_string(&c).unwrap_or_default()));
+                    out.json(None, &c);
                 }
-                frames.push(Frame::data("[DONE]"));
-                frames
+                out.frame(Frame::data("[DONE]"));
             }
             Event::Error(e) => {
                 self.finished = true;
-                vec![stream_error_frame(Protocol::OpenAi, &e.clone().into())]
+                out.frame(stream_error_frame(Protocol::OpenAi, &e.clone().into()));
             }
         }
     }
@@ -499,7 +516,12 @@ impl CompletionStreamEncoder {
         }
     }
 
-    fn frame(&self, choices: Vec<CompletionChoice>, usage: Option<Option<ChatUsage>>) -> Frame {
+    fn frame<S: FrameSink>(
+        &self,
+        out: &mut S,
+        choices: Vec<CompletionChoice>,
+        usage: Option<Option<ChatUsage>>,
+    ) {
         let c = Completion {
             id: self.id.clone(),
             object: "text_completion".into(),
@@ -508,7 +530,7 @@ impl CompletionStreamEncoder {
             choices,
             usage,
         };
-        Frame::data(serde_json::to_string(&c).unwrap_or_default())
+        out.json(None, &c);
     }
 
     fn text_choice(text: String, finish: Option<String>) -> Vec<CompletionChoice> {
@@ -520,41 +542,47 @@ impl CompletionStreamEncoder {
         }]
     }
 
+    /// The frames of one event, one by one.
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
+        let mut out = Vec::new();
+        self.encode_to(ev, &mut out);
+        out
+    }
+
+    /// Encode one event into `out`.
+    pub fn encode_to<S: FrameSink>(&mut self, ev: &Event, out: &mut S) {
         if self.finished {
-            return vec![];
+            return;
         }
         let usage_null = self.include_usage.then_some(None);
         match ev {
             Event::MessageStart { id, model } => {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
-                vec![]
             }
             Event::TextDelta { text, .. } => {
-                vec![self.frame(Self::text_choice(text.clone(), None), usage_null)]
+                self.frame(out, Self::text_choice(text.clone(), None), usage_null);
             }
             Event::Usage(u) => {
                 self.usage.merge(u);
-                vec![]
             }
             Event::MessageStop { stop_reason } => {
                 self.finished = true;
-                let mut frames = vec![self.frame(
+                self.frame(
+                    out,
                     Self::text_choice(String::new(), Some(finish_reason(stop_reason))),
                     usage_null,
-                )];
+                );
                 if self.include_usage {
-                    frames.push(self.frame(vec![], Some(Some(usage_to_wire(&self.usage)))));
+                    self.frame(out, vec![], Some(Some(usage_to_wire(&self.usage))));
                 }
-                frames.push(Frame::data("[DONE]"));
-                frames
+                out.frame(Frame::data("[DONE]"));
             }
             Event::Error(e) => {
                 self.finished = true;
-                vec![stream_error_frame(Protocol::OpenAi, &e.clone().into())]
+                out.frame(stream_error_frame(Protocol::OpenAi, &e.clone().into()));
             }
-            _ => vec![],
+            _ => {}
         }
     }
 }

@@ -19,7 +19,7 @@
 //! this encoder runs once per event of every Responses answer.
 
 use super::super::canonical::{BlockStart, Event, StopReason, Usage};
-use super::super::sse::Frame;
+use super::super::sse::{Frame, FrameSink};
 use super::{EncodeOptions, REDACTED_PREFIX, SIGNATURE_PREFIX};
 use serde::Serialize;
 use serde_json::Value;
@@ -106,33 +106,18 @@ enum Open {
     },
 }
 
-/// An event's JSON: `type` and `sequence_number`, then the fields of `body` (a struct,
-/// so a JSON object). What `#[serde(flatten)]` would write, without its slow map path,
-/// in one buffer: this runs for every event of every Responses answer.
-fn envelope<B: Serialize>(kind: &str, seq: u64, body: &B) -> String {
-    let mut out = envelope_head(kind, seq, 192);
+/// Append an event's JSON to `out`: `type` and `sequence_number`, then the fields of
+/// `body` (a struct, so a JSON object). What `#[serde(flatten)]` would write, without
+/// its slow map path, straight into the frame: this runs for every event of every
+/// Responses answer.
+fn write_envelope<B: Serialize>(out: &mut Vec<u8>, kind: &str, seq: u64, body: &B) {
+    write_envelope_head(out, kind, seq);
     let at = out.len();
-    if serde_json::to_writer(&mut out, body).is_err() {
+    if serde_json::to_writer(&mut *out, body).is_err() {
         out.truncate(at);
     }
-    envelope_tail(out, at)
-}
-
-/// `{"type":"<kind>","sequence_number":<seq>`, with room for `more` bytes after it.
-fn envelope_head(kind: &str, seq: u64, more: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(kind.len() + 48 + more);
-    out.extend_from_slice(b"{\"type\":\"");
-    // Event names are our own constants: letters, dots and underscores.
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"sequence_number\":");
-    let _ = serde_json::to_writer(&mut out, &seq);
-    out
-}
-
-/// Join the head to the object written after it at `at`: its `{` becomes the comma.
-/// An empty object, or anything else (nothing of it can be an event's field), leaves
-/// the head closed by itself.
-fn envelope_tail(mut out: Vec<u8>, at: usize) -> String {
+    // The body's `{` becomes the comma after the head. An empty object, or anything
+    // else (nothing of it can be an event's field), leaves the head closed by itself.
     match out.get(at..) {
         Some([b'{', rest @ ..]) if rest != b"}" => out[at] = b',',
         _ => {
@@ -140,8 +125,15 @@ fn envelope_tail(mut out: Vec<u8>, at: usize) -> String {
             out.push(b'}');
         }
     }
-    // Both halves are JSON text made by serde_json: valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `{"type":"<kind>","sequence_number":<seq>`.
+fn write_envelope_head(out: &mut Vec<u8>, kind: &str, seq: u64) {
+    out.extend_from_slice(b"{\"type\":\"");
+    // Event names are our own constants: letters, dots and underscores.
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"sequence_number\":");
+    let _ = serde_json::to_writer(&mut *out, &seq);
 }
 
 #[derive(Serialize)]
@@ -298,11 +290,11 @@ struct Sink {
 
 impl Sink {
     /// One event: `body`'s fields with `type` and `sequence_number`.
-    fn emit<B: Serialize>(&mut self, out: &mut Vec<Frame>, name: &'static str, body: B) {
+    fn emit<S: FrameSink, B: Serialize>(&mut self, out: &mut S, name: &'static str, body: B) {
         let seq = self.seq;
         self.seq += 1;
         if self.frames {
-            out.push(Frame::named(name, envelope(name, seq, &body)));
+            out.frame_with(Some(name), |buf| write_envelope(buf, name, seq, &body));
         }
     }
 }
@@ -420,58 +412,59 @@ impl ResponsesEncoder {
         String::from_utf8(self.response_json()).unwrap_or_default()
     }
 
-    /// Events whose body is the response object, one per name in `names` (the response
-    /// is written once for all of them: `created` and `in_progress` carry the same).
-    fn emit_response(&mut self, out: &mut Vec<Frame>, names: &[&'static str]) {
-        if !self.sink.frames {
-            self.sink.seq += names.len() as u64;
-            return;
-        }
-        let mut body = Vec::with_capacity(self.response_size() + 16);
-        body.extend_from_slice(b",\"response\":");
-        self.write_response(&mut body);
-        body.push(b'}');
+    /// Events whose body is the response object, one per name in `names`.
+    fn emit_response<S: FrameSink>(&mut self, out: &mut S, names: &[&'static str]) {
         for name in names {
-            let mut text = envelope_head(name, self.sink.seq, body.len());
+            let seq = self.sink.seq;
             self.sink.seq += 1;
-            text.extend_from_slice(&body);
-            // The head and the body are JSON text made here and by serde_json: UTF-8.
-            out.push(Frame::named(
-                name,
-                String::from_utf8(text).unwrap_or_default(),
-            ));
+            if self.sink.frames {
+                out.frame_with(Some(name), |buf| {
+                    buf.reserve(self.response_size() + 64);
+                    write_envelope_head(buf, name, seq);
+                    buf.extend_from_slice(b",\"response\":");
+                    self.write_response(buf);
+                    buf.push(b'}');
+                });
+            }
         }
     }
 
-    fn emit_item(&mut self, out: &mut Vec<Frame>, name: &'static str, item: &Item) {
+    fn emit_item<S: FrameSink>(&mut self, out: &mut S, name: &'static str, item: &Item) {
         let output_index = self.output.len();
         self.sink.emit(out, name, WithItem { output_index, item });
     }
 
+    /// The frames of one event, one by one.
     pub fn encode(&mut self, ev: &Event) -> Vec<Frame> {
         let mut out = Vec::new();
+        self.encode_to(ev, &mut out);
+        out
+    }
+
+    /// Encode one event into `out`.
+    pub fn encode_to<S: FrameSink>(&mut self, ev: &Event, out: &mut S) {
         if self.status.is_some() {
-            return out;
+            return;
         }
         match ev {
             Event::MessageStart { model, .. } => {
                 self.model.clone_from(model);
-                self.emit_response(&mut out, &["response.created", "response.in_progress"]);
+                self.emit_response(out, &["response.created", "response.in_progress"]);
             }
             Event::BlockStart { block, .. } => {
-                self.close(&mut out);
-                self.open_block(block, &mut out);
+                self.close(out);
+                self.open_block(block, out);
             }
             Event::TextDelta { text, .. } => {
                 if !matches!(self.open, Some(Open::Text { .. })) {
-                    self.close(&mut out);
-                    self.open_block(&BlockStart::Text, &mut out);
+                    self.close(out);
+                    self.open_block(&BlockStart::Text, out);
                 }
                 let output_index = self.output.len();
                 if let Some(Open::Text { id, text: acc }) = &mut self.open {
                     acc.push_str(text);
                     self.sink.emit(
-                        &mut out,
+                        out,
                         "response.output_text.delta",
                         Delta {
                             item_id: id,
@@ -496,7 +489,7 @@ impl ResponsesEncoder {
                     arguments.push_str(partial_json);
                     if !*custom {
                         self.sink.emit(
-                            &mut out,
+                            out,
                             "response.function_call_arguments.delta",
                             Delta {
                                 item_id: id,
@@ -521,7 +514,7 @@ impl ResponsesEncoder {
                         ("response.reasoning_text.delta", Some(0), None)
                     };
                     self.sink.emit(
-                        &mut out,
+                        out,
                         name,
                         Delta {
                             item_id: id,
@@ -539,12 +532,12 @@ impl ResponsesEncoder {
                     s.push_str(signature);
                 }
             }
-            Event::BlockStop { .. } => self.close(&mut out),
+            Event::BlockStop { .. } => self.close(out),
             // Logprobs are not reported on Responses output text (yet).
             Event::Logprobs(_) => {}
             Event::Usage(u) => self.usage.merge(u),
             Event::MessageStop { stop_reason } => {
-                self.close(&mut out);
+                self.close(out);
                 let (status, name) = match stop_reason {
                     StopReason::MaxTokens | StopReason::ContextWindowExceeded => {
                         self.incomplete_reason = Some("max_output_tokens");
@@ -553,20 +546,19 @@ impl ResponsesEncoder {
                     _ => ("completed", "response.completed"),
                 };
                 self.status = Some(status);
-                self.emit_response(&mut out, &[name]);
+                self.emit_response(out, &[name]);
             }
             Event::Error(e) => {
-                self.close(&mut out);
+                self.close(out);
                 self.status = Some("failed");
                 self.error =
                     Some(serde_json::json!({"code": e.code.as_str(), "message": e.message}));
-                self.emit_response(&mut out, &["response.failed"]);
+                self.emit_response(out, &["response.failed"]);
             }
         }
-        out
     }
 
-    fn open_block(&mut self, block: &BlockStart, out: &mut Vec<Frame>) {
+    fn open_block<S: FrameSink>(&mut self, block: &BlockStart, out: &mut S) {
         let output_index = self.output.len();
         match block {
             BlockStart::Text => {
@@ -654,7 +646,7 @@ impl ResponsesEncoder {
     }
 
     /// Finish the open item: its `.done` events and `output_item.done`.
-    fn close(&mut self, out: &mut Vec<Frame>) {
+    fn close<S: FrameSink>(&mut self, out: &mut S) {
         let Some(open) = self.open.take() else {
             return;
         };
@@ -797,6 +789,12 @@ impl ResponsesEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn envelope<B: Serialize>(kind: &str, seq: u64, body: &B) -> String {
+        let mut out = Vec::new();
+        write_envelope(&mut out, kind, seq, body);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn an_envelope_puts_type_and_sequence_before_the_bodys_fields() {
