@@ -65,10 +65,10 @@ pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest> {
 pub fn input_items(w: &mut ResponsesRequest) -> Result<Vec<Value>> {
     match w.input.take() {
         None | Some(Value::Null) => Ok(vec![]),
-        Some(Value::String(s)) => Ok(vec![json!({
-            "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": s}],
-        })]),
+        // A message's content may be a plain string: one map, not three.
+        Some(Value::String(s)) => Ok(vec![
+            json!({"type": "message", "role": "user", "content": s}),
+        ]),
         Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(invalid("input must be a string or a list of items")),
     }

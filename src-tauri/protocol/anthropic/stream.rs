@@ -203,6 +203,19 @@ fn put<S: FrameSink>(out: &mut S, ev: &StreamEvent) {
     out.json(Some(ev.name()), ev);
 }
 
+/// A `content_block_delta` carrying text: one per token of every answer, so written by
+/// hand — the JSON `put` gives for it (a test holds them equal), without copying the
+/// text into a `StreamEvent` first.
+fn put_text_delta<S: FrameSink>(out: &mut S, index: usize, text: &str) {
+    out.frame_with(Some("content_block_delta"), |buf| {
+        buf.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+        let _ = serde_json::to_writer(&mut *buf, &index);
+        buf.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+        let _ = serde_json::to_writer(&mut *buf, text);
+        buf.extend_from_slice(b"}}");
+    });
+}
+
 impl StreamEncoder {
     pub fn new() -> Self {
         Self::default()
@@ -349,13 +362,7 @@ impl StreamEncoder {
                     })
                 };
                 if let Some(index) = self.ensure(Open::Text, fresh, out) {
-                    put(
-                        out,
-                        &StreamEvent::ContentBlockDelta {
-                            index,
-                            delta: BlockDelta::TextDelta { text: text.clone() },
-                        },
-                    );
+                    put_text_delta(out, index, text);
                 }
             }
             Event::ThinkingDelta { thinking, .. } => {
@@ -429,6 +436,24 @@ impl StreamEncoder {
                 self.finished = true;
                 out.frame(stream_error_frame(Protocol::Anthropic, &e.clone().into()));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_text_delta_is_what_the_event_type_gives() {
+        for (index, text) in [(0, ""), (12, "a \"quote\",\n\u{e9} \u{1F600}\\")] {
+            let mut fast: Vec<Frame> = Vec::new();
+            put_text_delta(&mut fast, index, text);
+            let slow = frame(&StreamEvent::ContentBlockDelta {
+                index,
+                delta: BlockDelta::TextDelta { text: text.into() },
+            });
+            assert_eq!(fast, vec![slow]);
         }
     }
 }

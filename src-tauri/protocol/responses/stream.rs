@@ -136,6 +136,22 @@ fn write_envelope_head(out: &mut Vec<u8>, kind: &str, seq: u64) {
     let _ = serde_json::to_writer(&mut *out, &seq);
 }
 
+const TEXT_DELTA: &str = "response.output_text.delta";
+
+/// The `response.output_text.delta` event: one per token of every answer, so written
+/// by hand — the same JSON as `write_envelope` with a [`Delta`] (a test holds them
+/// equal), without serde's escaping pass over every field name.
+fn write_text_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: usize, delta: &str) {
+    write_envelope_head(out, TEXT_DELTA, seq);
+    out.extend_from_slice(b",\"item_id\":");
+    let _ = serde_json::to_writer(&mut *out, item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    let _ = serde_json::to_writer(&mut *out, &output_index);
+    out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+    let _ = serde_json::to_writer(&mut *out, delta);
+    out.extend_from_slice(b",\"logprobs\":[]}");
+}
+
 #[derive(Serialize)]
 struct WithItem<'a> {
     output_index: usize,
@@ -291,10 +307,20 @@ struct Sink {
 impl Sink {
     /// One event: `body`'s fields with `type` and `sequence_number`.
     fn emit<S: FrameSink, B: Serialize>(&mut self, out: &mut S, name: &'static str, body: B) {
+        self.emit_with(out, name, |buf, seq| write_envelope(buf, name, seq, &body));
+    }
+
+    /// One event whose JSON `write` appends, given its sequence number.
+    fn emit_with<S: FrameSink>(
+        &mut self,
+        out: &mut S,
+        name: &'static str,
+        write: impl FnOnce(&mut Vec<u8>, u64),
+    ) {
         let seq = self.seq;
         self.seq += 1;
         if self.frames {
-            out.frame_with(Some(name), |buf| write_envelope(buf, name, seq, &body));
+            out.frame_with(Some(name), |buf| write(buf, seq));
         }
     }
 }
@@ -412,20 +438,22 @@ impl ResponsesEncoder {
         String::from_utf8(self.response_json()).unwrap_or_default()
     }
 
-    /// Events whose body is the response object, one per name in `names`.
+    /// Events whose body is the response object, one per name in `names` (the object
+    /// is written once for all of them: `created` and `in_progress` carry the same).
     fn emit_response<S: FrameSink>(&mut self, out: &mut S, names: &[&'static str]) {
+        if !self.sink.frames {
+            self.sink.seq += names.len() as u64;
+            return;
+        }
+        let mut body = Vec::with_capacity(self.response_size() + 16);
+        body.extend_from_slice(b",\"response\":");
+        self.write_response(&mut body);
+        body.push(b'}');
         for name in names {
-            let seq = self.sink.seq;
-            self.sink.seq += 1;
-            if self.sink.frames {
-                out.frame_with(Some(name), |buf| {
-                    buf.reserve(self.response_size() + 64);
-                    write_envelope_head(buf, name, seq);
-                    buf.extend_from_slice(b",\"response\":");
-                    self.write_response(buf);
-                    buf.push(b'}');
-                });
-            }
+            self.sink.emit_with(out, name, |buf, seq| {
+                write_envelope_head(buf, name, seq);
+                buf.extend_from_slice(&body);
+            });
         }
     }
 
@@ -463,18 +491,9 @@ impl ResponsesEncoder {
                 let output_index = self.output.len();
                 if let Some(Open::Text { id, text: acc }) = &mut self.open {
                     acc.push_str(text);
-                    self.sink.emit(
-                        out,
-                        "response.output_text.delta",
-                        Delta {
-                            item_id: id,
-                            output_index,
-                            content_index: Some(0),
-                            summary_index: None,
-                            delta: text,
-                            logprobs: Some([]),
-                        },
-                    );
+                    self.sink.emit_with(out, TEXT_DELTA, |buf, seq| {
+                        write_text_delta(buf, seq, id, output_index, text)
+                    });
                 }
             }
             Event::ToolInputDelta { partial_json, .. } => {
@@ -794,6 +813,27 @@ mod tests {
         let mut out = Vec::new();
         write_envelope(&mut out, kind, seq, body);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_hand_written_text_delta_is_what_the_delta_struct_gives() {
+        for (text, index) in [("", 0), ("a \"quote\",\n\u{e9} \u{1F600}\\", 7)] {
+            let mut fast = Vec::new();
+            write_text_delta(&mut fast, 41, "msg_x_0", index, text);
+            let slow = envelope(
+                TEXT_DELTA,
+                41,
+                &Delta {
+                    item_id: "msg_x_0",
+                    output_index: index,
+                    content_index: Some(0),
+                    summary_index: None,
+                    delta: text,
+                    logprobs: Some([]),
+                },
+            );
+            assert_eq!(String::from_utf8(fast).unwrap(), slow);
+        }
     }
 
     #[test]
