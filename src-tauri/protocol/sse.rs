@@ -317,6 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_sink_writes_what_the_frames_would() {
+        fn fill<S: FrameSink>(s: &mut S) {
+            s.json(
+                Some("message_start"),
+                &serde_json::json!({"text": "two\nlines\r\u{e9}", "n": [1, 2]}),
+            );
+            s.frame_with(None, |b| b.extend_from_slice(br#"{"x":1}"#));
+            s.frame(Frame::data("[DONE]"));
+        }
+        let mut bytes: Vec<u8> = Vec::new();
+        fill(&mut bytes);
+        let mut frames: Vec<Frame> = Vec::new();
+        fill(&mut frames);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(bytes, encode_frames(&frames));
+        let back = parse_all(&[&bytes]);
+        assert_eq!(back[0].event.as_deref(), Some("message_start"));
+        let v: serde_json::Value = serde_json::from_str(&back[0].data).unwrap();
+        assert_eq!(v["text"], "two\nlines\r\u{e9}");
+        assert_eq!(back[1], ev(None, r#"{"x":1}"#));
+        assert_eq!(back[2], ev(None, "[DONE]"));
+    }
+
+    #[test]
     fn parses_named_and_unnamed_events_with_every_line_ending() {
         for nl in ["\n", "\r\n", "\r"] {
             let s = format!(
