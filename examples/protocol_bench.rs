@@ -30,6 +30,9 @@ const BENCH_CHAT_STREAM: &str = concat!(
     "data: [DONE]\n\n",
 );
 
+/// The bench upstream's chat completion (`/plain`).
+const BENCH_CHAT_JSON: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"up-model","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}"#;
+
 /// Decode the bench chat stream and write what `encode` makes of its events, given
 /// together as the gateway gives them (all that one read of the upstream brought: here
 /// the whole body); the bytes written.
@@ -207,6 +210,42 @@ fn main() {
         let mut enc = anthropic::stream::StreamEncoder::new();
         up.len() + chat_stream_through(|evs, out| enc.encode_all_to(evs, out))
     });
+
+    // The same request not streamed: the upstream's chat completion in, the client's
+    // answer out (relayed, its usage read on the side; or as a Responses object).
+    let plain_chat = format!(
+        r#"{{"model":"bench-plain","messages":[{{"role":"user","content":"{q}"}}],"stream":false}}"#
+    );
+    bench.run("bench_plain_chat_relayed", "ns/request", 1.0, 5000, || {
+        let peek = passthrough::peek(plain_chat.as_bytes()).unwrap();
+        let up = peek.rewrite(plain_chat.as_bytes(), "up-model", true);
+        serde_json::from_slice::<serde::de::IgnoredAny>(BENCH_CHAT_JSON.as_bytes()).unwrap();
+        let usage = passthrough::usage_of_json(Api::OpenAiChat, BENCH_CHAT_JSON.as_bytes());
+        up.len() + usage.output_tokens.unwrap_or(0) as usize
+    });
+    let plain_resp = format!(r#"{{"model":"bench-plain","input":"{q}","store":false}}"#);
+    bench.run(
+        "bench_plain_responses_over_chat",
+        "ns/request",
+        1.0,
+        5000,
+        || {
+            let mut w = responses::parse_request(plain_resp.as_bytes()).unwrap();
+            let items = responses::input_items(&mut w).unwrap();
+            let (req, opts) = responses::to_canonical(&w, &[], &items).unwrap();
+            let up = serde_json::to_vec(
+                &openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap(),
+            )
+            .unwrap();
+            let resp = openai::decode_chat_response(BENCH_CHAT_JSON.as_bytes()).unwrap();
+            let mut enc =
+                responses::stream::ResponsesEncoder::new("resp_0123".into(), 1, opts).silent();
+            for e in switchyard::protocol::canonical::response_to_events(&resp) {
+                enc.encode(&e);
+            }
+            up.len() + enc.response_text().len()
+        },
+    );
 
     let results = bench.results;
     for (name, ns, unit) in &results {

@@ -61,7 +61,13 @@ echo "gateway peak_rss_mb=$(python3 -c "print(round($peak_kb/1024,1))")"
 # Phase 2: the gateway's own APIs against the same nginx upstream. Chat completions to
 # an OpenAI-compatible provider and the Responses API to an `openai` provider are relayed
 # (same protocol); Anthropic messages and the Responses API to the chat-only provider are
-# translated to chat. Same machine, same run; ratios vs chat.
+# translated to chat. Same machine, same run; ratios vs chat. Every point is measured in
+# API_ROUNDS rounds (default 3) of API_DURATION (default 5s) after a 2 s warm-up, the
+# rounds interleaved so that a slow spell of the shared VM falls on every API alike; a
+# ratio is taken within a round (against chat measured moments before) and the median
+# over the rounds is reported with its spread.
+api_rounds=${API_ROUNDS:-3}
+api_duration=${API_DURATION:-5s}
 ngx=$dir/nginx
 mkdir -p "$ngx"
 sed -e "s|__RUN_DIR__|$ngx|g" -e "s|__UPSTREAM_PORT__|18080|g" "$root/scripts/bench/gateway/nginx.conf" \
@@ -70,6 +76,7 @@ setsid nginx -p "$ngx/" -e "$ngx/nginx-error.log" -c "$ngx/nginx.conf" >/dev/nul
 ngx_pid=$!
 for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18080/plain/v1/models 2>/dev/null && break; sleep 0.1; done
 : >"$dir/apis.out"
+for round in $(seq "$api_rounds"); do
 for conns in 1 16; do
   for stream in false true; do
     model=bench-plain; [ "$stream" = true ] && model=bench-sse
@@ -82,30 +89,42 @@ for conns in 1 16; do
         [ "$stream" = true ] && m=oai-sse
       fi
       TOKEN=$token API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d2s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1
-      line=$(TOKEN=$token API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d"$duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
-      echo "api=$api conns=$conns stream=$stream $line" | tee -a "$dir/apis.out"
+      line=$(TOKEN=$token API=$lua_api MODEL=$m STREAM=$stream wrk -t1 -c"$conns" -d"$api_duration" --timeout 10s -s "$root/scripts/bench/api-mix.lua" "http://127.0.0.1:$port$path" | grep '^RESULT' | sed 's/^RESULT //')
+      echo "round=$round api=$api conns=$conns stream=$stream $line" | tee -a "$dir/apis.out"
     done
   done
 done
+done
 kill -TERM -- "-$ngx_pid" 2>/dev/null || kill "$ngx_pid" 2>/dev/null || true
 
-python3 - "$dir/harness.out" "$ready_ms" "$peak_kb" "$dir/apis.out" <<'PY'
-import json, sys
+python3 - "$dir/harness.out" "$ready_ms" "$peak_kb" "$dir/apis.out" "$api_rounds" <<'PY'
+import json, statistics, sys
 harness = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-apis = {}
+runs = {}
 for line in open(sys.argv[4]):
     kv = dict(p.split("=", 1) for p in line.split())
-    apis[(kv["api"], kv["conns"], kv["stream"])] = {k: float(kv[k]) for k in ("rps", "p50_ms", "p99_ms")} | {"non2xx": int(kv["non2xx"]), "errors": int(kv["errors"])}
+    runs.setdefault((kv["api"], kv["conns"], kv["stream"]), []).append(
+        {k: float(kv[k]) for k in ("rps", "p50_ms", "p99_ms")} | {"non2xx": int(kv["non2xx"]), "errors": int(kv["errors"])})
+med = statistics.median
+# Per point: the median of each figure over the rounds, errors summed.
+apis = {k: {f: round(med(r[f] for r in rs), 3) for f in ("rps", "p50_ms", "p99_ms")}
+           | {"non2xx": sum(r["non2xx"] for r in rs), "errors": sum(r["errors"] for r in rs), "rounds": len(rs)}
+        for k, rs in runs.items()}
 ratios = {}
 for api in ("messages", "responses", "responses_relayed"):
     for conns in ("1", "16"):
         for stream in ("false", "true"):
-            a, c = apis[(api, conns, stream)], apis[("chat", conns, stream)]
+            a, c = runs[(api, conns, stream)], runs[("chat", conns, stream)]
+            per_round = [x["rps"] / y["rps"] for x, y in zip(a, c)]
+            added = [x["p50_ms"] - y["p50_ms"] for x, y in zip(a, c)]
             key = f"{api}_vs_chat conns={conns} stream={stream}"
-            ratios[key] = {"rps": round(a["rps"] / c["rps"], 3), "added_p50_ms": round(a["p50_ms"] - c["p50_ms"], 3)}
-            print(f"ratio {key} rps={ratios[key]['rps']} added_p50_ms={ratios[key]['added_p50_ms']}")
+            ratios[key] = {"rps": round(med(per_round), 3), "rps_min": round(min(per_round), 3),
+                           "rps_max": round(max(per_round), 3), "added_p50_ms": round(med(added), 3)}
+            r = ratios[key]
+            print(f"ratio {key} rps={r['rps']} (rounds {r['rps_min']}..{r['rps_max']}) added_p50_ms={r['added_p50_ms']}")
 print(json.dumps({"benchmark": "gateway", "start_to_ready_ms": float(sys.argv[2]),
                   "peak_rss_mb": round(int(sys.argv[3]) / 1024, 1), "harness": harness,
-                  "apis": {" ".join(k): v for k, v in apis.items()}, "api_ratios": ratios},
+                  "apis": {" ".join(k): v for k, v in apis.items()}, "api_rounds": int(sys.argv[5]),
+                  "api_ratios": ratios},
                  separators=(",", ":")))
 PY
