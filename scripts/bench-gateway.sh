@@ -8,7 +8,8 @@
 # posts chat completions to an OpenAI-compatible provider: the relayed (same-protocol)
 # path. Phase 2 puts the translated paths beside it on the same upstream: Anthropic
 # messages and the Responses API, each vs chat (target: >= 0.85x throughput).
-# Usage: scripts/bench-gateway.sh [--duration 10s]   (one JSON summary line last)
+# Usage: [API_ROUNDS=3] [API_DURATION=5s] scripts/bench-gateway.sh [--duration 10s]
+#        (one JSON summary line last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
