@@ -48,6 +48,16 @@ fn chat_stream_through(encode: impl FnOnce(&[Event], &mut Vec<u8>)) -> usize {
     out.len()
 }
 
+/// A client's Responses body as the chat body the gateway sends upstream, with what
+/// the answer's encoder needs.
+fn responses_to_chat(body: &[u8]) -> (Vec<u8>, responses::EncodeOptions) {
+    let mut w = responses::parse_request(body).unwrap();
+    let items = responses::input_items(&mut w).unwrap();
+    let (req, opts) = responses::to_canonical(&w, &[], &items).unwrap();
+    let wire = openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap();
+    (serde_json::to_vec(&wire).unwrap(), opts)
+}
+
 /// Median nanoseconds per call of `f` over 15 batches of `n` calls.
 fn measure(n: u32, mut f: impl FnMut() -> usize) -> f64 {
     let mut batches: Vec<f64> = (0..15)
@@ -187,13 +197,7 @@ fn main() {
 
     let resp_body = format!(r#"{{"model":"bench-sse","input":"{q}","store":false,"stream":true}}"#);
     bench.run("bench_responses_over_chat", "ns/request", 1.0, 5000, || {
-        let mut w = responses::parse_request(resp_body.as_bytes()).unwrap();
-        let items = responses::input_items(&mut w).unwrap();
-        let (req, opts) = responses::to_canonical(&w, &[], &items).unwrap();
-        let up = serde_json::to_vec(
-            &openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap(),
-        )
-        .unwrap();
+        let (up, opts) = responses_to_chat(resp_body.as_bytes());
         let mut enc = responses::stream::ResponsesEncoder::new("resp_0123".into(), 1, opts);
         up.len() + chat_stream_through(|evs, out| evs.iter().for_each(|e| enc.encode_to(e, out)))
     });
@@ -230,13 +234,7 @@ fn main() {
         1.0,
         5000,
         || {
-            let mut w = responses::parse_request(plain_resp.as_bytes()).unwrap();
-            let items = responses::input_items(&mut w).unwrap();
-            let (req, opts) = responses::to_canonical(&w, &[], &items).unwrap();
-            let up = serde_json::to_vec(
-                &openai::encode_chat_request(&req, openai::Dialect::Compatible).unwrap(),
-            )
-            .unwrap();
+            let (up, opts) = responses_to_chat(plain_resp.as_bytes());
             let resp = openai::decode_chat_response(BENCH_CHAT_JSON.as_bytes()).unwrap();
             let mut enc =
                 responses::stream::ResponsesEncoder::new("resp_0123".into(), 1, opts).silent();
