@@ -186,17 +186,13 @@ impl Frame {
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let data = self.data.as_bytes();
         out.reserve(data.len() + self.event.map_or(0, str::len) + 16);
-        if let Some(e) = self.event {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(e.as_bytes());
-            out.push(b'\n');
-        }
         if !data.iter().any(|&b| b == b'\n' || b == b'\r') {
             // One line (all JSON the gateway writes): as it is.
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(data);
-            out.extend_from_slice(b"\n\n");
+            out.frame_with(self.event, |b| b.extend_from_slice(data));
             return;
+        }
+        if let Some(e) = self.event {
+            write_event_name(out, e);
         }
         let mut lines = self.data.split('\n').peekable();
         while let Some(l) = lines.next() {
@@ -247,12 +243,17 @@ pub trait FrameSink {
     }
 }
 
+/// `event: <name>` and its line end.
+fn write_event_name(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+}
+
 impl FrameSink for Vec<u8> {
     fn frame_with(&mut self, event: Option<&'static str>, write: impl FnOnce(&mut Vec<u8>)) {
         if let Some(e) = event {
-            self.extend_from_slice(b"event: ");
-            self.extend_from_slice(e.as_bytes());
-            self.push(b'\n');
+            write_event_name(self, e);
         }
         self.extend_from_slice(b"data: ");
         let at = self.len();

@@ -194,9 +194,7 @@ pub fn ping_frame() -> Frame {
 }
 
 fn frame(ev: &StreamEvent) -> Frame {
-    let mut out: Vec<Frame> = Vec::with_capacity(1);
-    put(&mut out, ev);
-    out.pop().unwrap_or(Frame::named(ev.name(), String::new()))
+    Frame::named(ev.name(), serde_json::to_string(ev).unwrap_or_default())
 }
 
 fn put<S: FrameSink>(out: &mut S, ev: &StreamEvent) {
