@@ -2,6 +2,7 @@
 //! upstream responses → canonical, canonical → client responses; plus the legacy
 //! `/v1/completions` shapes and the `/v1/models` list. Streams are in [`stream`].
 
+mod chunk;
 pub mod stream;
 pub mod wire;
 

@@ -1,6 +1,7 @@
 //! OpenAI streaming: upstream `chat.completion.chunk`s → canonical events, and canonical
 //! events → the chunks an OpenAI client expects.
 
+use super::chunk;
 use super::wire::*;
 use super::{finish_reason, logprobs_from_wire, logprobs_to_wire, stop_reason_from_finish};
 use super::{usage_from_wire, usage_to_wire};
@@ -9,9 +10,6 @@ use crate::protocol::Protocol;
 use crate::protocol::canonical::{BlockStart, Event, EventBuilder, StopReason, StreamError, Usage};
 use crate::protocol::errors::{code_for_openai_error, stream_error_frame};
 use crate::protocol::sse::{self, Frame, FrameSink};
-use serde::Deserialize;
-use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A tool call seen in the upstream stream, keyed by OpenAI's `index`.
@@ -23,50 +21,6 @@ struct ToolSlot {
     /// arguments over several chunks).
     pending_args: String,
     started: bool,
-}
-
-/// What the decoder reads of an upstream `chat.completion.chunk`. Strings borrow from
-/// the event's text where they can (no escapes): every chunk of every translated
-/// stream goes through here, and most carry a few words of text.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ChunkIn<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    choices: Vec<ChoiceIn<'a>>,
-    /// Absent unless the client asked for usage; then `null` on every chunk but the last.
-    usage: Option<ChatUsage>,
-    /// A mid-stream error object some servers send instead of a chunk.
-    error: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ChoiceIn<'a> {
-    index: u32,
-    #[serde(borrow)]
-    delta: DeltaIn<'a>,
-    logprobs: Option<ChoiceLogprobs>,
-    #[serde(borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct DeltaIn<'a> {
-    #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    /// What some servers (OpenRouter, vLLM) call `reasoning_content`.
-    #[serde(borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    tool_calls: Option<Vec<ToolCallDelta>>,
-    #[serde(borrow)]
-    refusal: Option<Cow<'a, str>>,
 }
 
 /// Turns an upstream Chat Completions SSE stream into canonical events.
@@ -110,7 +64,7 @@ impl ChatStreamDecoder {
             self.end(&mut out)?;
             return Ok(out);
         }
-        let chunk: ChunkIn<'_> = serde_json::from_str(data).map_err(|e| {
+        let chunk = chunk::read(data).map_err(|e| {
             Error::new(
                 Code::ProviderBadResponse,
                 format!("upstream stream chunk is not valid: {e}"),

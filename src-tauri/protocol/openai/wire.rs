@@ -343,7 +343,7 @@ pub struct WireTopLogprob {
 // ---------------------------------------------------------------- stream chunks
 //
 // What the gateway writes to OpenAI clients. Upstream chunks are read through a borrowed
-// view of their own (`stream::ChunkIn`).
+// view of their own (`chunk::ChunkIn`).
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatChunk {
@@ -381,7 +381,7 @@ pub struct Delta {
     pub refusal: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ToolCallDelta {
     /// Which call this delta belongs to. Some compatible servers leave it out; see
@@ -396,7 +396,7 @@ pub struct ToolCallDelta {
     pub function: Option<FunctionDelta>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FunctionDelta {
     #[serde(skip_serializing_if = "Option::is_none")]
