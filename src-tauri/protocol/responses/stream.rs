@@ -142,21 +142,102 @@ const TEXT_DELTA: &str = "response.output_text.delta";
 /// by hand (the other deltas go through [`Delta`]), without serde's escaping pass over
 /// every field name.
 fn write_text_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: usize, delta: &str) {
-    write_envelope_head(out, TEXT_DELTA, seq);
-    out.extend_from_slice(b",\"item_id\":");
-    let _ = serde_json::to_writer(&mut *out, item_id);
-    out.extend_from_slice(b",\"output_index\":");
-    let _ = serde_json::to_writer(&mut *out, &output_index);
-    out.extend_from_slice(b",\"content_index\":0,\"delta\":");
-    let _ = serde_json::to_writer(&mut *out, delta);
+    write_text_event_head(out, TEXT_DELTA, seq, item_id, output_index);
+    out.extend_from_slice(b",\"delta\":");
+    put_str(out, delta);
     out.extend_from_slice(b",\"logprobs\":[]}");
 }
 
-#[derive(Serialize)]
-struct WithItem<'a> {
-    output_index: usize,
-    item: &'a Item,
+/// A JSON string (escaped as serde_json escapes it).
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
 }
+
+fn put_num(out: &mut Vec<u8>, n: usize) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// An output item. A message — every answer has one — is written by hand: the JSON
+/// serde gives for [`Item::Message`] (a test holds them equal). The others go through
+/// serde.
+fn write_item(out: &mut Vec<u8>, item: &Item) {
+    match item {
+        Item::Message {
+            id,
+            status,
+            role,
+            content,
+        } => {
+            out.extend_from_slice(b"{\"type\":\"message\",\"id\":");
+            put_str(out, id);
+            out.extend_from_slice(b",\"status\":\"");
+            out.extend_from_slice(status.as_bytes());
+            out.extend_from_slice(b"\",\"role\":\"");
+            out.extend_from_slice(role.as_bytes());
+            out.extend_from_slice(b"\",\"content\":[");
+            for (i, part) in content.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_output_text(out, &part.text);
+            }
+            out.extend_from_slice(b"]}");
+        }
+        _ => {
+            let at = out.len();
+            if serde_json::to_writer(&mut *out, item).is_err() {
+                // (Strings and lists of them: not reached.)
+                out.truncate(at);
+                out.extend_from_slice(b"null");
+            }
+        }
+    }
+}
+
+/// An `output_text` part: `{"type":"output_text","text":…,"annotations":[],"logprobs":[]}`.
+fn write_output_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
+    put_str(out, text);
+    out.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
+}
+
+/// The start of a message part's event: its head, `item_id`, `output_index` and
+/// `content_index` 0.
+fn write_text_event_head(out: &mut Vec<u8>, kind: &str, seq: u64, item_id: &str, index: usize) {
+    write_envelope_head(out, kind, seq);
+    out.extend_from_slice(b",\"item_id\":");
+    put_str(out, item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    put_num(out, index);
+    out.extend_from_slice(b",\"content_index\":0");
+}
+
+/// `response.content_part.added` / `.done` of a message's text.
+fn write_text_part_event(
+    out: &mut Vec<u8>,
+    kind: &str,
+    seq: u64,
+    item_id: &str,
+    index: usize,
+    text: &str,
+) {
+    write_text_event_head(out, kind, seq, item_id, index);
+    out.extend_from_slice(b",\"part\":");
+    write_output_text(out, text);
+    out.push(b'}');
+}
+
+/// `response.output_text.done`.
+fn write_text_done(out: &mut Vec<u8>, seq: u64, item_id: &str, index: usize, text: &str) {
+    write_text_event_head(out, TEXT_DONE, seq, item_id, index);
+    out.extend_from_slice(b",\"text\":");
+    put_str(out, text);
+    out.extend_from_slice(b",\"logprobs\":[]}");
+}
+
+const TEXT_DONE: &str = "response.output_text.done";
+const PART_ADDED: &str = "response.content_part.added";
+const PART_DONE: &str = "response.content_part.done";
 
 #[derive(Serialize)]
 struct Delta<'a> {
@@ -187,8 +268,6 @@ struct Done<'a> {
     input: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     part: Option<Part<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    logprobs: Option<[(); 0]>,
 }
 
 impl<'a> Done<'a> {
@@ -203,7 +282,6 @@ impl<'a> Done<'a> {
             arguments: None,
             input: None,
             part: None,
-            logprobs: None,
         }
     }
 }
@@ -211,32 +289,7 @@ impl<'a> Done<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Part<'a> {
-    OutputText {
-        text: &'a str,
-        annotations: [(); 0],
-        logprobs: [(); 0],
-    },
-    SummaryText {
-        text: &'a str,
-    },
-}
-
-/// The response object.
-#[derive(Serialize)]
-struct ResponseView<'a> {
-    id: &'a str,
-    object: &'static str,
-    created_at: u64,
-    status: &'static str,
-    error: Option<&'a Value>,
-    incomplete_details: Option<Incomplete>,
-    model: &'a str,
-    output: &'a [Item],
-}
-
-#[derive(Serialize)]
-struct Incomplete {
-    reason: &'static str,
+    SummaryText { text: &'a str },
 }
 
 #[derive(Serialize)]
@@ -379,19 +432,6 @@ impl ResponsesEncoder {
         format!("{prefix}_{base}_{}", self.output.len())
     }
 
-    fn view(&self) -> ResponseView<'_> {
-        ResponseView {
-            id: &self.id,
-            object: "response",
-            created_at: self.created_at,
-            status: self.status.unwrap_or("in_progress"),
-            error: self.error.as_ref(),
-            incomplete_details: self.incomplete_reason.map(|reason| Incomplete { reason }),
-            model: &self.model,
-            output: &self.output,
-        }
-    }
-
     /// The response object as JSON text: the view's fields, the repeated request
     /// fields, and the usage once the answer ended.
     fn response_json(&self) -> Vec<u8> {
@@ -406,15 +446,39 @@ impl ResponsesEncoder {
         320 + self.opts.echo_json.len()
     }
 
-    /// Append the response object's text to `out`.
+    /// Append the response object's text to `out`: written by hand, as it goes out
+    /// two or three times in every streamed answer.
     fn write_response(&self, out: &mut Vec<u8>) {
-        let at = out.len();
-        if serde_json::to_writer(&mut *out, &self.view()).is_err() {
-            // (Plain structs of strings and numbers: not reached.) Fields follow.
-            out.truncate(at);
-            out.extend_from_slice(br#"{"object":"response"}"#);
+        out.extend_from_slice(b"{\"id\":");
+        put_str(out, &self.id);
+        out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
+        let _ = serde_json::to_writer(&mut *out, &self.created_at);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(self.status.unwrap_or("in_progress").as_bytes());
+        out.extend_from_slice(b"\",\"error\":");
+        match &self.error {
+            Some(e) if serde_json::to_writer(&mut *out, e).is_ok() => {}
+            _ => out.extend_from_slice(b"null"),
         }
-        out.pop(); // the view's closing brace
+        out.extend_from_slice(b",\"incomplete_details\":");
+        match self.incomplete_reason {
+            Some(reason) => {
+                out.extend_from_slice(b"{\"reason\":\"");
+                out.extend_from_slice(reason.as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"model\":");
+        put_str(out, &self.model);
+        out.extend_from_slice(b",\"output\":[");
+        for (i, item) in self.output.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_item(out, item);
+        }
+        out.push(b']');
         if !self.opts.echo_json.is_empty() {
             out.push(b',');
             out.extend_from_slice(self.opts.echo_json.as_bytes());
@@ -457,7 +521,14 @@ impl ResponsesEncoder {
 
     fn emit_item<S: FrameSink>(&mut self, out: &mut S, name: &'static str, item: &Item) {
         let output_index = self.output.len();
-        self.sink.emit(out, name, WithItem { output_index, item });
+        self.sink.emit_with(out, name, |buf, seq| {
+            write_envelope_head(buf, name, seq);
+            buf.extend_from_slice(b",\"output_index\":");
+            put_num(buf, output_index);
+            buf.extend_from_slice(b",\"item\":");
+            write_item(buf, item);
+            buf.push(b'}');
+        });
     }
 
     /// The frames of one event, one by one.
@@ -585,14 +656,9 @@ impl ResponsesEncoder {
                     content: vec![],
                 };
                 self.emit_item(out, "response.output_item.added", &item);
-                let mut added = Done::new(&id, output_index);
-                added.content_index = Some(0);
-                added.part = Some(Part::OutputText {
-                    text: "",
-                    annotations: [],
-                    logprobs: [],
+                self.sink.emit_with(out, PART_ADDED, |buf, seq| {
+                    write_text_part_event(buf, PART_ADDED, seq, &id, output_index, "")
                 });
-                self.sink.emit(out, "response.content_part.added", added);
                 self.open = Some(Open::Text {
                     id,
                     text: String::new(),
@@ -668,19 +734,12 @@ impl ResponsesEncoder {
         let index = self.output.len();
         let item = match open {
             Open::Text { id, text } => {
-                let mut done = Done::new(&id, index);
-                done.content_index = Some(0);
-                done.text = Some(&text);
-                done.logprobs = Some([]);
-                self.sink.emit(out, "response.output_text.done", done);
-                let mut part = Done::new(&id, index);
-                part.content_index = Some(0);
-                part.part = Some(Part::OutputText {
-                    text: &text,
-                    annotations: [],
-                    logprobs: [],
+                self.sink.emit_with(out, TEXT_DONE, |buf, seq| {
+                    write_text_done(buf, seq, &id, index, &text)
                 });
-                self.sink.emit(out, "response.content_part.done", part);
+                self.sink.emit_with(out, PART_DONE, |buf, seq| {
+                    write_text_part_event(buf, PART_DONE, seq, &id, index, &text)
+                });
                 Item::Message {
                     id,
                     status: "completed",

@@ -262,6 +262,114 @@ fn a_text_answer_streams_in_the_official_event_order() {
     assert_eq!(enc.response(), *done);
 }
 
+/// The message events and the response object are written by hand: each must be the
+/// exact text serde gives for the API's event (fields in the API's order; the JSON map
+/// keeps insertion order), with text that needs escaping.
+#[test]
+fn a_text_answers_events_are_the_apis_json_byte_for_byte() {
+    let text = "a \"quote\",\n\u{e9} \u{1F600}\\ \u{1}";
+    let answer = |stop: StopReason| {
+        let mut b = EventBuilder::new();
+        let mut ev = vec![b.start("up1", "gpt-\"x\"")];
+        b.text(text, &mut ev);
+        b.usage(&Usage {
+            input_tokens: Some(7),
+            output_tokens: Some(2),
+            ..Default::default()
+        });
+        b.finish(stop, &mut ev);
+        ev
+    };
+    let opts = EncodeOptions {
+        echo_json: r#""instructions":null,"store":false"#.into(),
+        ..Default::default()
+    };
+    let id = "msg_abc_0";
+    let message = |status: &str, content: Vec<serde_json::Value>| json!({"type": "message", "id": id, "status": status, "role": "assistant", "content": content});
+    let part =
+        |t: &str| json!({"type": "output_text", "text": t, "annotations": [], "logprobs": []});
+    let response = |status: &str,
+                    details: serde_json::Value,
+                    output: Vec<serde_json::Value>,
+                    usage: serde_json::Value| {
+        json!({"id": "resp_abc", "object": "response", "created_at": 1700, "status": status,
+               "error": null, "incomplete_details": details, "model": "gpt-\"x\"", "output": output,
+               "instructions": null, "store": false, "usage": usage})
+    };
+    let usage = json!({"input_tokens": 7, "input_tokens_details": {"cached_tokens": 0},
+                       "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 9});
+    let item_event = |kind: &str, seq: u64, item: serde_json::Value| json!({"type": kind, "sequence_number": seq, "output_index": 0, "item": item});
+    let part_event = |kind: &str, seq: u64, t: &str| {
+        json!({"type": kind, "sequence_number": seq, "item_id": id, "output_index": 0,
+               "content_index": 0, "part": part(t)})
+    };
+    for (stop, status, details, last) in [
+        (
+            StopReason::EndTurn,
+            "completed",
+            json!(null),
+            "response.completed",
+        ),
+        (
+            StopReason::MaxTokens,
+            "incomplete",
+            json!({"reason": "max_output_tokens"}),
+            "response.incomplete",
+        ),
+    ] {
+        let started = response("in_progress", json!(null), vec![], json!(null));
+        let expected = [
+            json!({"type": "response.created", "sequence_number": 0, "response": started}),
+            json!({"type": "response.in_progress", "sequence_number": 1, "response": started}),
+            item_event(
+                "response.output_item.added",
+                2,
+                message("in_progress", vec![]),
+            ),
+            part_event("response.content_part.added", 3, ""),
+            json!({"type": "response.output_text.delta", "sequence_number": 4, "item_id": id,
+                   "output_index": 0, "content_index": 0, "delta": text, "logprobs": []}),
+            json!({"type": "response.output_text.done", "sequence_number": 5, "item_id": id,
+                   "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+            part_event("response.content_part.done", 6, text),
+            item_event(
+                "response.output_item.done",
+                7,
+                message("completed", vec![part(text)]),
+            ),
+            json!({"type": last, "sequence_number": 8,
+                   "response": response(status, details, vec![message("completed", vec![part(text)])], usage.clone())}),
+        ];
+        let mut enc = ResponsesEncoder::new("resp_abc".into(), 1700, opts.clone());
+        let frames: Vec<crate::protocol::sse::Frame> =
+            answer(stop).iter().flat_map(|e| enc.encode(e)).collect();
+        assert_eq!(frames.len(), expected.len());
+        for (frame, want) in frames.iter().zip(&expected) {
+            assert_eq!(frame.event, want["type"].as_str());
+            assert_eq!(frame.data, want.to_string());
+        }
+    }
+
+    // A failed answer's object carries the error.
+    let mut enc = ResponsesEncoder::new("resp_abc".into(), 1700, EncodeOptions::default());
+    let mut b = EventBuilder::new();
+    let failed: Vec<crate::protocol::sse::Frame> = [
+        b.start("up1", "m"),
+        Event::Error(StreamError {
+            code: Code::UpstreamError,
+            message: "boom \"x\"".into(),
+        }),
+    ]
+    .iter()
+    .flat_map(|e| enc.encode(e))
+    .collect();
+    let want = json!({"type": "response.failed", "sequence_number": 2, "response": {
+        "id": "resp_abc", "object": "response", "created_at": 1700, "status": "failed",
+        "error": {"code": "upstream_error", "message": "boom \"x\""}, "incomplete_details": null,
+        "model": "m", "output": [], "usage": null}});
+    assert_eq!(failed.last().unwrap().data, want.to_string());
+}
+
 #[test]
 fn calls_reasoning_and_their_round_trip_back_to_canonical() {
     let mut b = EventBuilder::new();
