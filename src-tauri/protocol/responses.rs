@@ -487,31 +487,14 @@ fn content_blocks(content: &Value, i: usize, assistant: bool) -> Result<Vec<Bloc
     Ok(out)
 }
 
-/// The request fields a response object repeats, in the API's order.
-#[derive(Serialize)]
-struct Echo<'a> {
-    instructions: &'a Value,
-    max_output_tokens: Option<u64>,
-    parallel_tool_calls: bool,
-    previous_response_id: Option<&'a str>,
-    reasoning: EchoReasoning<'a>,
-    store: bool,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    tool_choice: GivenOr<'a, &'static str>,
-    tools: &'a [Value],
-    text: EchoText<'a>,
-    truncation: &'a str,
-    user: Option<&'a str>,
-    metadata: GivenOr<'a, Empty>,
-}
-
+/// `reasoning` as the response object repeats it.
 #[derive(Serialize)]
 struct EchoReasoning<'a> {
     effort: Option<&'a str>,
     summary: Option<&'a str>,
 }
 
+/// `text` as the response object repeats it.
 #[derive(Serialize)]
 struct EchoText<'a> {
     format: EchoFormat<'a>,
@@ -532,41 +515,56 @@ enum EchoFormat<'a> {
     },
 }
 
-/// The client's value, or the API's default when the request has none.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum GivenOr<'a, D> {
-    Given(&'a Value),
-    Default(D),
-}
-
-/// `{}`.
-#[derive(Serialize)]
-struct Empty {}
-
 /// The request fields a response object repeats, as JSON members (`"k":v,…`, without
 /// the braces), borrowed from the request and written straight to text.
 fn echo_json(w: &ResponsesRequest) -> String {
+    // Written member by member: the names are constants, only values go through serde
+    // (this runs for every Responses request).
+    fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &str, value: &T) {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        let at = out.len();
+        if serde_json::to_writer(&mut *out, value).is_err() {
+            // (JSON values, strings and numbers: not reached.)
+            out.truncate(at);
+            out.extend_from_slice(b"null");
+        }
+    }
     let reasoning = w.reasoning.as_ref();
     let text = w.text.as_ref();
-    let echo = Echo {
-        instructions: w.instructions.as_ref().unwrap_or(&Value::Null),
-        max_output_tokens: w.max_output_tokens,
-        parallel_tool_calls: w.parallel_tool_calls.unwrap_or(true),
-        previous_response_id: w.previous_response_id.as_deref(),
-        reasoning: EchoReasoning {
+    let mut out = Vec::with_capacity(320);
+    put(&mut out, "instructions", &w.instructions);
+    put(&mut out, "max_output_tokens", &w.max_output_tokens);
+    put(
+        &mut out,
+        "parallel_tool_calls",
+        &w.parallel_tool_calls.unwrap_or(true),
+    );
+    put(&mut out, "previous_response_id", &w.previous_response_id);
+    put(
+        &mut out,
+        "reasoning",
+        &EchoReasoning {
             effort: reasoning.and_then(|r| r.effort.as_deref()),
             summary: reasoning.and_then(|r| r.summary.as_deref()),
         },
-        store: w.store.unwrap_or(true),
-        temperature: w.temperature,
-        top_p: w.top_p,
-        tool_choice: match &w.tool_choice {
-            Some(v) => GivenOr::Given(v),
-            None => GivenOr::Default("auto"),
-        },
-        tools: w.tools.as_deref().unwrap_or_default(),
-        text: EchoText {
+    );
+    put(&mut out, "store", &w.store.unwrap_or(true));
+    put(&mut out, "temperature", &w.temperature);
+    put(&mut out, "top_p", &w.top_p);
+    match &w.tool_choice {
+        Some(v) => put(&mut out, "tool_choice", v),
+        None => put(&mut out, "tool_choice", "auto"),
+    }
+    put(&mut out, "tools", w.tools.as_deref().unwrap_or_default());
+    put(
+        &mut out,
+        "text",
+        &EchoText {
             format: match text.and_then(|t| t.format.as_ref()) {
                 None | Some(TextFormat::Text) => EchoFormat::Text,
                 Some(TextFormat::JsonObject) => EchoFormat::JsonObject,
@@ -584,18 +582,19 @@ fn echo_json(w: &ResponsesRequest) -> String {
             },
             verbosity: text.and_then(|t| t.verbosity.as_deref()),
         },
-        truncation: w.truncation.as_deref().unwrap_or("disabled"),
-        user: w.user.as_deref(),
-        metadata: match &w.metadata {
-            Some(v) => GivenOr::Given(v),
-            None => GivenOr::Default(Empty {}),
-        },
-    };
-    let mut text = serde_json::to_string(&echo).unwrap_or_else(|_| "{}".into());
-    // An object's text: drop its braces.
-    text.pop();
-    text.remove(0);
-    text
+    );
+    put(
+        &mut out,
+        "truncation",
+        w.truncation.as_deref().unwrap_or("disabled"),
+    );
+    put(&mut out, "user", &w.user);
+    match &w.metadata {
+        Some(v) => put(&mut out, "metadata", v),
+        None => put(&mut out, "metadata", &serde_json::Map::new()),
+    }
+    // Only JSON text was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -162,6 +162,7 @@ fn the_response_repeats_the_request_fields_with_the_api_defaults() {
             "truncation": "auto", "user": "u1", "metadata": {"team": "a"}
         })
     );
+    assert_eq!(keys(&full), keys(&plain));
     let object =
         echoed(json!({"model": "m", "input": "Hi", "text": {"format": {"type": "json_object"}}}));
     assert_eq!(object["text"], json!({"format": {"type": "json_object"}}));
