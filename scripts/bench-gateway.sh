@@ -8,7 +8,7 @@
 # posts chat completions to an OpenAI-compatible provider: the relayed (same-protocol)
 # path. Phase 2 puts the translated paths beside it on the same upstream: Anthropic
 # messages and the Responses API, each vs chat (target: >= 0.85x throughput).
-# Usage: [API_ROUNDS=3] [API_DURATION=5s] scripts/bench-gateway.sh [--duration 10s]
+# Usage: [API_ROUNDS=5] [API_DURATION=5s] scripts/bench-gateway.sh [--duration 10s]
 #        (one JSON summary line last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,11 +63,13 @@ echo "gateway peak_rss_mb=$(python3 -c "print(round($peak_kb/1024,1))")"
 # an OpenAI-compatible provider and the Responses API to an `openai` provider are relayed
 # (same protocol); Anthropic messages and the Responses API to the chat-only provider are
 # translated to chat. Same machine, same run; ratios vs chat. Every point is measured in
-# API_ROUNDS rounds (default 3) of API_DURATION (default 5s) after a 2 s warm-up, the
-# rounds interleaved so that a slow spell of the shared VM falls on every API alike; a
-# ratio is taken within a round (against chat measured moments before) and the median
-# over the rounds is reported with its spread.
-api_rounds=${API_ROUNDS:-3}
+# API_ROUNDS rounds (default 5) of API_DURATION (default 5s) after a 2 s warm-up, the
+# rounds interleaved so that a slow spell of the shared VM falls on every API alike, and
+# each round starting with the next API (none is always measured first); a ratio is taken
+# within a round (against chat measured moments apart) and the median over the rounds is
+# reported with its spread. The relayed Responses API does chat's work: its ratio shows
+# the run's noise.
+api_rounds=${API_ROUNDS:-5}
 api_duration=${API_DURATION:-5s}
 ngx=$dir/nginx
 mkdir -p "$ngx"
@@ -81,7 +83,9 @@ for round in $(seq "$api_rounds"); do
 for conns in 1 16; do
   for stream in false true; do
     model=bench-plain; [ "$stream" = true ] && model=bench-sse
-    for api in chat messages responses responses_relayed; do
+    order=(chat messages responses responses_relayed)
+    shift_by=$(((round - 1) % 4))
+    for api in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
       path=/v1/chat/completions m=$model lua_api=$api
       [ "$api" = messages ] && path=/v1/messages
       [ "$api" = responses ] && path=/v1/responses
