@@ -406,7 +406,8 @@ fn relay_response(
                 done: false,
                 failed: None,
             };
-            Body::from_stream(futures_util::stream::unfold(body, relay_next))
+            // Boxed, as `unfold` moves its state in and out of a future for every chunk.
+            Body::from_stream(futures_util::stream::unfold(Box::new(body), relay_next))
         }
     };
     let mut r = Response::new(body);
@@ -430,7 +431,7 @@ struct RelayBody {
     failed: Option<&'static str>,
 }
 
-async fn relay_next(mut b: RelayBody) -> Option<(std::io::Result<Bytes>, RelayBody)> {
+async fn relay_next(mut b: Box<RelayBody>) -> Option<(std::io::Result<Bytes>, Box<RelayBody>)> {
     if let Some(first) = b.first.take() {
         let out = b.tap.push(first);
         return Some((Ok(out), b));
@@ -739,7 +740,7 @@ impl Drop for StreamBody {
     }
 }
 
-async fn stream_next(mut b: StreamBody) -> Option<(std::io::Result<Bytes>, StreamBody)> {
+async fn stream_next(mut b: Box<StreamBody>) -> Option<(std::io::Result<Bytes>, Box<StreamBody>)> {
     let mut batch: Vec<Event> = Vec::new();
     // Wait for one event (sending keep-alives while the backend is silent), then take
     // every event that is already there, so that what arrived together leaves in one
@@ -813,8 +814,9 @@ fn stream_response(
         keepalive: state.options.keepalive,
         store,
     };
+    // Boxed, as `unfold` moves its state in and out of a future for every batch.
     let mut r = Response::new(Body::from_stream(futures_util::stream::unfold(
-        body,
+        Box::new(body),
         stream_next,
     )));
     let h = r.headers_mut();

@@ -598,7 +598,8 @@ fn events(
         queue: [start, input].into(),
         done: false,
     };
-    futures_util::stream::unfold(st, |mut st| async move {
+    // Boxed: `unfold` moves its state into a new future and back out for every event.
+    futures_util::stream::unfold(Box::new(st), |mut st| async move {
         loop {
             if let Some(ev) = st.queue.pop_front() {
                 return Some((ev, st));

@@ -546,7 +546,8 @@ pub fn sse_events(
         idle,
         provider,
     };
-    futures_util::stream::unfold(st, |mut st| async move {
+    // Boxed: `unfold` moves its state into a new future and back out for every event.
+    futures_util::stream::unfold(Box::new(st), |mut st| async move {
         loop {
             if let Some(ev) = st.queue.pop_front() {
                 return Some((ev, st));

@@ -15,8 +15,10 @@
 //! Every event carries `sequence_number` (0, 1, 2, …); every output item has an `id`
 //! (Codex drops a stream whose items have none). The same encoder builds the response
 //! object of a non-streaming request ([`ResponsesEncoder::silent`]: no frames are made,
-//! only the object). Events and items are typed structs serialized straight to text:
-//! this encoder runs once per event of every Responses answer.
+//! only the object). This encoder runs once per event of every Responses answer: the
+//! events of a message (every answer has one) and the response object are written by
+//! hand, held by a test to the API's JSON byte for byte; the rarer events and items are
+//! typed structs serialized straight to text.
 
 use super::super::canonical::{BlockStart, Event, StopReason, Usage};
 use super::super::sse::{Frame, FrameSink};
@@ -286,6 +288,7 @@ impl<'a> Done<'a> {
     }
 }
 
+/// A reasoning summary's part (a message's `output_text` part is written by hand).
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Part<'a> {
@@ -432,8 +435,8 @@ impl ResponsesEncoder {
         format!("{prefix}_{base}_{}", self.output.len())
     }
 
-    /// The response object as JSON text: the view's fields, the repeated request
-    /// fields, and the usage once the answer ended.
+    /// The response object as JSON text: its own fields, the repeated request fields,
+    /// and the usage once the answer ended.
     fn response_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.response_size());
         self.write_response(&mut out);
