@@ -42,6 +42,7 @@ pub mod wire;
 use super::canonical::{
     Block, Message, Request, ResponseFormat, Role, SystemBlock, Tool, ToolChoice,
 };
+use super::sse::put_json;
 use super::{invalid, unsupported};
 use crate::error::Result;
 use serde::Serialize;
@@ -527,12 +528,7 @@ fn echo_json(w: &ResponsesRequest) -> String {
         out.push(b'"');
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":");
-        let at = out.len();
-        if serde_json::to_writer(&mut *out, value).is_err() {
-            // (JSON values, strings and numbers: not reached.)
-            out.truncate(at);
-            out.extend_from_slice(b"null");
-        }
+        put_json(out, value);
     }
     let reasoning = w.reasoning.as_ref();
     let text = w.text.as_ref();

@@ -243,6 +243,20 @@ pub trait FrameSink {
     }
 }
 
+/// Append `value` as compact JSON text (a string escaped as serde_json escapes it).
+/// For the hand-written events, whose values are strings, numbers and JSON values;
+/// should one fail to serialize anyway, `null` stands in its place, not half a value.
+/// Inlined: it runs for every value of every hand-written event (not inlining it cost
+/// ~5 % of a translated Responses request in `protocol_bench`).
+#[inline]
+pub(crate) fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let at = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(at);
+        out.extend_from_slice(b"null");
+    }
+}
+
 /// `event: <name>` and its line end.
 fn write_event_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"event: ");

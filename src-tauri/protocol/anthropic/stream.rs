@@ -7,7 +7,7 @@ use crate::error::{Code, Error, Result};
 use crate::protocol::Protocol;
 use crate::protocol::canonical::{BlockStart, Event, StopReason, StreamError, Usage};
 use crate::protocol::errors::{code_for_anthropic_type, stream_error_frame};
-use crate::protocol::sse::{self, Frame, FrameSink};
+use crate::protocol::sse::{self, Frame, FrameSink, put_json};
 use serde_json::Value;
 
 /// Turns an upstream Messages stream into canonical events. Anthropic's stream already
@@ -207,9 +207,9 @@ fn put<S: FrameSink>(out: &mut S, ev: &StreamEvent) {
 fn put_text_delta<S: FrameSink>(out: &mut S, index: usize, text: &str) {
     out.frame_with(Some("content_block_delta"), |buf| {
         buf.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
-        let _ = serde_json::to_writer(&mut *buf, &index);
+        put_json(buf, &index);
         buf.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
-        let _ = serde_json::to_writer(&mut *buf, text);
+        put_json(buf, text);
         buf.extend_from_slice(b"}}");
     });
 }

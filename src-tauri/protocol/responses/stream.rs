@@ -21,7 +21,7 @@
 //! typed structs serialized straight to text.
 
 use super::super::canonical::{BlockStart, Event, StopReason, Usage};
-use super::super::sse::{Frame, FrameSink};
+use super::super::sse::{Frame, FrameSink, put_json};
 use super::{EncodeOptions, REDACTED_PREFIX, SIGNATURE_PREFIX};
 use serde::Serialize;
 use serde_json::Value;
@@ -135,7 +135,7 @@ fn write_envelope_head(out: &mut Vec<u8>, kind: &str, seq: u64) {
     // Event names are our own constants: letters, dots and underscores.
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"sequence_number\":");
-    let _ = serde_json::to_writer(&mut *out, &seq);
+    put_json(out, &seq);
 }
 
 const TEXT_DELTA: &str = "response.output_text.delta";
@@ -146,17 +146,20 @@ const TEXT_DELTA: &str = "response.output_text.delta";
 fn write_text_delta(out: &mut Vec<u8>, seq: u64, item_id: &str, output_index: usize, delta: &str) {
     write_text_event_head(out, TEXT_DELTA, seq, item_id, output_index);
     out.extend_from_slice(b",\"delta\":");
-    put_str(out, delta);
+    put_json(out, delta);
     out.extend_from_slice(b",\"logprobs\":[]}");
 }
 
-/// A JSON string (escaped as serde_json escapes it).
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-fn put_num(out: &mut Vec<u8>, n: usize) {
-    let _ = serde_json::to_writer(&mut *out, &n);
+/// `[a,b,…]`, each element written by `write`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 /// An output item. A message — every answer has one — is written by hand: the JSON
@@ -171,35 +174,23 @@ fn write_item(out: &mut Vec<u8>, item: &Item) {
             content,
         } => {
             out.extend_from_slice(b"{\"type\":\"message\",\"id\":");
-            put_str(out, id);
+            put_json(out, id);
             out.extend_from_slice(b",\"status\":\"");
             out.extend_from_slice(status.as_bytes());
             out.extend_from_slice(b"\",\"role\":\"");
             out.extend_from_slice(role.as_bytes());
-            out.extend_from_slice(b"\",\"content\":[");
-            for (i, part) in content.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_output_text(out, &part.text);
-            }
-            out.extend_from_slice(b"]}");
+            out.extend_from_slice(b"\",\"content\":");
+            write_list(out, content, |out, part| write_output_text(out, &part.text));
+            out.push(b'}');
         }
-        _ => {
-            let at = out.len();
-            if serde_json::to_writer(&mut *out, item).is_err() {
-                // (Strings and lists of them: not reached.)
-                out.truncate(at);
-                out.extend_from_slice(b"null");
-            }
-        }
+        _ => put_json(out, item),
     }
 }
 
 /// An `output_text` part: `{"type":"output_text","text":…,"annotations":[],"logprobs":[]}`.
 fn write_output_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
-    put_str(out, text);
+    put_json(out, text);
     out.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
 }
 
@@ -208,9 +199,9 @@ fn write_output_text(out: &mut Vec<u8>, text: &str) {
 fn write_text_event_head(out: &mut Vec<u8>, kind: &str, seq: u64, item_id: &str, index: usize) {
     write_envelope_head(out, kind, seq);
     out.extend_from_slice(b",\"item_id\":");
-    put_str(out, item_id);
+    put_json(out, item_id);
     out.extend_from_slice(b",\"output_index\":");
-    put_num(out, index);
+    put_json(out, &index);
     out.extend_from_slice(b",\"content_index\":0");
 }
 
@@ -233,7 +224,7 @@ fn write_text_part_event(
 fn write_text_done(out: &mut Vec<u8>, seq: u64, item_id: &str, index: usize, text: &str) {
     write_text_event_head(out, TEXT_DONE, seq, item_id, index);
     out.extend_from_slice(b",\"text\":");
-    put_str(out, text);
+    put_json(out, text);
     out.extend_from_slice(b",\"logprobs\":[]}");
 }
 
@@ -453,16 +444,13 @@ impl ResponsesEncoder {
     /// two or three times in every streamed answer.
     fn write_response(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
-        put_str(out, &self.id);
+        put_json(out, &self.id);
         out.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
-        let _ = serde_json::to_writer(&mut *out, &self.created_at);
+        put_json(out, &self.created_at);
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(self.status.unwrap_or("in_progress").as_bytes());
         out.extend_from_slice(b"\",\"error\":");
-        match &self.error {
-            Some(e) if serde_json::to_writer(&mut *out, e).is_ok() => {}
-            _ => out.extend_from_slice(b"null"),
-        }
+        put_json(out, &self.error);
         out.extend_from_slice(b",\"incomplete_details\":");
         match self.incomplete_reason {
             Some(reason) => {
@@ -473,15 +461,9 @@ impl ResponsesEncoder {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"model\":");
-        put_str(out, &self.model);
-        out.extend_from_slice(b",\"output\":[");
-        for (i, item) in self.output.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_item(out, item);
-        }
-        out.push(b']');
+        put_json(out, &self.model);
+        out.extend_from_slice(b",\"output\":");
+        write_list(out, &self.output, write_item);
         if !self.opts.echo_json.is_empty() {
             out.push(b',');
             out.extend_from_slice(self.opts.echo_json.as_bytes());
@@ -489,7 +471,7 @@ impl ResponsesEncoder {
         out.extend_from_slice(b",\"usage\":");
         let usage =
             (self.status.is_some() && !self.usage.is_empty()).then(|| usage_json(&self.usage));
-        let _ = serde_json::to_writer(&mut *out, &usage);
+        put_json(out, &usage);
         out.push(b'}');
     }
 
@@ -527,7 +509,7 @@ impl ResponsesEncoder {
         self.sink.emit_with(out, name, |buf, seq| {
             write_envelope_head(buf, name, seq);
             buf.extend_from_slice(b",\"output_index\":");
-            put_num(buf, output_index);
+            put_json(buf, &output_index);
             buf.extend_from_slice(b",\"item\":");
             write_item(buf, item);
             buf.push(b'}');
