@@ -40,9 +40,11 @@ fn chat_stream_through(encode: impl FnOnce(&[Event], &mut Vec<u8>)) -> usize {
     let mut p = sse::Parser::new();
     let mut dec = openai::stream::ChatStreamDecoder::new();
     let mut events = Vec::new();
-    for ev in p.push(BENCH_CHAT_STREAM.as_bytes()).unwrap() {
-        events.extend(dec.push(&ev).unwrap());
-    }
+    // As `upstream::sse_events` reads a chunk: each event decoded from the parser's buffer.
+    p.push_each(BENCH_CHAT_STREAM.as_bytes(), |ev| {
+        dec.push_data_to(&ev.data, &mut events)
+    })
+    .unwrap();
     let mut out = Vec::with_capacity(1024);
     encode(&events, &mut out);
     out.len()

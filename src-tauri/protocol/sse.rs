@@ -37,6 +37,8 @@ pub struct Parser {
     data: String,
     /// `data` had at least one `data` field (an empty `data:` still dispatches).
     has_data: bool,
+    /// The buffer of the last dispatched event's name, for the next one.
+    spare_name: Option<String>,
     last_id: Option<String>,
 }
 
@@ -48,6 +50,26 @@ impl Parser {
     /// Feed the next chunk; returns the events completed by it, in order.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>> {
         let mut out = Vec::new();
+        self.feed(chunk, &mut |ev| {
+            out.push(std::mem::take(ev));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Feed the next chunk and hand each event it completes to `f`, in order, without
+    /// allocating: the event's buffers are the parser's own, reused for the next one.
+    /// An error from `f` stops the reading and is returned.
+    pub fn push_each(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(&Event) -> Result<()>,
+    ) -> Result<()> {
+        self.feed(chunk, &mut |ev| f(ev))
+    }
+
+    /// The reading behind both: `f` may take what it wants out of the event.
+    fn feed(&mut self, chunk: &[u8], f: &mut dyn FnMut(&mut Event) -> Result<()>) -> Result<()> {
         let mut rest = chunk;
         if self.after_cr {
             self.after_cr = false;
@@ -68,13 +90,14 @@ impl Parser {
             }
             if self.line.is_empty() {
                 // The whole line is in this chunk (the usual case): read it in place.
-                self.process_line(head, &mut out);
+                self.process_line(head, f)?;
             } else {
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(head);
-                self.process_line(&line, &mut out);
+                let r = self.process_line(&line, f);
                 line.clear();
                 self.line = line; // keeps its capacity for the next split line
+                r?;
             }
         }
         self.line.extend_from_slice(rest);
@@ -84,7 +107,7 @@ impl Parser {
                 format!("upstream sent a server-sent event larger than {MAX_EVENT_BYTES} bytes"),
             ));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The stream ended. Per the spec an event without its terminating blank line is
@@ -99,7 +122,11 @@ impl Parser {
         pending
     }
 
-    fn process_line(&mut self, raw: &[u8], out: &mut Vec<Event>) {
+    fn process_line(
+        &mut self,
+        raw: &[u8],
+        f: &mut dyn FnMut(&mut Event) -> Result<()>,
+    ) -> Result<()> {
         let mut line = raw;
         if !self.seen_first_line {
             self.seen_first_line = true;
@@ -108,11 +135,10 @@ impl Parser {
         // The line is read as bytes: `:` and the field names are ASCII, which never occurs
         // inside a multi-byte UTF-8 sequence, so only values need decoding.
         let Some(&first) = line.first() else {
-            self.dispatch(out);
-            return;
+            return self.dispatch(f);
         };
         if first == b':' {
-            return; // comment / keep-alive
+            return Ok(()); // comment / keep-alive
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
@@ -122,7 +148,13 @@ impl Parser {
             None => (line, &b""[..]),
         };
         match field {
-            b"event" => self.event = Some(text(value).into_owned()),
+            b"event" => {
+                // The last event's name buffer, when the reader left it, is reused.
+                let mut name = self.spare_name.take().unwrap_or_default();
+                name.clear();
+                name.push_str(&text(value));
+                self.event = Some(name);
+            }
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');
@@ -133,19 +165,26 @@ impl Parser {
             b"id" if !value.contains(&0) => self.last_id = Some(text(value).into_owned()),
             _ => {} // `retry` and unknown fields mean nothing to a proxy
         }
+        Ok(())
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Event>) {
+    fn dispatch(&mut self, f: &mut dyn FnMut(&mut Event) -> Result<()>) -> Result<()> {
         let event = self.event.take().filter(|e| !e.is_empty());
         if !self.has_data {
-            return;
+            return Ok(());
         }
         self.has_data = false;
-        out.push(Event {
+        let mut ev = Event {
             event,
             data: std::mem::take(&mut self.data),
             id: self.last_id.clone(),
-        });
+        };
+        let r = f(&mut ev);
+        // Whatever the reader did not take is kept for the next event.
+        self.data = ev.data;
+        self.data.clear();
+        self.spare_name = ev.event;
+        r
     }
 }
 
@@ -458,6 +497,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_readers_error_stops_the_chunk_and_is_returned() {
+        let mut p = Parser::new();
+        let mut seen = Vec::new();
+        let r = p.push_each(b"data: 1\n\ndata: 2\n\ndata: 3\n\n", |e| {
+            seen.push(e.data.clone());
+            match e.data.as_str() {
+                "2" => Err(Error::new(Code::ProviderBadResponse, "no 2")),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(r.unwrap_err().message, "no 2");
+        assert_eq!(seen, ["1", "2"]);
+    }
+
     /// A realistic mixed stream: named events, CRLF, comments, multi-line data, non-ASCII.
     const STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n: keep-alive\r\n\r\nevent: content_block_delta\r\ndata: {\"text\":\"日本語 ✓\"}\r\n\r\ndata: multi\ndata: line\n\nevent: ping\rdata: {}\r\r";
 
@@ -478,7 +532,19 @@ mod tests {
                 last = c;
             }
             chunks.push(&bytes[last..]);
-            prop_assert_eq!(parse_all(&chunks), whole);
+            prop_assert_eq!(parse_all(&chunks), whole.clone());
+            // Read in place, from the parser's reused buffers, the events are the same
+            // (a name left from the last event never reaches the next).
+            let mut p = Parser::new();
+            let mut seen = Vec::new();
+            for c in &chunks {
+                p.push_each(c, |e| {
+                    seen.push(e.clone());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            prop_assert_eq!(seen, whole);
         }
 
         /// Byte-at-a-time feeding of arbitrary encoded frames round-trips their data.

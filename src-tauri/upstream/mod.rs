@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use sea_orm::{DatabaseConnection, EntityTrait};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -512,16 +512,34 @@ pub fn sse_events(
         Anthropic(protocol::anthropic::stream::StreamDecoder),
     }
     impl Decoder {
-        fn push(&mut self, ev: &protocol::sse::Event) -> Result<Vec<canonical::Event>> {
+        /// Append one SSE event's canonical events to `out`; on an error, none of them.
+        fn push_to(
+            &mut self,
+            ev: &protocol::sse::Event,
+            out: &mut Vec<canonical::Event>,
+        ) -> Result<()> {
             match self {
-                Decoder::OpenAi(d) => d.push(ev),
-                Decoder::Anthropic(d) => d.push(ev),
+                Decoder::OpenAi(d) => {
+                    let before = out.len();
+                    d.push_data_to(&ev.data, out)
+                        .inspect_err(|_| out.truncate(before))
+                }
+                Decoder::Anthropic(d) => {
+                    out.extend(d.push(ev)?);
+                    Ok(())
+                }
             }
         }
-        fn finish(&mut self) -> Result<Vec<canonical::Event>> {
+        fn finish_to(&mut self, out: &mut Vec<canonical::Event>) -> Result<()> {
             match self {
-                Decoder::OpenAi(d) => d.finish(),
-                Decoder::Anthropic(d) => Ok(d.finish()),
+                Decoder::OpenAi(d) => {
+                    let before = out.len();
+                    d.finish_to(out).inspect_err(|_| out.truncate(before))
+                }
+                Decoder::Anthropic(d) => {
+                    out.extend(d.finish());
+                    Ok(())
+                }
             }
         }
     }
@@ -529,7 +547,9 @@ pub fn sse_events(
         body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
         parser: protocol::sse::Parser,
         decoder: Decoder,
-        queue: VecDeque<canonical::Event>,
+        /// The events of the last chunk read, last first: handed out by `pop`, and
+        /// refilled (in the same allocation) only when empty.
+        queue: Vec<canonical::Event>,
         done: bool,
         idle: Duration,
         provider: Arc<str>,
@@ -541,7 +561,7 @@ pub fn sse_events(
             Protocol::OpenAi => Decoder::OpenAi(Default::default()),
             Protocol::Anthropic => Decoder::Anthropic(Default::default()),
         },
-        queue: VecDeque::new(),
+        queue: Vec::new(),
         done: false,
         idle,
         provider,
@@ -549,7 +569,7 @@ pub fn sse_events(
     // Boxed: `unfold` moves its state into a new future and back out for every event.
     futures_util::stream::unfold(Box::new(st), |mut st| async move {
         loop {
-            if let Some(ev) = st.queue.pop_front() {
+            if let Some(ev) = st.queue.pop() {
                 return Some((ev, st));
             }
             if st.done {
@@ -557,7 +577,7 @@ pub fn sse_events(
             }
             let fail = |st: &mut St, e: Error| {
                 st.done = true;
-                st.queue.push_back(canonical::Event::Error((&e).into()));
+                st.queue.push(canonical::Event::Error((&e).into()));
             };
             match tokio::time::timeout(st.idle, st.body.next()).await {
                 Err(_) => {
@@ -567,32 +587,32 @@ pub fn sse_events(
                     );
                     fail(&mut st, e);
                 }
-                Ok(Some(Ok(chunk))) => match st.parser.push(&chunk) {
-                    Ok(events) => {
-                        for ev in &events {
-                            match st.decoder.push(ev) {
-                                Ok(out) => st.queue.extend(out),
-                                Err(e) => {
-                                    fail(&mut st, e);
-                                    break;
-                                }
-                            }
-                        }
+                Ok(Some(Ok(chunk))) => {
+                    let St {
+                        parser,
+                        decoder,
+                        queue,
+                        ..
+                    } = &mut *st;
+                    // Each SSE event is decoded as the parser completes it, from the
+                    // parser's own buffer.
+                    if let Err(e) = parser.push_each(&chunk, |ev| decoder.push_to(ev, queue)) {
+                        fail(&mut st, e);
                     }
-                    Err(e) => fail(&mut st, e),
-                },
+                }
                 Ok(Some(Err(e))) => {
                     let e = transport_failure(&st.provider, e).error;
                     fail(&mut st, e);
                 }
                 Ok(None) => {
                     st.done = true;
-                    match st.decoder.finish() {
-                        Ok(out) => st.queue.extend(out),
-                        Err(e) => st.queue.push_back(canonical::Event::Error((&e).into())),
+                    let St { decoder, queue, .. } = &mut *st;
+                    if let Err(e) = decoder.finish_to(queue) {
+                        queue.push(canonical::Event::Error((&e).into()));
                     }
                 }
             }
+            st.queue.reverse();
         }
     })
     .boxed()

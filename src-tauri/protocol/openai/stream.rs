@@ -56,13 +56,19 @@ impl ChatStreamDecoder {
     /// Feed the `data` of one SSE event.
     pub fn push_data(&mut self, data: &str) -> Result<Vec<Event>> {
         let mut out = Vec::new();
+        self.push_data_to(data, &mut out)?;
+        Ok(out)
+    }
+
+    /// Feed the `data` of one SSE event, appending its events to `out`. On an error,
+    /// `out` may hold some of the chunk's events: a caller that goes on drops them.
+    pub fn push_data_to(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
         if self.done {
-            return Ok(out);
+            return Ok(());
         }
         if data.trim() == "[DONE]" {
             self.done = true;
-            self.end(&mut out)?;
-            return Ok(out);
+            return self.end(out);
         }
         let chunk = chunk::read(data).map_err(|e| {
             Error::new(
@@ -85,7 +91,7 @@ impl ChatStreamDecoder {
                 code,
                 message: format!("upstream error during the stream: {message}"),
             }));
-            return Ok(out);
+            return Ok(());
         }
         if !self.b.is_started() {
             self.msg_id.clear();
@@ -107,26 +113,26 @@ impl ChatStreamDecoder {
                 if !r.is_empty() {
                     self.before_other_block();
                 }
-                self.b.thinking(r, &mut out);
+                self.b.thinking(r, out);
             }
             if let Some(t) = &d.content {
                 if !t.is_empty() {
                     self.before_other_block();
                 }
-                self.b.text(t, &mut out);
+                self.b.text(t, out);
             }
             if let Some(r) = &d.refusal {
                 self.refused = true;
                 if !r.is_empty() {
                     self.before_other_block();
                 }
-                self.b.text(r, &mut out);
+                self.b.text(r, out);
             }
             for tc in d.tool_calls.unwrap_or_default() {
-                self.tool_delta(tc, &mut out)?;
+                self.tool_delta(tc, out)?;
             }
             if let Some(lp) = choice.logprobs.and_then(|l| l.content) {
-                self.b.logprobs(logprobs_from_wire(lp), &mut out);
+                self.b.logprobs(logprobs_from_wire(lp), out);
             }
             if let Some(r) = choice.finish_reason {
                 self.finish = Some(stop_reason_from_finish(&r));
@@ -135,7 +141,7 @@ impl ChatStreamDecoder {
         if let Some(u) = &chunk.usage {
             self.b.usage(&usage_from_wire(u));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Text or thinking is about to open a new block: the open tool call is over.
@@ -238,8 +244,14 @@ impl ChatStreamDecoder {
     /// `[DONE]` was cut off: that is an error event, not a silent end of turn.
     pub fn finish(&mut self) -> Result<Vec<Event>> {
         let mut out = Vec::new();
+        self.finish_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::finish`], appending to `out`.
+    pub fn finish_to(&mut self, out: &mut Vec<Event>) -> Result<()> {
         if self.done {
-            return Ok(out);
+            return Ok(());
         }
         self.done = true;
         if self.finish.is_none() {
@@ -247,10 +259,9 @@ impl ChatStreamDecoder {
                 code: Code::UpstreamError,
                 message: "upstream stream ended before it finished".into(),
             }));
-            return Ok(out);
+            return Ok(());
         }
-        self.end(&mut out)?;
-        Ok(out)
+        self.end(out)
     }
 }
 
