@@ -557,12 +557,8 @@ async fn cloud(
     model: &str,
     req: &Request,
 ) -> Result<(BoxStream<'static, Event>, Vec<&'static str>), Failure> {
-    let mut up = req.clone();
-    up.model = model.to_string();
-    // Always ask a streaming OpenAI upstream for its usage chunk: the request log (and an
-    // Anthropic client's message_delta) needs the counts. The client's own choice is
-    // applied by its encoder, from the original request.
-    up.include_usage = up.stream;
+    // Encoded from the client's request as it is (an agent's can be megabytes: no copy),
+    // with the route's model put in the upstream's body.
     let (path, body, dropped) = match p.kind {
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
             let dialect = if p.kind == ProviderKind::OpenAi {
@@ -570,19 +566,29 @@ async fn cloud(
             } else {
                 openai::Dialect::Compatible
             };
-            let wire = openai::encode_chat_request(&up, dialect)?;
+            let mut wire = openai::encode_chat_request(req, dialect)?;
+            wire.model = model.to_string();
+            // Always ask a streaming OpenAI upstream for its usage chunk: the request log
+            // (and an Anthropic client's message_delta) needs the counts. The client's own
+            // choice is applied by its encoder, from its request.
+            if req.stream {
+                wire.stream_options = Some(openai::wire::StreamOptions {
+                    include_usage: Some(true),
+                });
+            }
             (
                 "/v1/chat/completions",
                 serde_json::to_vec(&wire).map_err(|e| Failure::from(Error::from(e)))?,
-                openai::dropped(&up),
+                openai::dropped(req),
             )
         }
         ProviderKind::Anthropic => {
-            let wire = anthropic::encode_request(&up, &anthropic::UpstreamOptions::default())?;
+            let mut wire = anthropic::encode_request(req, &anthropic::UpstreamOptions::default())?;
+            wire.model = model.to_string();
             (
                 "/v1/messages",
                 serde_json::to_vec(&wire).map_err(|e| Failure::from(Error::from(e)))?,
-                anthropic::dropped(&up),
+                anthropic::dropped(req),
             )
         }
     };
@@ -591,17 +597,8 @@ async fn cloud(
     drop(key);
     let resp = resp?;
     let idle = state.upstreams.timeouts().idle;
-    if up.stream {
-        // An error event in the upstream's stream may quote a credential.
-        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone())
-            .map(|ev| match ev {
-                Event::Error(mut e) => {
-                    e.message = crate::protocol::redact::redact(&e.message, None).into_owned();
-                    Event::Error(e)
-                }
-                other => other,
-            })
-            .boxed();
+    if req.stream {
+        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone());
         return Ok((events, dropped));
     }
     let bytes = upstream::read_body(resp, idle, &p.name)

@@ -500,7 +500,8 @@ async fn read_body_within(
 
 /// The canonical events of an upstream SSE body, decoded incrementally. An upstream
 /// that breaks off, stalls past the idle timeout or sends garbage ends the stream
-/// with an `Event::Error`. Dropping the stream drops the connection (cancellation).
+/// with an `Event::Error`, its message redacted of anything shaped like a credential.
+/// Dropping the stream drops the connection (cancellation).
 pub fn sse_events(
     resp: reqwest::Response,
     protocol: Protocol,
@@ -569,7 +570,11 @@ pub fn sse_events(
     // Boxed: `unfold` moves its state into a new future and back out for every event.
     futures_util::stream::unfold(Box::new(st), |mut st| async move {
         loop {
-            if let Some(ev) = st.queue.pop() {
+            if let Some(mut ev) = st.queue.pop() {
+                // An error event in the upstream's stream may quote a credential.
+                if let canonical::Event::Error(e) = &mut ev {
+                    e.message = protocol::redact::redact(&e.message, None).into_owned();
+                }
                 return Some((ev, st));
             }
             if st.done {
