@@ -520,11 +520,7 @@ pub fn sse_events(
             out: &mut Vec<canonical::Event>,
         ) -> Result<()> {
             match self {
-                Decoder::OpenAi(d) => {
-                    let before = out.len();
-                    d.push_data_to(&ev.data, out)
-                        .inspect_err(|_| out.truncate(before))
-                }
+                Decoder::OpenAi(d) => d.push_data_to(&ev.data, out),
                 Decoder::Anthropic(d) => {
                     out.extend(d.push(ev)?);
                     Ok(())
@@ -533,10 +529,7 @@ pub fn sse_events(
         }
         fn finish_to(&mut self, out: &mut Vec<canonical::Event>) -> Result<()> {
             match self {
-                Decoder::OpenAi(d) => {
-                    let before = out.len();
-                    d.finish_to(out).inspect_err(|_| out.truncate(before))
-                }
+                Decoder::OpenAi(d) => d.finish_to(out),
                 Decoder::Anthropic(d) => {
                     out.extend(d.finish());
                     Ok(())

@@ -60,9 +60,15 @@ impl ChatStreamDecoder {
         Ok(out)
     }
 
-    /// Feed the `data` of one SSE event, appending its events to `out`. On an error,
-    /// `out` may hold some of the chunk's events: a caller that goes on drops them.
+    /// Feed the `data` of one SSE event, appending its events to `out`; on an error,
+    /// `out` is left as it was.
     pub fn push_data_to(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
+        let before = out.len();
+        self.read_data(data, out)
+            .inspect_err(|_| out.truncate(before))
+    }
+
+    fn read_data(&mut self, data: &str, out: &mut Vec<Event>) -> Result<()> {
         if self.done {
             return Ok(());
         }
@@ -248,7 +254,8 @@ impl ChatStreamDecoder {
         Ok(out)
     }
 
-    /// [`Self::finish`], appending to `out`.
+    /// [`Self::finish`], appending to `out` (nothing on an error: `end` checks before
+    /// it writes).
     pub fn finish_to(&mut self, out: &mut Vec<Event>) -> Result<()> {
         if self.done {
             return Ok(());

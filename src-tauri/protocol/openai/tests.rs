@@ -534,6 +534,26 @@ fn feed(chunks: &[String]) -> Result<Vec<Event>> {
 }
 
 #[test]
+fn a_chunk_that_fails_half_way_appends_none_of_its_events() {
+    let mut d = ChatStreamDecoder::new();
+    let mut out = Vec::new();
+    d.push_data_to(
+        &chunk(json!({"role": "assistant", "content": "Hi"}), None),
+        &mut out,
+    )
+    .unwrap();
+    let kept = out.len();
+    // Text for choice 0 decodes before choice 1 is refused.
+    let two = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": null},
+                    {"index": 1, "delta": {"content": "x"}, "finish_reason": null}]})
+    .to_string();
+    let err = d.push_data_to(&two, &mut out).unwrap_err();
+    assert_eq!(err.code, Code::ProviderBadResponse);
+    assert_eq!(out.len(), kept);
+}
+
+#[test]
 fn tool_call_id_name_and_arguments_may_arrive_in_separate_chunks_and_text_may_follow() {
     let events = feed(&[
         chunk(json!({"role": "assistant", "content": "Checking."}), None),
