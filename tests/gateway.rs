@@ -692,6 +692,79 @@ async fn no_fallback_after_the_first_byte_and_the_stream_ends_with_an_error_even
     );
 }
 
+/// A provider that goes silent after its first event is cut off at the idle timeout: the
+/// client's stream ends with a coded error in its own protocol's shape instead of
+/// waiting on the provider — relayed and translated alike — and the request log says why.
+#[tokio::test]
+async fn a_provider_silent_mid_stream_is_cut_off_at_the_idle_timeout() {
+    let mut options = GatewayOptions::default();
+    options.timeouts.idle = Duration::from_millis(300);
+    let gw = Gw::start_with(options).await;
+    gw.rule("gpt-4o", MatchType::Exact, "oai", None, None).await;
+    gw.rule("claude-x", MatchType::Exact, "ant", None, None)
+        .await;
+    gw.rule("llama", MatchType::Exact, "compat", None, None)
+        .await;
+    // The first event at once, the next one only after 10 s.
+    let silent = Script {
+        text: "one two three".into(),
+        chunks: 3,
+        event_gap: Duration::from_secs(10),
+        ..Default::default()
+    };
+    for fake in [&gw.openai, &gw.anthropic, &gw.compat] {
+        fake.set_script(silent.clone());
+    }
+    let cases = [
+        ("relayed chat", "/v1/chat/completions", chat("gpt-4o", true)),
+        (
+            "relayed messages",
+            "/v1/messages",
+            messages_req("claude-x", true),
+        ),
+        (
+            "messages over chat",
+            "/v1/messages",
+            messages_req("llama", true),
+        ),
+        (
+            "responses over chat",
+            "/v1/responses",
+            json!({"model": "llama", "input": "Hi", "stream": true}),
+        ),
+    ];
+    for (what, path, body) in cases {
+        let t = Instant::now();
+        let r = gw.post(path, body).await;
+        assert_eq!(r.status(), 200, "{what}");
+        let text = r.text().await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: the gateway waited on the silent provider"
+        );
+        let events = common::parse_sse(&text);
+        let (name, data) = events.last().expect("some events");
+        assert!(
+            data.contains("\"upstream_timeout\""),
+            "{what}: the stream must end with the coded error, got {name:?} {data}"
+        );
+    }
+    // The rows are written in the background as each stream ends.
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = gw.request_log().await;
+        if rows.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let timed_out = rows
+        .iter()
+        .filter(|r| r.error_code.as_deref() == Some("upstream_timeout"))
+        .count();
+    assert_eq!(timed_out, 4, "{rows:?}");
+}
+
 // ------------------------------------------------------------------ cancellation
 
 #[tokio::test]

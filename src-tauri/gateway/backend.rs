@@ -260,10 +260,12 @@ pub struct Raw {
 
 pub enum RawBody {
     Full(Bytes),
-    /// An event stream: its first chunk, and the rest.
+    /// An event stream: its first chunk, the rest, and the provider (named in the error
+    /// the client hears if the rest breaks off).
     Stream {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
+        provider: Arc<str>,
     },
 }
 
@@ -544,7 +546,11 @@ pub async fn relay(
     Ok(Raw {
         status,
         headers,
-        body: RawBody::Stream { first, rest },
+        body: RawBody::Stream {
+            first,
+            rest,
+            provider: p.name.clone(),
+        },
         api,
     })
 }

@@ -390,7 +390,11 @@ fn relay_response(
             trace.finish(status, None);
             Body::from(bytes)
         }
-        RawBody::Stream { first, rest } => {
+        RawBody::Stream {
+            first,
+            rest,
+            provider,
+        } => {
             let mut tap = StreamTap::new(api);
             if hide_usage {
                 tap = tap.hide_usage_chunk();
@@ -399,6 +403,7 @@ fn relay_response(
             let body = RelayBody {
                 first: Some(first),
                 rest,
+                provider,
                 tap,
                 trace: Some(trace),
                 status,
@@ -423,6 +428,7 @@ fn relay_response(
 struct RelayBody {
     first: Option<Bytes>,
     rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    provider: std::sync::Arc<str>,
     tap: StreamTap,
     trace: Option<Trace>,
     status: u16,
@@ -449,13 +455,10 @@ async fn relay_next(mut b: Box<RelayBody>) -> Option<(std::io::Result<Bytes>, Bo
                 return Some((Ok(out), b));
             }
             Some(Err(e)) => {
-                // The upstream broke off mid-stream: the status line is sent, so the
-                // client hears it in-band, in its protocol's error shape.
+                // The upstream broke off or went silent mid-stream: the status line is
+                // sent, so the client hears it in-band, in its protocol's error shape.
                 b.done = true;
-                let err = Error::new(
-                    Code::UpstreamError,
-                    format!("the upstream stream broke off: {e}"),
-                );
+                let err = crate::upstream::mid_stream_failure(&b.provider, &e);
                 b.failed = Some(err.code.as_str());
                 let frame = crate::protocol::stream_error_frame(b.protocol, &err);
                 return Some((Ok(Bytes::from(frame.to_bytes())), b));

@@ -430,6 +430,22 @@ pub(crate) fn transport_failure(name: &str, e: reqwest::Error) -> Failure {
     )
 }
 
+/// A streamed body that failed after it began: silent past the idle timeout (reqwest's
+/// read timeout), or cut off. The provider was reached, so neither is `upstream_unreachable`.
+pub(crate) fn mid_stream_failure(name: &str, e: &reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::new(
+            Code::UpstreamTimeout,
+            format!("provider {name} stopped streaming"),
+        )
+    } else {
+        Error::new(
+            Code::UpstreamError,
+            format!("provider {name}'s stream broke off: {}", error_chain(e)),
+        )
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -599,7 +615,7 @@ pub fn sse_events(
                     }
                 }
                 Ok(Some(Err(e))) => {
-                    let e = transport_failure(&st.provider, e).error;
+                    let e = mid_stream_failure(&st.provider, &e);
                     fail(&mut st, e);
                 }
                 Ok(None) => {
