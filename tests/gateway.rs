@@ -153,15 +153,24 @@ impl Gw {
     }
 
     async fn request_log(&self) -> Vec<switchyard::store::entities::request_log::Model> {
+        self.request_log_of(1).await
+    }
+
+    /// The request log once it has at least `n` rows (or what it has after a second).
+    async fn request_log_of(
+        &self,
+        n: usize,
+    ) -> Vec<switchyard::store::entities::request_log::Model> {
         // The log is written by a background task: give it a moment.
+        let mut rows = Vec::new();
         for _ in 0..50 {
-            let rows = gateway::log::tail(&self.app.db, 100).await.unwrap();
-            if !rows.is_empty() {
-                return rows;
+            rows = gateway::log::tail(&self.app.db, 100).await.unwrap();
+            if rows.len() >= n {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Vec::new()
+        rows
     }
 }
 
@@ -750,14 +759,7 @@ async fn a_provider_silent_mid_stream_is_cut_off_at_the_idle_timeout() {
         );
     }
     // The rows are written in the background as each stream ends.
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = gw.request_log().await;
-        if rows.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let rows = gw.request_log_of(4).await;
     let timed_out = rows
         .iter()
         .filter(|r| r.error_code.as_deref() == Some("upstream_timeout"))

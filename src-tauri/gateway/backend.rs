@@ -604,7 +604,7 @@ async fn cloud(
     let resp = resp?;
     let idle = state.upstreams.timeouts().idle;
     if req.stream {
-        let events = upstream::sse_events(resp, p.protocol(), idle, p.name.clone());
+        let events = upstream::sse_events(resp, p.protocol(), p.name.clone());
         return Ok((events, dropped));
     }
     let bytes = upstream::read_body(resp, idle, &p.name)

@@ -515,13 +515,13 @@ async fn read_body_within(
 }
 
 /// The canonical events of an upstream SSE body, decoded incrementally. An upstream
-/// that breaks off, stalls past the idle timeout or sends garbage ends the stream
-/// with an `Event::Error`, its message redacted of anything shaped like a credential.
-/// Dropping the stream drops the connection (cancellation).
+/// that breaks off, stalls past the idle timeout (the client's read timeout, as for a
+/// relayed stream) or sends garbage ends the stream with an `Event::Error`, its message
+/// redacted of anything shaped like a credential. Dropping the stream drops the
+/// connection (cancellation).
 pub fn sse_events(
     resp: reqwest::Response,
     protocol: Protocol,
-    idle: Duration,
     provider: Arc<str>,
 ) -> BoxStream<'static, canonical::Event> {
     enum Decoder {
@@ -561,7 +561,6 @@ pub fn sse_events(
         /// refilled (in the same allocation) only when empty.
         queue: Vec<canonical::Event>,
         done: bool,
-        idle: Duration,
         provider: Arc<str>,
     }
     let st = St {
@@ -573,7 +572,6 @@ pub fn sse_events(
         },
         queue: Vec::new(),
         done: false,
-        idle,
         provider,
     };
     // Boxed: `unfold` moves its state into a new future and back out for every event.
@@ -593,15 +591,8 @@ pub fn sse_events(
                 st.done = true;
                 st.queue.push(canonical::Event::Error((&e).into()));
             };
-            match tokio::time::timeout(st.idle, st.body.next()).await {
-                Err(_) => {
-                    let e = Error::new(
-                        Code::UpstreamTimeout,
-                        format!("provider {} stopped streaming", st.provider),
-                    );
-                    fail(&mut st, e);
-                }
-                Ok(Some(Ok(chunk))) => {
+            match st.body.next().await {
+                Some(Ok(chunk)) => {
                     let St {
                         parser,
                         decoder,
@@ -614,11 +605,11 @@ pub fn sse_events(
                         fail(&mut st, e);
                     }
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     let e = mid_stream_failure(&st.provider, &e);
                     fail(&mut st, e);
                 }
-                Ok(None) => {
+                None => {
                     st.done = true;
                     let St { decoder, queue, .. } = &mut *st;
                     if let Err(e) = decoder.finish_to(queue) {
