@@ -278,7 +278,10 @@ fn db_bytes(env: &Env) -> u64 {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains("switchyard.db"))
-        .map(|e| e.metadata().unwrap().len())
+        // SQLite removes `-wal`/`-shm` when the last connection closes, which the
+        // set-up's pool may still be doing: a file gone since the listing has no size.
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
         .max()
         .unwrap_or(0)
 }
